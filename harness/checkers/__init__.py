@@ -1,0 +1,22 @@
+"""Checkers: pure functions over a history that return a `Verdict`.
+
+Verdicts compose Jepsen-style (`worst`: fail > unknown > pass); run each checker through
+`guarded` so one that crashes reports `unknown` instead of taking the run down.
+"""
+
+from __future__ import annotations
+
+from harness.checkers.availability import check_availability
+from harness.checkers.failover import check_failover
+from harness.checkers.order import check_order
+from harness.checkers.verdict import Status, Verdict, guarded, worst
+
+__all__ = [
+    "Status",
+    "Verdict",
+    "check_availability",
+    "check_failover",
+    "check_order",
+    "guarded",
+    "worst",
+]

@@ -1,0 +1,341 @@
+"""Failover time: did each client move off a faulted replica, and as fast as its policy says?
+
+For each fault and each client with ops in the fault window, the failover op is the FIRST
+op in the window that ended `ok` on an unaffected replica after at least one failed
+attempt on an affected one. Its duration is what a user's request paid to fail over.
+
+The bound is two-sided. Timeouts never fire early, so a blackhole that "failed over" in
+10 ms means the fault was not applied; a failover much slower than the policy's timeout
+means the client waited on something it should not have.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from harness.checkers.verdict import (
+    FaultWindow,
+    Status,
+    Verdict,
+    as_events,
+    attempt_trail,
+    capped,
+    completes,
+    fault_windows,
+    percentile,
+    rounded,
+    worst,
+)
+from harness.history import Complete, Event, History
+
+NAME = "failover"
+
+Wait = Literal["none", "response", "connect"]
+ClientStatus = Literal["pass", "fail", "unknown", "not-exercised", "not-applicable"]
+
+# What one failed attempt on an affected replica costs before the policy moves on.
+EXPECTED_WAIT: dict[str, dict[str, Wait]] = {
+    "vcenter": {
+        "refuse": "none",
+        "reset": "none",
+        "kill": "none",
+        "restart": "none",
+        "flap": "none",
+        "blackhole": "response",
+        "stall": "response",
+        "unreachable": "connect",
+    },
+    "pykmip": {
+        "refuse": "none",
+        "reset": "none",
+        "kill": "none",
+        "restart": "none",
+        "flap": "none",
+        "blackhole": "response",
+        "stall": "response",
+        "unreachable": "response",  # PyKMIP uses one timeout for connect and response
+    },
+}
+FAILOVER_KINDS = frozenset(EXPECTED_WAIT["vcenter"])
+NO_FAILOVER_KINDS = frozenset({"latency", "bandwidth"})
+
+CLOCK_SLACK_S = 0.02
+CLOCK_SLACK_SHARE = 0.02
+UPPER_SLACK_SHARE = 0.10
+BASELINE_P99_FACTOR = 4.0
+
+
+@dataclass
+class ClientResult:
+    client: str
+    status: ClientStatus
+    figures: dict[str, Any]
+    message: str
+    evidence: list[str]
+    failover_s: float | None = None
+    kind: str = ""
+
+
+def wait_bounds(wait: float, *, baseline_p99: float, min_upper_slack: float) -> tuple[float, float]:
+    """The [lower, upper] seconds a failover paying `wait` of timeouts may take."""
+    lower = max(0.0, wait - CLOCK_SLACK_S - CLOCK_SLACK_SHARE * wait)
+    upper = (
+        wait + max(min_upper_slack, UPPER_SLACK_SHARE * wait) + BASELINE_P99_FACTOR * baseline_p99
+    )
+    return lower, upper
+
+
+def check_failover(
+    events: History | Iterable[Event],
+    *,
+    response_timeout: float,
+    connect_timeout: float,
+    min_upper_slack: float = 0.25,
+    orders: dict[str, list[str]] | None = None,
+) -> Verdict:
+    """Check every client failed over from every faulted replica within its policy's bound.
+
+    `response_timeout` and `connect_timeout` are the scaled client timeouts. With `orders`
+    (client → replica order), a client whose every replica is affected is "not-applicable"
+    instead of failing for never reaching another replica.
+
+    Fails if any client failed over outside [lower, upper] or never reached an unaffected
+    replica after trying an affected one; unknown if no failover was exercised at all.
+    """
+    evs = as_events(events)
+    ops = completes(evs)
+    windows = fault_windows(evs)
+    origin = min((c.start for c in ops), default=0.0)
+    if windows:
+        origin = min(origin, windows[0].start)
+
+    first_inject = windows[0].start if windows else None
+    baseline = [
+        c.duration
+        for c in ops
+        if c.outcome == "ok" and (first_inject is None or c.end < first_inject)
+    ]
+    p50 = percentile(baseline, 50) if baseline else 0.0
+    p99 = percentile(baseline, 99) if baseline else 0.0
+
+    waits = {"none": 0.0, "response": response_timeout, "connect": connect_timeout}
+    figures: dict[str, Any] = {
+        "baseline_p50_s": rounded(p50),
+        "baseline_p99_s": rounded(p99),
+        "baseline_ops": len(baseline),
+    }
+    results: list[ClientResult] = []
+    notes: list[str] = []
+    if not baseline:
+        notes.append("no baseline: no ok op ended before the first fault; p99 taken as 0")
+
+    for w in windows:
+        fig: dict[str, Any] = {
+            "kind": w.kind,
+            "target": w.target,
+            "replicas": list(w.replicas),
+            "start_s": rounded(w.start - origin),
+            "end_s": rounded(w.end - origin),
+            "healed": w.healed,
+        }
+        figures[w.fault_id] = fig
+        if w.kind not in FAILOVER_KINDS:
+            fig["applicable"] = False
+            fig["note"] = (
+                f"no failover expected under {w.kind}"
+                if w.kind in NO_FAILOVER_KINDS
+                else f"unknown fault kind {w.kind!r}: no failover expectation"
+            )
+            continue
+        fig["applicable"] = True
+        in_window: dict[str, list[Complete]] = {}
+        for c in ops:
+            if w.contains(c.start):
+                in_window.setdefault(c.client, []).append(c)
+        fig["clients"] = {}
+        if not in_window:
+            fig["note"] = "no ops started in the fault window"
+        for client, client_ops in sorted(in_window.items()):
+            r = _judge_client(
+                w,
+                client,
+                client_ops,
+                waits=waits,
+                baseline_p99=p99,
+                min_upper_slack=min_upper_slack,
+                order=None if orders is None else orders.get(client),
+                origin=origin,
+            )
+            fig["clients"][client] = r.figures
+            results.append(r)
+
+    judged = [r for r in results if r.status in ("pass", "fail", "unknown")]
+    status: Status = worst(r.status for r in judged)
+
+    failures = [r for r in judged if r.status == "fail"]
+    if failures:
+        summary = failures[0].message
+        if len(failures) > 1:
+            summary += f" (and {len(failures) - 1} more failures)"
+    elif not judged:
+        applicable = [w for w in windows if w.kind in FAILOVER_KINDS]
+        if not windows:
+            summary = "no failover exercised: the history has no faults"
+        elif not applicable:
+            summary = "no failover exercised: no fault kind here expects one"
+        else:
+            summary = "no failover exercised: no client tried an affected replica during a fault"
+    elif len(judged) == 1:
+        summary = judged[0].message
+    else:
+        passed = [r for r in judged if r.status == "pass"]
+        slowest = max(passed, key=lambda r: r.failover_s or 0.0, default=None)
+        n_faults = len({r.figures.get("fault_id") for r in judged})
+        summary = (
+            f"{len(passed)} failovers within bounds across {n_faults} "
+            f"fault{'s' if n_faults != 1 else ''}"
+        )
+        if len(passed) < len(judged):
+            summary += f", {len(judged) - len(passed)} could not be judged"
+        if slowest is not None:
+            summary += f"; slowest: {slowest.message}"
+
+    ranked = sorted(results, key=lambda r: {"fail": 0, "unknown": 1, "pass": 2}.get(r.status, 3))
+    details = [line for r in ranked for line in r.evidence]
+    return Verdict(
+        name=NAME,
+        status=status,
+        summary=summary,
+        figures=figures,
+        details=capped(notes + details),
+        bound=(
+            f"per failed attempt on an affected replica, wait = 0 s (refuse, reset, kill, "
+            f"restart, flap), response {response_timeout:.3f} s (blackhole, stall), "
+            f"unreachable: connect {connect_timeout:.3f} s (vcenter) / response (pykmip); "
+            f"wait − {CLOCK_SLACK_S} s − {CLOCK_SLACK_SHARE:.0%} ≤ failover ≤ wait + "
+            f"max({min_upper_slack} s, {UPPER_SLACK_SHARE:.0%}) + "
+            f"{BASELINE_P99_FACTOR:g} × baseline p99 ({p99:.3f} s)"
+        ),
+    )
+
+
+def _judge_client(
+    w: FaultWindow,
+    client: str,
+    ops: Sequence[Complete],
+    *,
+    waits: dict[str, float],
+    baseline_p99: float,
+    min_upper_slack: float,
+    order: list[str] | None,
+    origin: float,
+) -> ClientResult:
+    affected = set(w.replicas)
+    head = f"{w.fault_id} {w.label} · {client}"
+    fig: dict[str, Any] = {"fault_id": w.fault_id, "ops_in_window": len(ops)}
+
+    def result(
+        status: ClientStatus, message: str, evidence: list[str], failover_s: float | None = None
+    ) -> ClientResult:
+        fig["status"] = status
+        return ClientResult(client, status, fig, message, evidence, failover_s, w.kind)
+
+    if order is not None and order and set(order) <= affected:
+        fig["note"] = "every replica in the client's order is affected"
+        return result("not-applicable", f"{client} has no unaffected replica", [])
+
+    tried = any(a.server in affected for c in ops for a in c.attempts)
+    if not tried:
+        fig["note"] = "no op tried an affected replica"
+        return result("not-exercised", f"{client} never tried {', '.join(w.replicas)}", [])
+
+    failover_op: Complete | None = None
+    for c in ops:
+        if (
+            c.outcome == "ok"
+            and c.served_by is not None
+            and c.served_by not in affected
+            and any(a.server in affected and a.outcome != "ok" for a in c.attempts)
+        ):
+            failover_op = c
+            break
+
+    if failover_op is None:
+        served_affected = [c for c in ops if c.outcome == "ok" and c.served_by in affected]
+        message = f"{client} never reached another replica during {w.label}"
+        if served_affected:
+            message += (
+                f" (still served by {served_affected[0].served_by} in "
+                f"{len(served_affected)} ops: fault not applied?)"
+            )
+        evidence = [f"{head}: FAIL never failed over in {len(ops)} ops"]
+        for c in ops[:3]:
+            evidence.append(
+                f"  {c.op_id} t+{c.start - origin:.3f}s {c.outcome}: {attempt_trail(c.attempts)}"
+            )
+        fig["failed_ops"] = sum(1 for c in ops if c.outcome != "ok")
+        return result("fail", message, evidence)
+
+    policy = failover_op.policy
+    per_attempt = EXPECTED_WAIT.get(policy, {}).get(w.kind)
+    failed_on_affected = [
+        a for a in failover_op.attempts if a.server in affected and a.outcome != "ok"
+    ]
+    failover_s = failover_op.duration
+    failed_before = sum(
+        1 for c in ops if c.start < failover_op.start and c.outcome in ("fail", "info")
+    )
+    from_servers = ", ".join(dict.fromkeys(a.server for a in failed_on_affected))
+    trail = attempt_trail(failover_op.attempts)
+    fig.update(
+        {
+            "failover_s": rounded(failover_s),
+            "detect_s": rounded(failover_op.end - w.start),
+            "failed_ops_before": failed_before,
+            "op_id": failover_op.op_id,
+            "policy": policy,
+            "served_by": failover_op.served_by,
+            "trail": trail,
+        }
+    )
+    if per_attempt is None:
+        message = f"{client}: unknown policy {policy!r}, cannot bound its failover"
+        evidence = [f"{head}: UNKNOWN policy {policy!r}; {failover_op.op_id}: {trail}"]
+        return result("unknown", message, evidence, failover_s=failover_s)
+
+    wait = waits[per_attempt] * len(failed_on_affected)
+    lower, upper = wait_bounds(wait, baseline_p99=baseline_p99, min_upper_slack=min_upper_slack)
+    fig.update(
+        {
+            "expected_wait_s": rounded(wait),
+            "lower_s": rounded(lower),
+            "upper_s": rounded(upper),
+        }
+    )
+    bound = f"bound {lower:.3f}–{upper:.3f} s"
+    op_line = f"  {failover_op.op_id} t+{failover_op.start - origin:.3f}s: {trail}"
+    if failover_s < lower:
+        message = (
+            f"{client} failed over from {from_servers} in {failover_s:.3f} s under {w.kind}, "
+            f"below the lower bound {lower:.3f} s (fault not applied?)"
+        )
+        evidence = [f"{head}: FAIL {failover_s:.3f} s < {lower:.3f} s", op_line]
+        return result("fail", message, evidence, failover_s=failover_s)
+    if failover_s > upper:
+        message = (
+            f"{client} took {failover_s:.3f} s to fail over from {from_servers} under "
+            f"{w.kind}, above the upper bound {upper:.3f} s"
+        )
+        evidence = [f"{head}: FAIL {failover_s:.3f} s > {upper:.3f} s", op_line]
+        return result("fail", message, evidence, failover_s=failover_s)
+    message = (
+        f"{client} failed over from {from_servers} in {failover_s:.3f} s under {w.kind} ({bound})"
+    )
+    evidence = [
+        f"{head}: pass {failover_s:.3f} s ({bound}), detect {failover_op.end - w.start:.3f} s, "
+        f"{failed_before} failed ops before",
+        op_line,
+    ]
+    return result("pass", message, evidence, failover_s=failover_s)

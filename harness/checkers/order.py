@@ -1,0 +1,90 @@
+"""Server order: every op walked its client's replica list from the start, in order.
+
+Both policies open new connections by walking the client's order from order[0]: an op's
+fresh (non-reused) attempts must name exactly order[0], order[1], ... with nothing
+skipped, repeated or reversed. A connection opened by an earlier op may serve any
+replica, but it is only ever tried first.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from harness.checkers.verdict import Verdict, as_events, attempt_trail, capped, completes
+from harness.history import Attempt, Complete, Event, History
+
+NAME = "order"
+
+
+def order_violation(attempts: Sequence[Attempt], order: Sequence[str]) -> str | None:
+    """Why these attempts break `order`, or None if they follow it."""
+    for i, a in enumerate(attempts):
+        if a.reused and i != 0:
+            return f"reused connection to {a.server} tried as attempt {i + 1}, not first"
+    fresh = [a.server for a in attempts if not a.reused]
+    for i, server in enumerate(fresh):
+        if server not in order:
+            return f"unknown server {server!r}"
+        if i >= len(order):
+            return f"tried {server} again after the whole order"
+        expected = order[i]
+        if server == expected:
+            continue
+        pos = order.index(server)
+        if pos < i:
+            return f"went back to {server} after {fresh[i - 1]}"
+        return f"skipped {', '.join(order[i:pos])}"
+    return None
+
+
+def check_order(events: History | Iterable[Event], *, orders: dict[str, list[str]]) -> Verdict:
+    """Check every op's attempts follow its client's replica order.
+
+    Fails on any violation (skipped or repeated server, going backwards, unknown server,
+    unknown client, a reused connection tried after a fresh one); unknown if no ops.
+    """
+    ops = completes(as_events(events))
+    per_client: dict[str, dict[str, int]] = {}
+    evidence: list[str] = []
+    violations = 0
+    for c in ops:
+        counts = per_client.setdefault(c.client, {"ops": 0, "violations": 0})
+        counts["ops"] += 1
+        order = orders.get(c.client)
+        reason: str | None
+        if order is None:
+            reason = f"unknown client (known: {', '.join(sorted(orders)) or 'none'})"
+        else:
+            reason = order_violation(c.attempts, order)
+        if reason is None:
+            continue
+        counts["violations"] += 1
+        violations += 1
+        evidence.append(_evidence(c, order, reason))
+
+    figures: dict[str, Any] = {
+        "ops_checked": len(ops),
+        "violations": violations,
+        "clients": per_client,
+    }
+    if not ops:
+        return Verdict(NAME, "unknown", "no ops to check", figures, [])
+    if violations:
+        worst_client = max(per_client, key=lambda k: per_client[k]["violations"])
+        summary = (
+            f"{violations} of {len(ops)} ops broke their client's server order "
+            f"(most: {worst_client}, {per_client[worst_client]['violations']}); "
+            f"first: {evidence[0]}"
+        )
+        return Verdict(NAME, "fail", summary, figures, capped(evidence))
+    summary = f"all {len(ops)} ops of {len(per_client)} clients followed their server order"
+    return Verdict(NAME, "pass", summary, figures, [])
+
+
+def _evidence(c: Complete, order: Sequence[str] | None, reason: str) -> str:
+    expected = ", ".join(order) if order is not None else "?"
+    return (
+        f"{c.op_id} {c.client}: {reason}; attempted {attempt_trail(c.attempts)}; "
+        f"expected a prefix of [{expected}]"
+    )

@@ -1,0 +1,256 @@
+"""Failover policies: how a client walks its ordered server list.
+
+- `VCenterPolicy`: for every operation, a fresh TLS connection to each server in
+  order. Refused / reset / closed → the next server at once; no TCP answer within
+  `connect_timeout` → the next; connected but no answer within `response_timeout` →
+  the next. All failed → the operation fails (or is `info` if a mutating request may
+  have reached a server).
+- `PyKmipPolicy`: the real `kmip.pie.client.ProxyKmipClient`, used as a PyKMIP user
+  would: one long-lived connection, opened with the comma-separated host list and one
+  shared port. PyKMIP fails over only while connecting (TLS handshake included) and
+  uses one timeout for connect and response; an error on an open connection is raised
+  to the caller. Our user then closes the client and reopens it on the next operation.
+  The timeout is set through ``client.proxy.timeout`` because ProxyKmipClient ignores
+  the config file's value (out of the box a stalled server costs 30 s).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import time
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from harness.client.operations import MUTATING, OpValue, new_pie_client, perform
+from harness.client.transport import AttemptError, Endpoint, classify, connect_tls, describe
+from harness.history import Attempt, OpOutcome
+
+
+@dataclass
+class PolicyResult:
+    outcome: OpOutcome
+    value: OpValue | None
+    served_by: str | None
+    attempts: list[Attempt] = field(default_factory=list)
+    error: str = ""
+
+
+class FailoverPolicy(Protocol):
+    name: str
+
+    def execute(self, op: str, key: str | None) -> PolicyResult: ...
+
+    def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class TlsFiles:
+    ca: str
+    cert: str
+    key: str
+
+
+def _unanswered(op: str, attempts: list[Attempt], sent: bool, error: str) -> PolicyResult:
+    outcome: OpOutcome = "info" if sent and op in MUTATING else "fail"
+    return PolicyResult(outcome, None, None, attempts, error)
+
+
+class VCenterPolicy:
+    name = "vcenter"
+
+    def __init__(
+        self,
+        endpoints: list[Endpoint],
+        tls: TlsFiles,
+        connect_timeout: float,
+        response_timeout: float,
+        empty_conf: str,
+    ) -> None:
+        self.endpoints = endpoints
+        self.tls = tls
+        self.connect_timeout = connect_timeout
+        self.response_timeout = response_timeout
+        self._pie = new_pie_client(
+            [endpoints[0].host], endpoints[0].port, tls.ca, tls.cert, tls.key, empty_conf
+        )
+
+    def execute(self, op: str, key: str | None) -> PolicyResult:
+        from kmip.pie.exceptions import KmipOperationFailure
+        from kmip.services.kmip_protocol import KMIPProtocol
+
+        attempts: list[Attempt] = []
+        sent_any = False
+        last_error = ""
+        for ep in self.endpoints:
+            t0 = time.monotonic()
+            try:
+                sock = connect_tls(
+                    ep,
+                    self.tls.ca,
+                    self.tls.cert,
+                    self.tls.key,
+                    self.connect_timeout,
+                    self.response_timeout,
+                )
+            except AttemptError as e:
+                attempts.append(
+                    Attempt(ep.replica, ep.address, t0, time.monotonic(), e.outcome, e.detail)
+                )
+                last_error = f"{ep.replica}: {e.outcome}"
+                continue
+            pie = self._pie
+            pie.proxy.socket = sock
+            pie.proxy.protocol = KMIPProtocol(sock)
+            pie._is_open = True
+            try:
+                value = perform(pie, op, key)
+            except KmipOperationFailure as e:
+                attempts.append(
+                    Attempt(ep.replica, ep.address, t0, time.monotonic(), "kmip-error", str(e))
+                )
+                return PolicyResult("fail", None, ep.replica, attempts, str(e))
+            except Exception as e:  # noqa: BLE001 - every failure is an attempt outcome
+                outcome = classify(e, phase="request")
+                attempts.append(
+                    Attempt(ep.replica, ep.address, t0, time.monotonic(), outcome, describe(e))
+                )
+                sent_any = True
+                last_error = f"{ep.replica}: {outcome}"
+                continue
+            finally:
+                pie._is_open = False
+                with contextlib.suppress(OSError):
+                    sock.close()
+            attempts.append(Attempt(ep.replica, ep.address, t0, time.monotonic(), "ok"))
+            return PolicyResult("ok", value, ep.replica, attempts)
+        return _unanswered(op, attempts, sent_any, f"all servers failed ({last_error})")
+
+    def close(self) -> None:
+        pass
+
+
+class PyKmipPolicy:
+    name = "pykmip"
+
+    def __init__(
+        self, endpoints: list[Endpoint], tls: TlsFiles, response_timeout: float, empty_conf: str
+    ) -> None:
+        ports = {ep.port for ep in endpoints}
+        if len(ports) != 1:
+            raise ValueError(
+                f"PyKMIP's client needs one shared port; endpoints use {sorted(ports)}"
+            )
+        self.endpoints = endpoints
+        self._replica_of = {ep.host: ep for ep in endpoints}
+        self.response_timeout = response_timeout
+        self._pie = new_pie_client(
+            [ep.host for ep in endpoints], endpoints[0].port, tls.ca, tls.cert, tls.key, empty_conf
+        )
+        # ProxyKmipClient ignores the config file's timeout; this is the only knob.
+        self._pie.proxy.timeout = response_timeout
+        self._connect_log: list[Attempt] = []
+        self._connected_at: float | None = None
+        self._instrument()
+
+    def _instrument(self) -> None:
+        """Record each host PyKMIP's own open() tries, without changing what it does."""
+        proxy = self._pie.proxy
+        original = proxy._create_socket
+        policy = self
+
+        def create_socket(sock: Any) -> None:
+            original(sock)
+            tls = proxy.socket
+            connect = tls.connect
+
+            def timed_connect(addr: tuple[str, int]) -> None:
+                t0 = time.monotonic()
+                ep = policy._replica_of.get(addr[0], Endpoint(addr[0], addr[0], addr[1]))
+                try:
+                    connect(addr)
+                except BaseException as e:
+                    phase = "connect"
+                    if isinstance(e, socket.timeout | TimeoutError):
+                        with contextlib.suppress(OSError):
+                            tls.getpeername()
+                            phase = "handshake"
+                    policy._connect_log.append(
+                        Attempt(
+                            ep.replica,
+                            ep.address,
+                            t0,
+                            time.monotonic(),
+                            classify(e, phase),
+                            describe(e),
+                        )
+                    )
+                    raise
+                policy._connected_at = t0
+
+            tls.connect = timed_connect
+
+        proxy._create_socket = create_socket
+
+    def _current(self) -> Endpoint:
+        host = self._pie.proxy.host
+        return self._replica_of.get(host, Endpoint(host, host, self.endpoints[0].port))
+
+    def execute(self, op: str, key: str | None) -> PolicyResult:
+        from kmip.pie.exceptions import KmipOperationFailure
+
+        self._connect_log = []
+        reused = bool(self._pie._is_open)
+        t_op = time.monotonic()
+        if not reused:
+            try:
+                self._pie.open()
+            except Exception as e:  # noqa: BLE001 - PyKMIP re-raises the last host's error
+                attempts = list(self._connect_log)
+                return _unanswered(op, attempts, False, f"open failed: {describe(e)}")
+        attempts = list(self._connect_log)
+        ep = self._current()
+        t0 = t_op if reused else (self._connected_at or t_op)
+        try:
+            value = perform(self._pie, op, key)
+        except KmipOperationFailure as e:
+            attempts.append(
+                Attempt(ep.replica, ep.address, t0, time.monotonic(), "kmip-error", str(e), reused)
+            )
+            return PolicyResult("fail", None, ep.replica, attempts, str(e))
+        except Exception as e:  # noqa: BLE001 - raised to the caller, as PyKMIP does
+            outcome = classify(e, phase="request")
+            attempts.append(
+                Attempt(ep.replica, ep.address, t0, time.monotonic(), outcome, describe(e), reused)
+            )
+            self._reset_connection()
+            return _unanswered(op, attempts, True, f"{ep.replica}: {outcome} (no failover)")
+        attempts.append(Attempt(ep.replica, ep.address, t0, time.monotonic(), "ok", "", reused))
+        return PolicyResult("ok", value, ep.replica, attempts)
+
+    def _reset_connection(self) -> None:
+        with contextlib.suppress(Exception):
+            self._pie.close()
+        self._pie._is_open = False
+        with contextlib.suppress(Exception):
+            if self._pie.proxy.socket is not None:
+                self._pie.proxy.socket.close()
+        self._pie.proxy.socket = None
+
+    def close(self) -> None:
+        self._reset_connection()
+
+
+def make_policy(
+    policy: str,
+    endpoints: list[Endpoint],
+    tls: TlsFiles,
+    connect_timeout: float,
+    response_timeout: float,
+    empty_conf: str,
+) -> FailoverPolicy:
+    if policy == "vcenter":
+        return VCenterPolicy(endpoints, tls, connect_timeout, response_timeout, empty_conf)
+    if policy == "pykmip":
+        return PyKmipPolicy(endpoints, tls, response_timeout, empty_conf)
+    raise ValueError(f"unknown policy {policy!r} (known: vcenter, pykmip)")

@@ -1,0 +1,110 @@
+"""Connecting to one server, and naming what went wrong.
+
+`connect_tls` opens TCP with the connect timeout, then TLS with the response timeout,
+verifying the server certificate against the cluster CA and the address used.
+`classify` turns an exception into an attempt outcome (see `harness.history`).
+
+    client ──TCP (connect_timeout)──> listen ──TLS + KMIP (response_timeout)──> replica
+"""
+
+from __future__ import annotations
+
+import socket
+import ssl
+from dataclasses import dataclass
+from functools import lru_cache
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """Where a client reaches one replica (through its link)."""
+
+    replica: str
+    host: str
+    port: int
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    def to_dict(self) -> dict[str, object]:
+        return {"replica": self.replica, "host": self.host, "port": self.port}
+
+
+class AttemptError(Exception):
+    """One attempt failed; `outcome` is its attempt outcome, `sent` whether a request
+    may have reached the server (so a mutating operation's effect is unknown)."""
+
+    def __init__(self, outcome: str, detail: str, sent: bool) -> None:
+        super().__init__(f"{outcome}: {detail}")
+        self.outcome = outcome
+        self.detail = detail
+        self.sent = sent
+
+
+@lru_cache(maxsize=64)
+def client_context(ca: str, cert: str, key: str) -> ssl.SSLContext:
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    ctx.load_verify_locations(ca)
+    ctx.load_cert_chain(cert, key)
+    ctx.check_hostname = True
+    return ctx
+
+
+def connect_tls(
+    ep: Endpoint,
+    ca: str,
+    cert: str,
+    key: str,
+    connect_timeout: float,
+    response_timeout: float,
+) -> ssl.SSLSocket:
+    """Open a verified TLS connection or raise `AttemptError`."""
+    try:
+        raw = socket.create_connection((ep.host, ep.port), timeout=connect_timeout)
+    except BaseException as e:
+        raise AttemptError(classify(e, phase="connect"), _describe(e), sent=False) from e
+    try:
+        raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        raw.settimeout(response_timeout)
+        tls = client_context(ca, cert, key).wrap_socket(raw, server_hostname=ep.host)
+    except BaseException as e:
+        raw.close()
+        raise AttemptError(classify(e, phase="handshake"), _describe(e), sent=False) from e
+    return tls
+
+
+def classify(e: BaseException, phase: str) -> str:
+    """The attempt outcome for exception `e` raised during `phase`
+    (connect | handshake | request)."""
+    from kmip.pie.exceptions import KmipOperationFailure
+
+    if isinstance(e, KmipOperationFailure):
+        return "kmip-error"
+    if isinstance(e, ConnectionRefusedError):
+        return "refused"
+    if isinstance(e, socket.timeout | TimeoutError):
+        return "connect-timeout" if phase == "connect" else "timeout"
+    if isinstance(e, ConnectionResetError | BrokenPipeError | ConnectionAbortedError):
+        return "reset"
+    if isinstance(e, EOFError | ssl.SSLEOFError | ssl.SSLZeroReturnError):
+        return "eof"
+    if isinstance(e, ssl.SSLError):
+        text = str(e)
+        if "UNEXPECTED_EOF" in text or "EOF occurred" in text:
+            return "eof"
+        if "reset" in text.lower():
+            return "reset"
+        return "tls-error"
+    if isinstance(e, OSError) and "closed" in str(e).lower():
+        return "eof"
+    return "error"
+
+
+def _describe(e: BaseException) -> str:
+    text = str(e) or type(e).__name__
+    return f"{type(e).__name__}: {text}"[:300]
+
+
+describe = _describe

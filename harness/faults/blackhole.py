@@ -1,0 +1,28 @@
+"""`blackhole`: TCP connects, nothing ever comes back (a stalled service).
+
+    client ──> listen ──[timeout=0]──> replica
+    client <── listen <──[timeout=0]── replica
+
+A `timeout` toxic with timeout 0 on both streams swallows every byte and keeps the
+connection open, so the client waits for its response timeout. Both directions are
+cut so that a Create never reaches the replica and the replica's own idle close
+(PyKMIP closes idle sessions after 10 s) never reaches the client. Heal removes the
+toxics, which closes the held connections.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from harness.faults.link import LinkFault
+
+
+class Blackhole(LinkFault):
+    kind = "blackhole"
+    summary = "TCP connects, nothing ever comes back (stalled service)"
+
+    def toxics(self) -> list[tuple[str, str, dict[str, Any]]]:
+        return [
+            ("timeout", "upstream", {"timeout": 0}),
+            ("timeout", "downstream", {"timeout": 0}),
+        ]

@@ -1,0 +1,135 @@
+"""`flap`: the replica's client links go down and up in cycles until healed.
+
+    client ──X listen  (down_s)  ──> client ──> listen ──> replica  (up_s)  ...
+
+In a test the cycles run in a thread of the process; from the CLI (`detached=True`)
+they run in a labelled background process (`python -m harness.faults.flap`) that
+`kmschaos heal` and the reaper stop. Heal always leaves the links enabled.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from typing import Any, ClassVar
+
+from harness import registry
+from harness.cluster.base import CAP_LINKS
+from harness.faults.base import Fault, FaultError
+from harness.toolchain import repo_root
+
+
+def _cycle(cluster: Any, target: str, down_s: float, up_s: float, stop: threading.Event) -> None:
+    links = cluster.links_into(target)
+    try:
+        while not stop.is_set():
+            for link in links:
+                cluster.api.set_enabled(link.name, False)
+            if stop.wait(down_s):
+                break
+            for link in links:
+                cluster.api.set_enabled(link.name, True)
+            stop.wait(up_s)
+    finally:
+        for link in links:
+            with contextlib.suppress(Exception):
+                cluster.api.set_enabled(link.name, True)
+
+
+class Flap(Fault):
+    kind = "flap"
+    summary = "links refused for `down_s`, restored for `up_s`, repeatedly"
+    requires: ClassVar[frozenset[str]] = frozenset({CAP_LINKS})
+
+    def check_target(self) -> None:
+        super().check_target()
+        for p in ("down_s", "up_s"):
+            v = self.params.get(p, 1.0)
+            if not isinstance(v, int | float) or v <= 0:
+                raise FaultError(f"flap: {p} must be a number of seconds > 0, got {v!r}")
+
+    def _inject(self) -> None:
+        down = float(self.params.get("down_s", 1.0))
+        up = float(self.params.get("up_s", 1.0))
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._pid: int | None = self.params.get("_pid")
+        if self.params.get("detached"):
+            st = self.cluster.state
+            env = registry.labelled_env(st.run_id)
+            env["PYTHONPATH"] = os.pathsep.join(
+                p for p in (str(repo_root()), env.get("PYTHONPATH", "")) if p
+            )
+            proc = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "harness.faults.flap",
+                    "--state-dir",
+                    st.state_dir,
+                    "--target",
+                    self.target,
+                    "--down-s",
+                    str(down),
+                    "--up-s",
+                    str(up),
+                ],
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+            self._pid = proc.pid
+        else:
+            self._thread = threading.Thread(
+                target=_cycle,
+                args=(self.cluster, self.target, down, up, self._stop),
+                daemon=True,
+                name=f"flap-{self.target}",
+            )
+            self._thread.start()
+
+    def _heal(self) -> None:
+        if getattr(self, "_thread", None) is not None:
+            self._stop.set()
+            assert self._thread is not None
+            self._thread.join(30)
+        pid = getattr(self, "_pid", None)
+        if pid:
+            registry.kill_pids([pid], grace_s=2.0)
+        for link in self.cluster.links_into(self.target):
+            self.cluster.api.set_enabled(link.name, True)
+
+    def extra(self) -> dict[str, Any]:
+        return {"pid": getattr(self, "_pid", None)}
+
+    def restore(self, extra: dict[str, Any]) -> None:
+        self._pid = extra.get("pid")
+        self._thread = None
+
+
+def main(argv: list[str] | None = None) -> int:
+    from harness.cluster.local import LocalCluster
+
+    ap = argparse.ArgumentParser(prog="python -m harness.faults.flap")
+    ap.add_argument("--state-dir", required=True)
+    ap.add_argument("--target", required=True)
+    ap.add_argument("--down-s", type=float, required=True)
+    ap.add_argument("--up-s", type=float, required=True)
+    args = ap.parse_args(argv)
+    cluster = LocalCluster.attach(Path(args.state_dir))
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    _cycle(cluster, args.target, args.down_s, args.up_s, stop)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

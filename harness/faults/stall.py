@@ -1,0 +1,26 @@
+"""`stall`: the replica's processes are frozen (SIGSTOP); heal sends SIGCONT.
+
+    client ──> listen ──> replica (frozen: the kernel still accepts TCP, no answer)
+
+Connects still succeed (the kernel completes the handshake into the backlog), TLS and
+KMIP get no answer: the client waits for its response timeout.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from harness.cluster.base import CAP_SIGNALS
+from harness.faults.base import Fault
+
+
+class Stall(Fault):
+    kind = "stall"
+    summary = "replica process frozen (SIGSTOP; heal: SIGCONT)"
+    requires: ClassVar[frozenset[str]] = frozenset({CAP_SIGNALS})
+
+    def _inject(self) -> None:
+        self.cluster.pause_replica(self.target)
+
+    def _heal(self) -> None:
+        self.cluster.resume_replica(self.target)

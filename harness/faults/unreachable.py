@@ -1,0 +1,72 @@
+"""`unreachable`: packets to the replica's client address are dropped.
+
+    client ──SYN──X (iptables DROP on 127.X.Y.i)      replica
+
+A SYN that is never answered makes the client wait for its connect timeout — unlike
+`refuse`, which answers at once. Needs root (or CAP_NET_ADMIN) and iptables; where it
+cannot run, `unsupported_reason` says so before a scenario starts. Each rule carries
+the comment ``kmschaos:<run id>:<fault id>`` so the reaper removes it even after the
+harness was killed.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from typing import Any, ClassVar
+
+from harness.cluster.base import CAP_FIREWALL, Cluster
+from harness.faults.base import Fault, FaultError
+from harness.registry import RULE_TAG, iptables_path
+from harness.toolchain import firewall_capability
+
+
+class Unreachable(Fault):
+    kind = "unreachable"
+    summary = "packets to the replica's client address dropped (connect timeout)"
+    requires: ClassVar[frozenset[str]] = frozenset({CAP_FIREWALL})
+
+    @classmethod
+    def _explain_missing(cls, cluster: Cluster, missing: frozenset[str]) -> str:
+        why = firewall_capability() or "the backend cannot drop packets"
+        return f"fault 'unreachable' cannot run here: {why}"
+
+    def _address(self) -> str:
+        return self.cluster.state.replicas[self.target].client_host
+
+    def _rule(self) -> list[str]:
+        comment = f"{RULE_TAG}{self.cluster.state.run_id}:{self.fault_id}"
+        return [
+            "OUTPUT",
+            "-d",
+            f"{self._address()}/32",
+            "-p",
+            "tcp",
+            "-m",
+            "comment",
+            "--comment",
+            comment,
+            "-j",
+            "DROP",
+        ]
+
+    def _iptables(self, action: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [iptables_path() or "iptables", "-w", "5", action, *self._rule()],
+            capture_output=True,
+            text=True,
+            timeout=15,
+        )
+
+    def _inject(self) -> None:
+        r = self._iptables("-I")
+        if r.returncode != 0:
+            raise FaultError(f"unreachable: iptables refused the rule: {r.stderr.strip()}")
+
+    def _heal(self) -> None:
+        while self._iptables("-C").returncode == 0:
+            r = self._iptables("-D")
+            if r.returncode != 0:
+                raise FaultError(f"unreachable: cannot delete rule: {r.stderr.strip()}")
+
+    def extra(self) -> dict[str, Any]:
+        return {"address": self._address()}

@@ -1,0 +1,197 @@
+"""The history: typed, append-only events, persisted as JSON lines.
+
+Times are `time.monotonic()` seconds (one clock for every process on the machine, so a
+fault injected by the CLI and an operation of a test line up). The first line of a
+history file is a header that anchors monotonic time to wall-clock time.
+
+Operations are recorded Jepsen-style: an `invoke` event when a client starts an
+operation and a `complete` event when it ends, with every attempt the failover policy
+made. A completion's outcome is `ok`, `fail` (it certainly did not take effect) or
+`info` (unknown: a request was sent and no answer came, so a Create may have run).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal, TextIO
+
+OpOutcome = Literal["ok", "fail", "info"]
+
+# Attempt outcomes: what one try against one server ended with.
+ATTEMPT_OUTCOMES = (
+    "ok",  # the server answered with success
+    "refused",  # TCP connect refused (RST to SYN)
+    "reset",  # connection reset by peer after connect
+    "eof",  # connection closed by peer (e.g. Toxiproxy with a dead upstream)
+    "connect-timeout",  # no answer to SYN within the connect timeout
+    "timeout",  # connected, but no answer within the response timeout
+    "tls-error",  # TLS handshake failed (bad certificate, protocol error)
+    "kmip-error",  # the server answered with a KMIP failure (e.g. item not found)
+    "error",  # anything else; `detail` says what
+)
+
+
+@dataclass
+class Attempt:
+    """One try of one operation against one server."""
+
+    server: str
+    address: str
+    start: float
+    end: float
+    outcome: str
+    detail: str = ""
+    reused: bool = False  # sent on a connection opened by an earlier operation
+
+    @property
+    def duration(self) -> float:
+        return self.end - self.start
+
+
+@dataclass
+class Invoke:
+    op_id: str
+    client: str
+    op: str
+    t: float
+    key: str | None = None
+    type: Literal["invoke"] = "invoke"
+
+
+@dataclass
+class Complete:
+    op_id: str
+    client: str
+    policy: str
+    op: str
+    start: float
+    end: float
+    outcome: OpOutcome
+    served_by: str | None = None
+    key: str | None = None
+    attempts: list[Attempt] = field(default_factory=list)
+    error: str = ""
+    digest: str | None = None  # sha256 of key material returned by a Get
+    type: Literal["complete"] = "complete"
+
+    @property
+    def duration(self) -> float:
+        return self.end - self.start
+
+
+@dataclass
+class FaultEvent:
+    fault_id: str
+    phase: Literal["inject", "heal"]
+    kind: str
+    target: str
+    t: float
+    params: dict[str, Any] = field(default_factory=dict)
+    detail: str = ""
+    type: Literal["fault"] = "fault"
+
+
+@dataclass
+class Note:
+    """A free-form marker (scenario phase, readiness) for the timeline."""
+
+    t: float
+    text: str
+    type: Literal["note"] = "note"
+
+
+Event = Invoke | Complete | FaultEvent | Note
+
+
+def event_to_dict(e: Event) -> dict[str, Any]:
+    return asdict(e)
+
+
+def event_from_dict(d: dict[str, Any]) -> Event:
+    kind = d.get("type")
+    body = {k: v for k, v in d.items() if k != "type"}
+    if kind == "invoke":
+        return Invoke(**body)
+    if kind == "complete":
+        body["attempts"] = [Attempt(**a) for a in body.get("attempts", [])]
+        return Complete(**body)
+    if kind == "fault":
+        return FaultEvent(**body)
+    if kind == "note":
+        return Note(**body)
+    raise ValueError(f"unknown event type {kind!r}")
+
+
+class History:
+    """An append-only, thread-safe list of events, optionally mirrored to a JSONL file."""
+
+    def __init__(self, path: Path | None = None, meta: dict[str, Any] | None = None) -> None:
+        self._events: list[Event] = []
+        self._lock = threading.Lock()
+        self._file: TextIO | None = None
+        self.path = path
+        self.meta = dict(meta or {})
+        self.meta.setdefault("wall", time.time())
+        self.meta.setdefault("mono", time.monotonic())
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._file = path.open("a", encoding="utf-8")
+            self._file.write(json.dumps({"type": "header", **self.meta}) + "\n")
+            self._file.flush()
+
+    def append(self, event: Event) -> None:
+        with self._lock:
+            self._events.append(event)
+            if self._file is not None:
+                self._file.write(json.dumps(event_to_dict(event)) + "\n")
+                self._file.flush()
+
+    def extend(self, events: Iterable[Event]) -> None:
+        for e in events:
+            self.append(e)
+
+    def events(self) -> list[Event]:
+        with self._lock:
+            return list(self._events)
+
+    def __iter__(self) -> Iterator[Event]:
+        return iter(self.events())
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._events)
+
+    def completes(self) -> list[Complete]:
+        return [e for e in self.events() if isinstance(e, Complete)]
+
+    def faults(self) -> list[FaultEvent]:
+        return [e for e in self.events() if isinstance(e, FaultEvent)]
+
+    def close(self) -> None:
+        with self._lock:
+            if self._file is not None:
+                self._file.close()
+                self._file = None
+
+    @classmethod
+    def load(cls, path: Path) -> History:
+        h = cls()
+        with path.open(encoding="utf-8") as f:
+            for n, line in enumerate(f, 1):
+                line = line.strip()
+                if not line:
+                    continue
+                try:
+                    d = json.loads(line)
+                except json.JSONDecodeError as e:
+                    raise ValueError(f"{path}:{n}: not JSON: {e.msg}") from None
+                if d.get("type") == "header":
+                    h.meta = {k: v for k, v in d.items() if k != "type"}
+                    continue
+                h._events.append(event_from_dict(d))
+        return h

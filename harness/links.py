@@ -1,0 +1,171 @@
+"""Links: every path that can fail is its own Toxiproxy proxy.
+
+A `Link` is one (client -> replica) path: the client connects to ``listen``, Toxiproxy
+forwards to the replica's ``upstream``. `ToxiproxyAPI` is a small HTTP client with
+timeouts on every call (toxiproxy-python keeps its server address in class attributes
+and sets no timeouts, so it cannot drive two servers from one process safely).
+
+    client ──> listen 127.X.Y.i:P_client ──[toxics]──> upstream 127.X.Y.(100+i):P_replica
+"""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from harness.wait import WaitTimeout, wait_until
+
+
+class ToxiproxyError(RuntimeError):
+    pass
+
+
+@dataclass(frozen=True)
+class Link:
+    name: str  # "<client>-><replica>"
+    client: str
+    replica: str
+    listen: str  # "host:port"
+    upstream: str  # "host:port"
+
+    @property
+    def host(self) -> str:
+        return self.listen.rsplit(":", 1)[0]
+
+    @property
+    def port(self) -> int:
+        return int(self.listen.rsplit(":", 1)[1])
+
+
+class ToxiproxyAPI:
+    """The Toxiproxy HTTP API of one server (`base` like ``http://127.X.Y.254:8474``)."""
+
+    def __init__(self, base: str, timeout_s: float = 5.0) -> None:
+        self.base = base.rstrip("/")
+        self.timeout_s = timeout_s
+        self._session = requests.Session()
+        self._session.headers["User-Agent"] = "kmschaos"
+
+    def _call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+        url = f"{self.base}{path}"
+        try:
+            r = self._session.request(method, url, json=body, timeout=self.timeout_s)
+        except requests.RequestException as e:
+            raise ToxiproxyError(f"Toxiproxy API {method} {url} failed: {e}") from e
+        if r.status_code >= 300:
+            raise ToxiproxyError(
+                f"Toxiproxy API {method} {url} -> {r.status_code}: {r.text.strip()}"
+            )
+        return r.json() if r.content else None
+
+    def version(self) -> str:
+        r = self._session.get(f"{self.base}/version", timeout=self.timeout_s)
+        r.raise_for_status()
+        try:
+            return str(r.json().get("version"))
+        except ValueError:
+            return r.text.strip()
+
+    def create_proxy(self, name: str, listen: str, upstream: str, enabled: bool = True) -> None:
+        self._call(
+            "POST",
+            "/proxies",
+            {"name": name, "listen": listen, "upstream": upstream, "enabled": enabled},
+        )
+
+    def set_enabled(self, name: str, enabled: bool) -> None:
+        self._call("POST", f"/proxies/{name}", {"enabled": enabled})
+
+    def proxies(self) -> dict[str, Any]:
+        result: dict[str, Any] = self._call("GET", "/proxies")
+        return result
+
+    def add_toxic(
+        self,
+        proxy: str,
+        name: str,
+        kind: str,
+        stream: str,
+        attributes: dict[str, Any],
+        toxicity: float = 1.0,
+    ) -> None:
+        self._call(
+            "POST",
+            f"/proxies/{proxy}/toxics",
+            {
+                "name": name,
+                "type": kind,
+                "stream": stream,
+                "toxicity": toxicity,
+                "attributes": attributes,
+            },
+        )
+
+    def remove_toxic(self, proxy: str, name: str) -> None:
+        try:
+            self._call("DELETE", f"/proxies/{proxy}/toxics/{name}")
+        except ToxiproxyError as e:
+            if "404" not in str(e):
+                raise
+
+    def reset(self) -> None:
+        """Enable every proxy and remove every toxic."""
+        self._call("POST", "/reset")
+
+    def close(self) -> None:
+        self._session.close()
+
+
+def start_toxiproxy(
+    binary: str, host: str, port: int, log_path: Path, env: dict[str, str], deadline_s: float = 15
+) -> subprocess.Popen[bytes]:
+    """Start a Toxiproxy server with its API on host:port; wait until it answers."""
+    log = log_path.open("ab")
+    proc = subprocess.Popen(
+        [binary, "-host", host, "-port", str(port)],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        env=env,
+        start_new_session=True,
+    )
+    log.close()
+    api = ToxiproxyAPI(f"http://{host}:{port}", timeout_s=1.0)
+
+    def ready() -> bool:
+        if proc.poll() is not None:
+            raise ToxiproxyError(
+                f"Toxiproxy server exited with status {proc.returncode} while starting on "
+                f"{host}:{port}; last log lines:\n{tail(log_path)}"
+            )
+        try:
+            api.version()
+            return True
+        except requests.RequestException:
+            return False
+
+    try:
+        wait_until(ready, deadline_s, f"Toxiproxy API on {host}:{port}", logs=[log_path])
+    except (WaitTimeout, ToxiproxyError):
+        proc.kill()
+        raise
+    finally:
+        api.close()
+    return proc
+
+
+def tail(path: Path, lines: int = 20) -> str:
+    try:
+        text = path.read_text(errors="replace").splitlines()
+    except OSError:
+        return f"(no log at {path})"
+    return "\n".join(text[-lines:]) or "(log is empty)"
+
+
+def now() -> float:
+    return time.monotonic()

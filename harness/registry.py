@@ -1,0 +1,296 @@
+"""The machine-wide run registry: address leases, process labels, the reaper.
+
+Every cluster ("run") leases a private loopback /24 (``127.X.Y.0``) so two runs, or
+two pytest-xdist workers, never share an address or a port. Every process a run
+starts carries the label ``KMSCHAOS_RUN_ID=<run id>`` in its environment, and every
+firewall rule it adds carries the comment ``kmschaos:<run id>:...``. The reaper finds
+leftovers by those labels, so it works even after the harness was killed with SIGKILL
+and its state folder is gone.
+
+A run is *stale* when its owner process is dead and it was not started detached
+(``kmschaos up`` starts detached clusters on purpose; only ``down`` removes those).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import json
+import os
+import random
+import secrets
+import shutil
+import signal
+import subprocess
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+LABEL_ENV = "KMSCHAOS_RUN_ID"
+RULE_TAG = "kmschaos:"
+
+
+def registry_dir() -> Path:
+    """The registry folder shared by every run of this user on this machine."""
+    base = os.environ.get("KMSCHAOS_REGISTRY") or f"/tmp/kmschaos-{os.getuid()}"
+    p = Path(base)
+    (p / "runs").mkdir(parents=True, exist_ok=True)
+    (p / "leases").mkdir(parents=True, exist_ok=True)
+    return p
+
+
+def new_run_id() -> str:
+    return "kc" + secrets.token_hex(4)
+
+
+def process_start_time(pid: int) -> int | None:
+    """The kernel's start time of `pid` (clock ticks since boot), or None if gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # the command name may contain spaces and parentheses: split after the last ')'
+    fields = stat[stat.rindex(")") + 2 :].split()
+    return int(fields[19])
+
+
+def process_alive(pid: int, start_time: int | None) -> bool:
+    st = process_start_time(pid)
+    if st is None:
+        return False
+    if start_time is not None and st != start_time:
+        return False  # the pid was reused
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"
+
+
+@dataclass
+class RunEntry:
+    run_id: str
+    subnet: str  # "127.X.Y"
+    owner_pid: int
+    owner_start: int | None
+    detached: bool
+    state_dir: str
+    backend: str
+    created: float
+
+    def owner_alive(self) -> bool:
+        return process_alive(self.owner_pid, self.owner_start)
+
+
+def _entry_path(run_id: str) -> Path:
+    return registry_dir() / "runs" / f"{run_id}.json"
+
+
+def write_entry(entry: RunEntry) -> None:
+    path = _entry_path(entry.run_id)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(asdict(entry), indent=2))
+    os.replace(tmp, path)
+
+
+def read_entries() -> list[RunEntry]:
+    out = []
+    for p in sorted((registry_dir() / "runs").glob("*.json")):
+        try:
+            out.append(RunEntry(**json.loads(p.read_text())))
+        except (OSError, ValueError, TypeError):
+            continue
+    return out
+
+
+def lease_subnet(run_id: str, rng: random.Random | None = None) -> str:
+    """Take an unused 127.X.Y /24 for `run_id` (exclusive-create of a lease file)."""
+    rng = rng or random.Random()
+    leases = registry_dir() / "leases"
+    for _ in range(500):
+        subnet = f"127.{rng.randint(64, 250)}.{rng.randint(0, 255)}"
+        try:
+            fd = os.open(leases / subnet, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        except FileExistsError:
+            continue
+        with os.fdopen(fd, "w") as f:
+            f.write(run_id)
+        return subnet
+    raise RuntimeError(f"no free loopback subnet left in {leases}; run `kmschaos down --all`")
+
+
+def release_subnet(subnet: str, run_id: str) -> None:
+    p = registry_dir() / "leases" / subnet
+    with contextlib.suppress(OSError):
+        if p.read_text().strip() == run_id:
+            p.unlink()
+
+
+def labelled_env(run_id: str, base: dict[str, str] | None = None) -> dict[str, str]:
+    env = dict(os.environ if base is None else base)
+    env[LABEL_ENV] = run_id
+    return env
+
+
+def labelled_processes(run_id: str | None = None) -> dict[int, str]:
+    """pid -> run id for every process carrying a kmschaos label (of `run_id` if given)."""
+    found: dict[int, str] = {}
+    me = os.getpid()
+    needle = f"{LABEL_ENV}=".encode()
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit():
+            continue
+        pid = int(d.name)
+        if pid == me:
+            continue
+        try:
+            env = (d / "environ").read_bytes()
+        except OSError:
+            continue
+        for item in env.split(b"\0"):
+            if item.startswith(needle):
+                rid = item[len(needle) :].decode(errors="replace")
+                if run_id is None or rid == run_id:
+                    found[pid] = rid
+                break
+    return found
+
+
+def kill_pids(pids: list[int], grace_s: float = 0.5) -> None:
+    """SIGCONT + SIGTERM each process group, then SIGKILL what is left after `grace_s`."""
+    groups = set()
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            groups.add(os.getpgid(pid))
+    my_group = os.getpgid(0)
+    groups.discard(my_group)
+    for sig in (signal.SIGCONT, signal.SIGTERM):
+        for g in groups:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(g, sig)
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, sig)
+    deadline = time.monotonic() + grace_s
+    while time.monotonic() < deadline and any(process_alive(p, None) for p in pids):
+        time.sleep(0.02)
+    for g in groups:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(g, signal.SIGKILL)
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signal.SIGKILL)
+    for pid in pids:
+        with contextlib.suppress(ChildProcessError, OSError):
+            os.waitpid(pid, os.WNOHANG)
+
+
+# ---- firewall rules -------------------------------------------------------------
+
+
+def iptables_path() -> str | None:
+    return shutil.which("iptables") or next(
+        (p for p in ("/usr/sbin/iptables", "/sbin/iptables") if os.path.exists(p)), None
+    )
+
+
+def tagged_rules(run_id: str | None = None) -> list[list[str]]:
+    """Our rules in the OUTPUT chain, as `iptables -S` argument lists."""
+    ipt = iptables_path()
+    if ipt is None or os.geteuid() != 0:
+        return []
+    try:
+        out = subprocess.run(
+            [ipt, "-w", "5", "-S", "OUTPUT"], capture_output=True, text=True, timeout=10
+        ).stdout
+    except (OSError, subprocess.SubprocessError):
+        return []
+    rules = []
+    tag = f"{RULE_TAG}{run_id}:" if run_id else RULE_TAG
+    for line in out.splitlines():
+        if line.startswith("-A OUTPUT") and tag in line:
+            rules.append(line.split())
+    return rules
+
+
+def delete_rules(run_id: str | None = None) -> int:
+    ipt = iptables_path()
+    n = 0
+    for rule in tagged_rules(run_id):
+        args = [a.strip('"') for a in rule]
+        args[0] = "-D"
+        r = subprocess.run([ipt or "iptables", "-w", "5", *args], capture_output=True, timeout=10)
+        n += r.returncode == 0
+    return n
+
+
+# ---- reaping ----------------------------------------------------------------------
+
+
+@dataclass
+class ReapReport:
+    runs: list[str]
+    processes: int
+    rules: int
+
+    def __str__(self) -> str:
+        if not self.runs and not self.processes and not self.rules:
+            return "nothing to reap"
+        return (
+            f"reaped {len(self.runs)} run(s) {', '.join(self.runs) or '-'}: "
+            f"{self.processes} process(es), {self.rules} firewall rule(s)"
+        )
+
+
+def reap_run(run_id: str) -> tuple[int, int]:
+    """Kill every process labelled `run_id`, delete its rules, release its lease."""
+    procs = list(labelled_processes(run_id))
+    kill_pids(procs)
+    rules = delete_rules(run_id)
+    path = _entry_path(run_id)
+    with contextlib.suppress(OSError, ValueError, TypeError):
+        entry = RunEntry(**json.loads(path.read_text()))
+        release_subnet(entry.subnet, run_id)
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()
+    for lease in (registry_dir() / "leases").iterdir():
+        with contextlib.suppress(OSError):
+            if lease.read_text().strip() == run_id:
+                lease.unlink()
+    return len(procs), rules
+
+
+def reap(all_runs: bool = False) -> ReapReport:
+    """Reap stale runs (or every run with `all_runs`) and unowned leftovers."""
+    entries = {e.run_id: e for e in read_entries()}
+    victims = [
+        rid for rid, e in entries.items() if all_runs or (not e.detached and not e.owner_alive())
+    ]
+    # labelled processes and rules of runs nobody registered (or registered and lost)
+    orphans = {rid for rid in labelled_processes().values() if rid not in entries}
+    orphans |= {
+        r.split(RULE_TAG, 1)[1].split(":", 1)[0]
+        for rule in tagged_rules()
+        for r in rule
+        if RULE_TAG in r
+    } - set(entries)
+    procs = rules = 0
+    reaped = []
+    for rid in sorted(set(victims) | orphans):
+        p, r = reap_run(rid)
+        procs += p
+        rules += r
+        reaped.append(rid)
+    # leases whose run has no entry (a run writes its entry right after its lease, so
+    # only leases older than a minute can be abandoned ones)
+    for lease in (registry_dir() / "leases").iterdir():
+        with contextlib.suppress(OSError):
+            rid = lease.read_text().strip()
+            old = time.time() - lease.stat().st_mtime > 60
+            if (rid not in entries and old) or rid in reaped:
+                lease.unlink()
+    return ReapReport(runs=reaped, processes=procs, rules=rules)
+
+
+def is_permission_error(e: OSError) -> bool:
+    return e.errno in (errno.EPERM, errno.EACCES)

@@ -1,0 +1,69 @@
+"""The replica program: one real PyKMIP server over TLS with client-certificate auth.
+
+Run as ``python -m harness.replica --name kms-a --host 127.X.Y.101 --port 0 ...``.
+It binds (port 0 lets the kernel choose), writes the bound port to ``--port-file``
+atomically, then serves until killed. The harness reads the port file and then waits
+for a real KMIP round trip before it calls the replica ready.
+
+PyKMIP's server starts helper processes (a multiprocessing manager, a policy
+monitor); the harness starts every replica in its own session and signals the whole
+process group, so a kill, a SIGSTOP and a teardown reach all of them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m harness.replica")
+    ap.add_argument("--name", required=True)
+    ap.add_argument("--host", required=True)
+    ap.add_argument("--port", type=int, default=0)
+    ap.add_argument("--port-file", required=True)
+    ap.add_argument("--data-dir", required=True)
+    ap.add_argument("--cert", required=True)
+    ap.add_argument("--key", required=True)
+    ap.add_argument("--ca", required=True)
+    args = ap.parse_args(argv)
+
+    from kmip.services.server import KmipServer
+
+    data = Path(args.data_dir)
+    policies = data / "policies"
+    policies.mkdir(parents=True, exist_ok=True)
+    server = KmipServer(
+        hostname=args.host,
+        port=None,
+        certificate_path=args.cert,
+        key_path=args.key,
+        ca_path=args.ca,
+        auth_suite="TLS1.2",
+        config_path=None,
+        log_path=str(data / "pykmip-server.log"),
+        policy_path=str(policies),
+        enable_tls_client_auth=True,
+        logging_level="INFO",
+        database_path=str(data / "kms.sqlite"),
+    )
+    # PyKMIP's config refuses port 0; set it directly so the kernel picks a free one.
+    server.config.settings["port"] = args.port
+    logging.getLogger("kmip.server").propagate = False
+    server.start()
+    port = server._socket.getsockname()[1]
+    tmp = Path(args.port_file + ".tmp")
+    tmp.write_text(f"{port}\n")
+    os.replace(tmp, args.port_file)
+    print(f"replica {args.name} serving on {args.host}:{port}", flush=True)
+    try:
+        server.serve()
+    finally:
+        os._exit(0)  # helper processes die with the process group
+
+
+if __name__ == "__main__":
+    sys.exit(main())

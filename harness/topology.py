@@ -1,0 +1,302 @@
+"""Topology files: sites, replicas, clients with ordered server lists, timeouts.
+
+A topology is loaded from YAML and validated field by field. Every problem is a
+`TopologyError` whose text names the file and the field, e.g.
+``one-site.yaml: clients.vc-a.order[2]: unknown replica 'kms-x' (known: kms-a, kms-b)``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+POLICIES = ("vcenter", "pykmip")
+PROFILES_SUPPORTED = ("none",)
+PROFILES_PLANNED = ("async", "sync", "quorum")
+NAME_RE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,30}[a-z0-9])?$")
+MAX_REPLICAS = 99  # replica i listens on 127.X.Y.i and 127.X.Y.(100+i)
+
+TOP_KEYS = ("name", "sites", "clients", "replication", "timeouts", "time_scale")
+
+
+class TopologyError(ValueError):
+    """A topology file is invalid; the message names the file and the field."""
+
+    def __init__(self, source: str, field_path: str, message: str) -> None:
+        self.source = source
+        self.field_path = field_path
+        self.message = message
+        where = f"{source}: {field_path}: " if field_path else f"{source}: "
+        super().__init__(where + message)
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    """Client timeouts in seconds, before `time_scale` is applied."""
+
+    response_s: float = 60.0
+    connect_s: float = 5.0
+
+
+@dataclass(frozen=True)
+class ClientSpec:
+    name: str
+    site: str
+    order: tuple[str, ...]
+    policy: str
+
+
+@dataclass(frozen=True)
+class Topology:
+    name: str
+    sites: dict[str, tuple[str, ...]]
+    clients: dict[str, ClientSpec]
+    replication_profile: str = "none"
+    timeouts: Timeouts = field(default_factory=Timeouts)
+    time_scale: float = 1.0
+    source: str = "<topology>"
+
+    @property
+    def replicas(self) -> tuple[str, ...]:
+        """All replicas, in file order (site by site)."""
+        return tuple(r for reps in self.sites.values() for r in reps)
+
+    def site_of(self, replica: str) -> str:
+        for site, reps in self.sites.items():
+            if replica in reps:
+                return site
+        raise KeyError(replica)
+
+    @property
+    def response_timeout(self) -> float:
+        """Seconds a client waits for a connected but silent server (scaled)."""
+        return self.timeouts.response_s * self.time_scale
+
+    @property
+    def connect_timeout(self) -> float:
+        """Seconds a client waits for a TCP connect (scaled)."""
+        return self.timeouts.connect_s * self.time_scale
+
+    def with_time_scale(self, time_scale: float) -> Topology:
+        return Topology(
+            name=self.name,
+            sites=self.sites,
+            clients=self.clients,
+            replication_profile=self.replication_profile,
+            timeouts=self.timeouts,
+            time_scale=time_scale,
+            source=self.source,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "sites": {s: {"replicas": list(r)} for s, r in self.sites.items()},
+            "clients": {
+                c.name: {"site": c.site, "order": list(c.order), "policy": c.policy}
+                for c in self.clients.values()
+            },
+            "replication": {"profile": self.replication_profile},
+            "timeouts": {
+                "response_s": self.timeouts.response_s,
+                "connect_s": self.timeouts.connect_s,
+            },
+            "time_scale": self.time_scale,
+        }
+
+
+def load_topology(path: str | Path) -> Topology:
+    """Read and validate a topology file; raise `TopologyError` on any problem."""
+    p = Path(path)
+    source = str(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise TopologyError(source, "", "file not found") from None
+    except OSError as e:
+        raise TopologyError(source, "", f"cannot read file: {e.strerror}") from None
+    return parse_topology(text, source)
+
+
+def parse_topology(text: str, source: str = "<topology>") -> Topology:
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise TopologyError(source, "", f"{where}invalid YAML: {problem}") from None
+    return _validate(data, source)
+
+
+def _err(source: str, path: str, msg: str) -> TopologyError:
+    return TopologyError(source, path, msg)
+
+
+def _mapping(source: str, path: str, value: Any) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise _err(source, path, f"must be a mapping, got {_kind(value)}")
+    for k in value:
+        if not isinstance(k, str):
+            raise _err(source, path, f"keys must be strings, got {k!r}")
+    return value
+
+
+def _kind(value: Any) -> str:
+    if value is None:
+        return "nothing"
+    return {dict: "a mapping", list: "a list", str: "a string", bool: "a boolean"}.get(
+        type(value), type(value).__name__
+    )
+
+
+def _unknown_keys(source: str, path: str, d: dict[str, Any], known: tuple[str, ...]) -> None:
+    for k in d:
+        if k not in known:
+            prefix = f"{path}." if path else ""
+            raise _err(source, f"{prefix}{k}", f"unknown key (known: {', '.join(known)})")
+
+
+def _name(source: str, path: str, value: Any, what: str) -> str:
+    if not isinstance(value, str) or not NAME_RE.match(value):
+        raise _err(
+            source,
+            path,
+            f"invalid {what} name {value!r}: use 1-32 lowercase letters, digits and '-'",
+        )
+    return value
+
+
+def _number(source: str, path: str, value: Any, lo: float, hi: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise _err(source, path, f"must be a number, got {_kind(value)}")
+    if not lo < value <= hi:
+        raise _err(source, path, f"must be > {lo:g} and <= {hi:g}, got {value:g}")
+    return float(value)
+
+
+def _validate(data: Any, source: str) -> Topology:
+    if data is None:
+        raise _err(source, "", "file is empty; expected a mapping with 'sites' and 'clients'")
+    top = _mapping(source, "", data) if isinstance(data, dict) else None
+    if top is None:
+        raise _err(source, "", f"top level must be a mapping, got {_kind(data)}")
+    _unknown_keys(source, "", top, TOP_KEYS)
+
+    name = top.get("name", Path(source).stem if source != "<topology>" else "topology")
+    if not isinstance(name, str) or not name.strip():
+        raise _err(source, "name", "must be a non-empty string")
+
+    if "sites" not in top:
+        raise _err(source, "sites", "missing; add at least one site with its replicas")
+    sites_raw = _mapping(source, "sites", top["sites"])
+    if not sites_raw:
+        raise _err(source, "sites", "no sites; add at least one site with its replicas")
+    sites: dict[str, tuple[str, ...]] = {}
+    seen: dict[str, str] = {}
+    for site, body in sites_raw.items():
+        _name(source, f"sites.{site}", site, "site")
+        spath = f"sites.{site}"
+        body = _mapping(source, spath, body)
+        _unknown_keys(source, spath, body, ("replicas",))
+        reps = body.get("replicas")
+        if not isinstance(reps, list) or not reps:
+            raise _err(source, f"{spath}.replicas", "must be a non-empty list of replica names")
+        for i, r in enumerate(reps):
+            _name(source, f"{spath}.replicas[{i}]", r, "replica")
+            if r in seen:
+                raise _err(
+                    source,
+                    f"{spath}.replicas[{i}]",
+                    f"replica '{r}' already listed in site '{seen[r]}'",
+                )
+            seen[r] = site
+        sites[site] = tuple(reps)
+    all_replicas = tuple(seen)
+    if len(all_replicas) > MAX_REPLICAS:
+        raise _err(source, "sites", f"{len(all_replicas)} replicas; at most {MAX_REPLICAS}")
+
+    if "clients" not in top:
+        raise _err(source, "clients", "missing; add at least one client with its site")
+    clients_raw = _mapping(source, "clients", top["clients"])
+    if not clients_raw:
+        raise _err(source, "clients", "no clients; add at least one client with its site")
+    clients: dict[str, ClientSpec] = {}
+    for cname, body in clients_raw.items():
+        _name(source, f"clients.{cname}", cname, "client")
+        cpath = f"clients.{cname}"
+        body = _mapping(source, cpath, body)
+        _unknown_keys(source, cpath, body, ("site", "order", "policy"))
+        site = body.get("site")
+        if site not in sites:
+            raise _err(
+                source,
+                f"{cpath}.site",
+                f"unknown site {site!r} (known: {', '.join(sites)})",
+            )
+        if "order" in body:
+            order_raw = body["order"]
+            if not isinstance(order_raw, list) or not order_raw:
+                raise _err(source, f"{cpath}.order", "must be a non-empty list of replica names")
+            for i, r in enumerate(order_raw):
+                if r not in seen:
+                    raise _err(
+                        source,
+                        f"{cpath}.order[{i}]",
+                        f"unknown replica {r!r} (known: {', '.join(all_replicas)})",
+                    )
+                if r in order_raw[:i]:
+                    raise _err(source, f"{cpath}.order[{i}]", f"replica '{r}' listed twice")
+            order = tuple(order_raw)
+        else:
+            order = sites[site] + tuple(r for r in all_replicas if seen[r] != site)
+        policy = body.get("policy", "vcenter")
+        if policy not in POLICIES:
+            raise _err(
+                source,
+                f"{cpath}.policy",
+                f"unknown policy {policy!r} (known: {', '.join(POLICIES)})",
+            )
+        clients[cname] = ClientSpec(name=cname, site=site, order=order, policy=policy)
+
+    profile = "none"
+    if "replication" in top:
+        rep = _mapping(source, "replication", top["replication"])
+        _unknown_keys(source, "replication", rep, ("profile",))
+        profile = rep.get("profile", "none")
+        if profile in PROFILES_PLANNED:
+            raise _err(
+                source,
+                "replication.profile",
+                f"profile '{profile}' is not implemented yet; use 'none'",
+            )
+        if profile not in PROFILES_SUPPORTED:
+            known = ", ".join(PROFILES_SUPPORTED + PROFILES_PLANNED)
+            raise _err(
+                source, "replication.profile", f"unknown profile {profile!r} (known: {known})"
+            )
+
+    timeouts = Timeouts()
+    if "timeouts" in top:
+        t = _mapping(source, "timeouts", top["timeouts"])
+        _unknown_keys(source, "timeouts", t, ("response_s", "connect_s"))
+        timeouts = Timeouts(
+            response_s=_number(source, "timeouts.response_s", t.get("response_s", 60), 0, 3600),
+            connect_s=_number(source, "timeouts.connect_s", t.get("connect_s", 5), 0, 600),
+        )
+
+    time_scale = _number(source, "time_scale", top.get("time_scale", 1.0), 0, 10)
+
+    return Topology(
+        name=name,
+        sites=sites,
+        clients=clients,
+        replication_profile=profile,
+        timeouts=timeouts,
+        time_scale=time_scale,
+        source=source,
+    )

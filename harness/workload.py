@@ -1,0 +1,142 @@
+"""Workloads: N virtual clients issuing KMIP operations at a rate, in threads.
+
+Each virtual client is closed-loop (one operation at a time, like a real client) and
+paced: operation k starts at ``t0 + k / rate`` or as soon as the previous one ends if
+it is late (no catch-up bursts). The operation mix is drawn from a seeded RNG. A Get
+or Activate uses a key this virtual client created earlier; with none yet it creates.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+from harness.client.failover_client import FailoverClient
+from harness.history import Complete, History
+from harness.wait import wait_until
+
+DEFAULT_MIX = {"get": 0.7, "create": 0.2, "activate": 0.05, "locate": 0.05}
+
+
+class Workload:
+    def __init__(
+        self,
+        clients: list[FailoverClient],
+        history: History,
+        rate_per_s: float = 10.0,
+        mix: dict[str, float] | None = None,
+        seed: int = 0,
+    ) -> None:
+        if rate_per_s <= 0:
+            raise ValueError("rate_per_s must be > 0")
+        self.clients = clients
+        self.history = history
+        self.rate_per_s = rate_per_s
+        self.mix = dict(mix or DEFAULT_MIX)
+        self.seed = seed
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self.keys: dict[str, list[str]] = {}
+
+    def start(self) -> None:
+        for i, client in enumerate(self.clients):
+            rng = random.Random(f"{self.seed}:{i}")
+            t = threading.Thread(
+                target=self._loop, args=(client, rng), name=f"kms-{client.name}#{i}", daemon=True
+            )
+            self._threads.append(t)
+            t.start()
+
+    def stop(self, timeout_s: float = 120) -> None:
+        """Stop issuing operations and wait for those in flight to complete."""
+        self._stop.set()
+        for t in self._threads:
+            t.join(timeout_s)
+        for c in self.clients:
+            c.close()
+
+    @contextmanager
+    def running(self) -> Iterator[Workload]:
+        self.start()
+        try:
+            yield self
+        finally:
+            self.stop()
+
+    def _loop(self, client: FailoverClient, rng: random.Random) -> None:
+        ops = list(self.mix)
+        weights = [self.mix[o] for o in ops]
+        mine: list[str] = self.keys.setdefault(f"{client.name}#{client.worker}", [])
+        interval = 1.0 / self.rate_per_s
+        next_t = time.monotonic()
+        while not self._stop.is_set():
+            op = rng.choices(ops, weights)[0]
+            key = None
+            if op in ("get", "activate", "destroy"):
+                if not mine:
+                    op = "create"
+                else:
+                    key = rng.choice(mine)
+            done = client.do(op, key)
+            if op == "create" and done.outcome == "ok" and done.key:
+                mine.append(done.key)
+            if op == "destroy" and done.outcome == "ok" and key in mine:
+                mine.remove(key)
+            next_t = max(next_t + interval, time.monotonic())
+            self._stop.wait(max(0.0, next_t - time.monotonic()))
+
+    # ---- conditions to wait for ---------------------------------------------------
+
+    def completes(self, since: float = 0.0, client: str | None = None) -> list[Complete]:
+        return [
+            c
+            for c in self.history.completes()
+            if c.start >= since and (client is None or c.client == client)
+        ]
+
+    def wait_for(
+        self, predicate: Callable[[list[Complete]], bool], timeout_s: float, what: str
+    ) -> None:
+        """Wait until `predicate(completed operations)` holds."""
+        wait_until(lambda: predicate(self.history.completes()), timeout_s, what, poll_s=0.02)
+
+    def wait_ok(
+        self,
+        n: int,
+        timeout_s: float,
+        since: float = 0.0,
+        served_by: set[str] | None = None,
+        not_served_by: set[str] | None = None,
+        client: str | None = None,
+    ) -> list[Complete]:
+        """Wait for `n` successful operations started after `since` (served by / not by
+        the given replicas) and return them."""
+
+        def matching() -> list[Complete]:
+            return [
+                c
+                for c in self.completes(since, client)
+                if c.outcome == "ok"
+                and (served_by is None or c.served_by in served_by)
+                and (not_served_by is None or c.served_by not in not_served_by)
+            ]
+
+        desc = f"{n} ok operation(s)"
+        if served_by:
+            desc += f" served by {sorted(served_by)}"
+        if not_served_by:
+            desc += f" not served by {sorted(not_served_by)}"
+        if client:
+            desc += f" of client {client}"
+        wait_until(lambda: len(matching()) >= n, timeout_s, desc)
+        return matching()[:n]
+
+    def wait_completes(self, n: int, timeout_s: float, since: float = 0.0) -> list[Complete]:
+        """Wait for `n` completed operations (any outcome) started after `since`."""
+        wait_until(
+            lambda: len(self.completes(since)) >= n, timeout_s, f"{n} completed operation(s)"
+        )
+        return self.completes(since)
