@@ -1,0 +1,302 @@
+"""Scenario building blocks: a workload around a fault window, then the verdicts.
+
+A scenario file stays short: it says which fault, on which replica, for which
+clients, and which verdicts it expects. `Scenario` runs the phases
+
+    baseline (ops served normally) → inject → failovers observed → heal → recovery
+
+waiting for conditions with deadlines derived from the topology's timeouts, never for
+fixed times, and then runs the checkers. `expect()` records the expected status of each
+verdict (a finding such as "PyKMIP does not fail over on a stalled response" is an
+expected `fail`, not a skipped test) and fails the test on any mismatch.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from harness.checkers import (
+    Verdict,
+    check_availability,
+    check_failover,
+    check_order,
+    guarded,
+)
+from harness.client.failover_client import FailoverClient
+from harness.client.operations import empty_client_config
+from harness.client.policies import make_policy
+from harness.cluster.base import Cluster
+from harness.faults import Fault, make_fault
+from harness.history import Complete, History, Note
+from harness.topology import Topology
+from harness.wait import WaitTimeout
+from harness.workload import Workload
+
+# With replication `none` a key lives only where it was made, so a Get that fails over
+# to another replica legitimately finds nothing; failover scenarios use operations
+# that any replica can answer. Key availability is judged by its own verdict.
+FAILOVER_MIX = {"create": 0.5, "locate": 0.5}
+
+PYKMIP_DEFAULT_TIMEOUT_S = 30
+
+
+class ScenarioError(AssertionError):
+    """A scenario's expectation was not met; the message shows the verdicts."""
+
+
+@dataclass
+class Outcome:
+    """What a scenario measured: the verdicts and their expectations."""
+
+    name: str
+    verdicts: dict[str, Verdict] = field(default_factory=dict)
+    expected: dict[str, str] = field(default_factory=dict)
+    findings: list[str] = field(default_factory=list)
+    figures: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "verdicts": {
+                k: {**v.to_dict(), "expected": self.expected.get(k)}
+                for k, v in self.verdicts.items()
+            },
+            "findings": self.findings,
+            "figures": self.figures,
+            "regressions": self.regressions(),
+        }
+
+    def regressions(self) -> list[str]:
+        out = []
+        for name, want in self.expected.items():
+            got = self.verdicts.get(name)
+            if got is None:
+                out.append(f"{name}: expected {want}, but the checker did not run")
+            elif got.status != want:
+                out.append(f"{name}: expected {want}, got {got.status}: {got.summary}")
+        return out
+
+
+class Scenario:
+    """One test's cluster, history, clients, faults and verdicts."""
+
+    def __init__(
+        self,
+        name: str,
+        cluster: Cluster,
+        topology: Topology,
+        history: History,
+        report_dir: Path | None = None,
+    ) -> None:
+        self.name = name
+        self.cluster = cluster
+        self.topology = topology
+        self.history = history
+        self.report_dir = report_dir
+        self.outcome = Outcome(name)
+        self._faults: list[Fault] = []
+        self._workloads: list[Workload] = []
+        self._clients: list[FailoverClient] = []
+
+    # ---- parts ------------------------------------------------------------------
+
+    def client(self, name: str, policy: str | None = None, worker: int = 0) -> FailoverClient:
+        spec = self.topology.clients[name]
+        st = self.cluster.state
+        conf = empty_client_config(Path(st.state_dir) / "clients")
+        t = st.tls
+        from harness.client.policies import TlsFiles
+
+        pol = make_policy(
+            policy or spec.policy,
+            st.endpoints(name),
+            TlsFiles(t["ca"], t["cert"], t["key"]),
+            self.topology.connect_timeout,
+            self.topology.response_timeout,
+            conf,
+        )
+        fc = FailoverClient(name, pol, self.history, worker)
+        self._clients.append(fc)
+        return fc
+
+    def workload(
+        self,
+        clients: list[str] | None = None,
+        per_client: int = 1,
+        rate_per_s: float = 20.0,
+        mix: dict[str, float] | None = None,
+        policy: str | None = None,
+        seed: int = 0,
+    ) -> Workload:
+        names = clients or list(self.topology.clients)
+        fcs = [self.client(n, policy, w) for n in names for w in range(per_client)]
+        wl = Workload(fcs, self.history, rate_per_s, mix or FAILOVER_MIX, seed)
+        self._workloads.append(wl)
+        return wl
+
+    def fault(self, kind: str, target: str, **params: Any) -> Fault:
+        f = make_fault(kind, self.cluster, target, self.history, **params)
+        self._faults.append(f)
+        return f
+
+    def note(self, text: str) -> None:
+        self.history.append(Note(t=time.monotonic(), text=text))
+
+    # ---- deadlines derived from the configuration ---------------------------------
+
+    def op_deadline(self, ops: int = 1) -> float:
+        """Generous time for `ops` operations that may each walk the whole list."""
+        n = len(self.topology.replicas)
+        worst_op = n * (self.topology.response_timeout + self.topology.connect_timeout) + 1.0
+        return ops * worst_op + 15.0
+
+    # ---- the standard phases -------------------------------------------------------
+
+    def fault_window(
+        self,
+        kind: str,
+        targets: str | list[str],
+        *,
+        clients: list[str] | None = None,
+        policy: str | None = None,
+        failovers: int = 3,
+        baseline_ops: int = 10,
+        recovery_ops: int = 3,
+        rate_per_s: float = 20.0,
+        mix: dict[str, float] | None = None,
+        expect_served: bool = True,
+        **params: Any,
+    ) -> Workload:
+        """Run a workload; inject `kind` on `targets`; wait until every client has
+        `failovers` successful operations served by an unaffected replica (or, with
+        `expect_served=False`, just `failovers` completed operations); heal; wait for
+        `recovery_ops` successes; stop."""
+        target_list = [targets] if isinstance(targets, str) else list(targets)
+        names = clients or list(self.topology.clients)
+        wl = self.workload(names, rate_per_s=rate_per_s, mix=mix, policy=policy)
+        with wl.running():
+            self.note("baseline")
+            wl.wait_ok(baseline_ops, self.op_deadline(1), since=0.0)
+            faults = [self.fault(kind, t, **params) for t in target_list]
+            try:
+                for f in faults:
+                    f.inject()
+                t_inj = time.monotonic()
+                self.note(f"{kind} on {', '.join(target_list)}")
+                for name in names:
+                    if expect_served:
+                        wl.wait_ok(
+                            failovers,
+                            self.op_deadline(failovers),
+                            since=t_inj,
+                            not_served_by=set(target_list),
+                            client=name,
+                        )
+                    else:
+                        wl.wait_for(
+                            lambda cs, n=name: (
+                                sum(1 for c in cs if c.client == n and c.start >= t_inj)
+                                >= failovers
+                            ),
+                            self.op_deadline(failovers),
+                            f"{failovers} completed operation(s) of {name} during {kind}",
+                        )
+            finally:
+                for f in faults:
+                    f.heal()
+            t_heal = time.monotonic()
+            self.note("healed")
+            wl.wait_ok(recovery_ops, self.op_deadline(recovery_ops), since=t_heal)
+        return wl
+
+    # ---- verdicts -------------------------------------------------------------------
+
+    def check(
+        self,
+        *,
+        min_ok_share: float = 1.0,
+        max_gap_s: float | None = None,
+        include: tuple[str, ...] = ("failover", "order", "availability"),
+    ) -> dict[str, Verdict]:
+        events = self.history.events()
+        orders = {n: list(c.order) for n, c in self.topology.clients.items()}
+        v: dict[str, Verdict] = {}
+        if "failover" in include:
+            v["failover"] = guarded(
+                "failover",
+                check_failover,
+                events,
+                response_timeout=self.topology.response_timeout,
+                connect_timeout=self.topology.connect_timeout,
+                orders=orders,
+            )
+        if "order" in include:
+            v["order"] = guarded("order", check_order, events, orders=orders)
+        if "availability" in include:
+            v["availability"] = guarded(
+                "availability",
+                check_availability,
+                events,
+                min_ok_share=min_ok_share,
+                max_gap_s=max_gap_s,
+            )
+        self.outcome.verdicts.update(v)
+        return v
+
+    def expect(self, **expected: str) -> None:
+        """Record the expected status of each verdict and fail on any mismatch."""
+        for name, want in expected.items():
+            if want not in ("pass", "fail", "unknown"):
+                raise ValueError(f"expected status for {name} must be pass|fail|unknown")
+        self.outcome.expected.update(expected)
+        problems = self.outcome.regressions()
+        if problems:
+            details = []
+            for name in expected:
+                vd = self.outcome.verdicts.get(name)
+                if vd is not None and vd.status != expected[name]:
+                    details += [f"  {name}: {line}" for line in vd.details[:10]]
+            raise ScenarioError("\n".join(problems + details))
+
+    def finding(self, text: str) -> None:
+        """A behaviour the report must state (not a failure)."""
+        self.outcome.findings.append(text)
+
+    def completes(self) -> list[Complete]:
+        return self.history.completes()
+
+    # ---- teardown --------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Stop workloads, heal every fault, write the outcome."""
+        errors: list[BaseException] = []
+        for wl in self._workloads:
+            try:
+                wl.stop()
+            except Exception as e:  # noqa: BLE001 - teardown goes on
+                errors.append(e)
+        for f in self._faults:
+            try:
+                f.heal()
+            except Exception as e:  # noqa: BLE001
+                errors.append(e)
+        for c in self._clients:
+            try:
+                c.close()
+            except Exception as e:  # noqa: BLE001
+                errors.append(e)
+        self.history.close()
+        if self.report_dir is not None:
+            self.report_dir.mkdir(parents=True, exist_ok=True)
+            (self.report_dir / "outcome.json").write_text(
+                json.dumps(self.outcome.to_dict(), indent=2, default=str)
+            )
+        if errors:
+            raise errors[0]
+
+
+__all__ = ["FAILOVER_MIX", "Outcome", "Scenario", "ScenarioError", "WaitTimeout"]

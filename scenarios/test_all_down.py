@@ -1,0 +1,22 @@
+"""All replicas refused: a total outage (every operation fails, quickly); after heal the
+client recovers on its first replica, and the recovery time is measured."""
+
+import pytest
+
+pytestmark = [pytest.mark.kms_topology("one-site.yaml"), pytest.mark.kms_needs("refuse")]
+
+
+def test_all_down_total_outage_then_recovery(kms_scenario):
+    wl = kms_scenario.fault_window(
+        "refuse", ["kms-a", "kms-b", "kms-c"], expect_served=False, failovers=10
+    )
+    verdicts = kms_scenario.check(include=("order", "availability"))
+    kms_scenario.expect(order="pass", availability="fail")
+    figures = verdicts["availability"].figures
+    assert figures["union"]["ok_share"] == 0.0, "an operation succeeded with every replica down"
+    recovery = [w["recovery_s"] for w in figures["faults"].values()]
+    # one operation interval (20/s) plus a round trip; generous but finite
+    assert all(r is not None and r < 1.0 for r in recovery), f"recovery times {recovery}"
+    kms_scenario.finding(f"total outage; recovery after heal: {max(recovery):.3f} s")
+    healed = max(f.t for f in kms_scenario.history.faults() if f.phase == "heal")
+    assert {c.served_by for c in wl.completes(since=healed) if c.outcome == "ok"} == {"kms-a"}
