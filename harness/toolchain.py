@@ -97,3 +97,66 @@ def firewall_capability() -> str | None:
     if r.returncode != 0:
         return f"iptables cannot list rules here: {r.stderr.decode(errors='replace').strip()}"
     return None
+
+
+def install_toxiproxy() -> int:
+    """`make setup`'s Toxiproxy step: keep a usable server, else build the pinned one
+    with `go install` into the tool folder, else say exactly what the alternatives are."""
+    import sys
+
+    try:
+        path, version = find_toxiproxy_server()
+        print(f"toxiproxy-server {version} found at {path}")
+        return 0
+    except ToolchainError as e:
+        reason = str(e)
+    go = shutil.which("go") or next(
+        (p for p in ("/usr/local/go/bin/go", "/usr/lib/go/bin/go") if os.path.exists(p)), None
+    )
+    dest = tools_dir()
+    if go is None:
+        print(
+            f"kmschaos: {reason}\n"
+            "Go is not installed, so `make setup` cannot build Toxiproxy. Choose one:\n"
+            f"  1. the official release binary: download toxiproxy-server-linux-amd64 v{PINNED_VERSION}"
+            " from the Shopify/toxiproxy GitHub releases page,\n"
+            f"     then: install -m 0755 toxiproxy-server-linux-amd64 {dest}/{SERVER_NAME}\n"
+            "  2. a package manager: `brew install toxiproxy` (macOS/Linuxbrew), or your distro's\n"
+            "     package, then make sure `toxiproxy-server` is on PATH\n"
+            "  3. install Go >= 1.23 and run `make setup` again\n"
+            "  4. the Docker backend (planned): the official image ghcr.io/shopify/toxiproxy:"
+            f"{PINNED_VERSION}\n"
+            "Or point TOXIPROXY_SERVER at an existing binary.",
+            file=sys.stderr,
+        )
+        return 1
+    dest.mkdir(parents=True, exist_ok=True)
+    print(f"building Toxiproxy v{PINNED_VERSION} with {go} into {dest}/ ...", flush=True)
+    env = dict(os.environ, GOBIN=str(dest), CGO_ENABLED="0")
+    ldflags = f"-s -w -X github.com/Shopify/toxiproxy/v2.Version={PINNED_VERSION}"
+    r = subprocess.run(
+        [
+            go,
+            "install",
+            "-trimpath",
+            f"-ldflags={ldflags}",
+            f"github.com/Shopify/toxiproxy/v2/cmd/server@v{PINNED_VERSION}",
+        ],
+        env=env,
+    )
+    if r.returncode != 0:
+        print(f"kmschaos: `go install` of Toxiproxy failed (exit {r.returncode})", file=sys.stderr)
+        return 1
+    os.replace(dest / "server", dest / SERVER_NAME)
+    path, version = find_toxiproxy_server()
+    print(f"toxiproxy-server {version} installed at {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    import sys
+
+    if sys.argv[1:] != ["install-toxiproxy"]:
+        print("usage: python -m harness.toolchain install-toxiproxy", file=sys.stderr)
+        sys.exit(2)
+    sys.exit(install_toxiproxy())

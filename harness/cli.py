@@ -1,0 +1,417 @@
+"""The `kmschaos` command line.
+
+    kmschaos up TOPOLOGY        start a cluster, wait until ready, print endpoints, return
+    kmschaos status [--json]    endpoints, TLS files and replica states of a running cluster
+    kmschaos inject FAULT TARGET [--ms N ...]   inject a fault, print its id
+    kmschaos heal [ID | --all]  heal one fault or every fault
+    kmschaos down [--all]       stop the cluster (or every kmschaos run on this machine)
+    kmschaos run [SCENARIO ...] run the scenario catalogue, print verdicts, write reports
+    kmschaos faults             list the faults and what exactly they do
+
+Exit status: 0 success; 1 a verdict or scenario failed, or an operation failed;
+2 bad input (a topology file, an argument).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+DEFAULT_STATE_DIR = ".kmschaos"
+EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
+
+
+class UserError(Exception):
+    """A problem the user can fix; printed as one line, no traceback."""
+
+    def __init__(self, message: str, status: int = EXIT_FAIL) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def _state_dir(args: argparse.Namespace) -> Path:
+    return Path(args.state_dir or os.environ.get("KMSCHAOS_STATE_DIR") or DEFAULT_STATE_DIR)
+
+
+def _print_err(msg: str) -> None:
+    print(f"kmschaos: {msg}", file=sys.stderr)
+
+
+# ---- up / status / down ---------------------------------------------------------------
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    from harness.cluster.local import LocalCluster
+    from harness.topology import load_topology
+
+    topo = load_topology(args.topology)
+    if args.time_scale is not None:
+        topo = topo.with_time_scale(args.time_scale)
+    if args.backend != "local":
+        raise UserError(
+            f"--backend {args.backend}: not available yet (available: local)", EXIT_USAGE
+        )
+    sdir = _state_dir(args)
+    cluster = LocalCluster.create(topo, sdir, detached=True)
+    n = len(topo.replicas)
+    print(f"starting {topo.name}: {n} replica(s), {len(topo.clients)} client(s) in {sdir}/ ...")
+    t0 = time.monotonic()
+    try:
+        cluster.start()
+    except BaseException:
+        cluster.stop()
+        raise
+    print(f"ready in {time.monotonic() - t0:.1f} s (run {cluster.state.run_id})")
+    _print_status(cluster.status())
+    print(f"\nnext: kmschaos status --json | kmschaos inject refuse {topo.replicas[0]} | "
+          "kmschaos heal --all | kmschaos down")
+    return EXIT_OK
+
+
+def _attach(args: argparse.Namespace) -> Any:
+    from harness.cluster.local import LocalCluster
+
+    return LocalCluster.attach(_state_dir(args))
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from harness.cluster.base import load_state
+    from harness.cluster.local import LocalCluster
+    from harness.faults import active_fault_records
+
+    sdir = _state_dir(args)
+    cluster = LocalCluster(load_state(sdir.resolve()))
+    doc = cluster.status()
+    doc["faults"] = active_fault_records(sdir.resolve())
+    if args.json:
+        print(json.dumps(doc, indent=2))
+    else:
+        _print_status(doc)
+    return EXIT_OK
+
+
+def _print_status(doc: dict[str, Any]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    con = Console(highlight=False)
+    con.print(
+        f"cluster [bold]{doc['topology']}[/] run {doc['run_id']} ({doc['backend']}) — "
+        f"{doc['status']} — state {doc['state_dir']}"
+    )
+    t = Table(title="replicas", title_justify="left")
+    for col in ("replica", "site", "direct address", "client address", "state"):
+        t.add_column(col)
+    for name, r in doc["replicas"].items():
+        t.add_row(name, r["site"], f"{r['host']}:{r['port']}", r["client_host"], r["state"])
+    con.print(t)
+    c = Table(title="clients (endpoints in order; one shared port per client)", title_justify="left")
+    for col in ("client", "policy", "endpoints", "pykmip config"):
+        c.add_column(col)
+    for name, cl in doc["clients"].items():
+        eps = ", ".join(f"{e['replica']}={e['host']}:{e['port']}" for e in cl["endpoints"])
+        c.add_row(name, cl["policy"], eps, cl["pykmip_conf"])
+    con.print(c)
+    tls = doc["tls"]
+    con.print(f"TLS (identity {doc['tls_identity']}): ca={tls['ca']} cert={tls['cert']} key={tls['key']}")
+    for f in doc.get("faults", []):
+        con.print(f"active fault: {f['fault_id']} ({f['kind']} on {f['target']})")
+
+
+def cmd_down(args: argparse.Namespace) -> int:
+    from harness import registry
+    from harness.cluster.base import ClusterError, load_state
+    from harness.cluster.local import LocalCluster
+
+    if args.all:
+        report = registry.reap(all_runs=True)
+        print(report)
+        return EXIT_OK
+    sdir = _state_dir(args)
+    try:
+        state = load_state(sdir.resolve())
+    except ClusterError as e:
+        raise UserError(str(e)) from None
+    if state.status == "down":
+        print(f"cluster {state.run_id} in {sdir}/ is already down")
+        registry.reap_run(state.run_id)
+        return EXIT_OK
+    LocalCluster(state).stop()
+    print(f"cluster {state.run_id} ({state.topology.get('name')}) stopped; logs kept in {sdir}/")
+    return EXIT_OK
+
+
+# ---- inject / heal ----------------------------------------------------------------------
+
+
+def _fault_params(args: argparse.Namespace) -> dict[str, Any]:
+    params: dict[str, Any] = {}
+    for name in ("ms", "jitter", "kbps", "after_ms"):
+        v = getattr(args, name, None)
+        if v is not None:
+            params[name] = v
+    for name in ("down_s", "up_s"):
+        v = getattr(args, name, None)
+        if v is not None:
+            params[name] = v
+    return params
+
+
+def cmd_inject(args: argparse.Namespace) -> int:
+    from harness.faults import FAULTS, make_fault
+    from harness.history import History
+
+    if args.fault not in FAULTS:
+        raise UserError(
+            f"unknown fault {args.fault!r} (known: {', '.join(FAULTS)}); see `kmschaos faults`",
+            EXIT_USAGE,
+        )
+    cluster = _attach(args)
+    params = _fault_params(args)
+    if args.fault == "flap":
+        params["detached"] = True
+    history = History(Path(cluster.state.state_dir) / "history.jsonl")
+    try:
+        fault = make_fault(args.fault, cluster, args.target, history, **params)
+        fault.inject()
+    finally:
+        history.close()
+    print(fault.fault_id)
+    return EXIT_OK
+
+
+def cmd_heal(args: argparse.Namespace) -> int:
+    from harness.faults import active_fault_records, heal_recorded
+
+    if not args.fault_id and not args.all:
+        raise UserError("say which fault to heal: kmschaos heal ID, or kmschaos heal --all", 2)
+    cluster = _attach(args)
+    sdir = Path(cluster.state.state_dir)
+    records = active_fault_records(sdir)
+    if args.fault_id:
+        chosen = [r for r in records if r["fault_id"] == args.fault_id]
+        if not chosen:
+            known = ", ".join(r["fault_id"] for r in records) or "none"
+            raise UserError(f"no active fault {args.fault_id!r} (active: {known})")
+    else:
+        chosen = records
+    from harness.history import History
+
+    history = History(sdir / "history.jsonl")
+    try:
+        for r in chosen:
+            f = heal_recorded(cluster, r)
+            f.history = history
+            print(f"healed {r['fault_id']}")
+        if args.all:
+            _heal_everything(cluster)
+    finally:
+        history.close()
+    return EXIT_OK
+
+
+def _heal_everything(cluster: Any) -> None:
+    """Belt and braces after `heal --all`: no toxic, no disabled link, no frozen or
+    stopped replica, no firewall rule of this run."""
+    from harness import registry
+
+    cluster.api.reset()
+    registry.delete_rules(cluster.state.run_id)
+    for name in cluster.state.replicas:
+        if cluster.replica_running(name):
+            cluster.resume_replica(name)
+        else:
+            print(f"starting {name} again")
+            cluster.start_replica(name)
+
+
+# ---- run ----------------------------------------------------------------------------------
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from harness.runner import run_catalogue
+
+    return run_catalogue(
+        scenarios=args.scenarios,
+        workers=args.workers,
+        report_dir=Path(args.report_dir),
+        time_scale=args.time_scale,
+        backend=args.backend,
+        extra=getattr(args, "pytest_args", []),
+    )
+
+
+def cmd_faults(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from harness.faults import FAULTS
+
+    t = Table(title="faults (target: a replica; all client links into it)")
+    t.add_column("fault")
+    t.add_column("what exactly happens")
+    t.add_column("parameters")
+    params = {
+        "reset": "--after-ms N",
+        "latency": "--ms N [--jitter N]",
+        "bandwidth": "--kbps N",
+        "flap": "--down-s S --up-s S",
+    }
+    for kind, cls in FAULTS.items():
+        t.add_row(kind, cls.summary, params.get(kind, ""))
+    Console().print(t)
+    return EXIT_OK
+
+
+# ---- parser ---------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(
+        prog="kmschaos",
+        description="Chaos / failure injection for KMS (KMIP) availability: real PyKMIP "
+        "replicas behind Toxiproxy, failover clients, faults and verdicts.",
+        epilog="Every command that acts on a running cluster takes --state-dir DIR "
+        f"(default ./{DEFAULT_STATE_DIR}/, or $KMSCHAOS_STATE_DIR).",
+    )
+    sub = ap.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    def state_opt(p: argparse.ArgumentParser) -> None:
+        p.add_argument(
+            "--state-dir",
+            metavar="DIR",
+            help=f"the cluster's state folder (default ./{DEFAULT_STATE_DIR}/)",
+        )
+
+    p = sub.add_parser(
+        "up",
+        help="start a cluster, wait until ready, print the endpoints, leave it running",
+        description="Start every replica of TOPOLOGY (real PyKMIP servers over TLS) and one "
+        "Toxiproxy with a link per client and replica, wait for a KMIP answer through every "
+        "link, print the endpoints and return. Stop it with `kmschaos down`.",
+    )
+    p.add_argument("topology", metavar="TOPOLOGY", help="topology YAML file")
+    p.add_argument("--backend", default="local", help="local (processes on loopback)")
+    p.add_argument(
+        "--time-scale", type=float, help="override the topology's time_scale (client timeouts)"
+    )
+    state_opt(p)
+    p.set_defaults(func=cmd_up)
+
+    p = sub.add_parser(
+        "status",
+        help="show endpoints, TLS files and replica states",
+        description="Per client its endpoints in order (replica, host, port), the TLS files "
+        "a client needs (ca, cert, key) and a PyKMIP config file; per replica its direct "
+        "address and state (running, paused, stopped); active faults.",
+    )
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    state_opt(p)
+    p.set_defaults(func=cmd_status)
+
+    p = sub.add_parser(
+        "inject",
+        help="inject a fault and print its id",
+        description="Inject FAULT on replica TARGET (all client links into it) and print the "
+        "fault id. It stays until `kmschaos heal ID` or `kmschaos heal --all`. "
+        "See `kmschaos faults` for what each fault does.",
+    )
+    p.add_argument("fault", metavar="FAULT", help="refuse | reset | blackhole | stall | kill | "
+                   "restart | unreachable | latency | bandwidth | flap")
+    p.add_argument("target", metavar="TARGET", help="replica name, e.g. kms-a")
+    p.add_argument("--ms", type=int, help="latency: milliseconds added to each response")
+    p.add_argument("--jitter", type=int, help="latency: ± jitter in milliseconds")
+    p.add_argument("--kbps", type=int, help="bandwidth: KB/s")
+    p.add_argument("--after-ms", type=int, help="reset: reset after this many ms (default 0)")
+    p.add_argument("--down-s", type=float, help="flap: seconds down per cycle (default 1)")
+    p.add_argument("--up-s", type=float, help="flap: seconds up per cycle (default 1)")
+    state_opt(p)
+    p.set_defaults(func=cmd_inject)
+
+    p = sub.add_parser(
+        "heal",
+        help="heal a fault (ID) or every fault (--all)",
+        description="Heal the fault ID printed by `inject`, or with --all every recorded "
+        "fault, then reset Toxiproxy, remove this run's firewall rules, resume frozen and "
+        "start stopped replicas.",
+    )
+    p.add_argument("fault_id", metavar="ID", nargs="?", help="fault id printed by inject")
+    p.add_argument("--all", action="store_true", help="heal everything")
+    state_opt(p)
+    p.set_defaults(func=cmd_heal)
+
+    p = sub.add_parser(
+        "down",
+        help="stop the cluster (or, with --all, every kmschaos run on this machine)",
+        description="Kill the cluster's replicas and Toxiproxy, delete its firewall rules and "
+        "release its addresses; logs stay in the state folder. --all reaps every run of "
+        "this user on this machine by label, also runs whose harness was killed.",
+    )
+    p.add_argument("--all", action="store_true", help="reap every kmschaos run on this machine")
+    state_opt(p)
+    p.set_defaults(func=cmd_down)
+
+    p = sub.add_parser(
+        "run",
+        help="run the scenario catalogue through pytest; verdict table and reports",
+        description="Run scenarios (default: the built-in catalogue) with pytest, print a "
+        "progress line per scenario and a verdict table, write junit.xml, history.jsonl, "
+        "summary.json and each scenario's files to --report-dir. Exit 1 when a scenario "
+        "failed (a verdict differed from what the scenario expects). Arguments after "
+        "`--` go to pytest as they are.",
+    )
+    p.add_argument("scenarios", metavar="SCENARIO", nargs="*", help="scenario files or pytest ids")
+    p.add_argument("-n", dest="workers", type=int, default=1, help="parallel workers (xdist)")
+    p.add_argument("--report-dir", default="reports/latest", help="default: reports/latest")
+    p.add_argument(
+        "--time-scale",
+        type=float,
+        help="multiply client timeouts (default: each topology's time_scale; 0.05 for a "
+        "quick run: a 60 s response timeout becomes 3 s)",
+    )
+    p.add_argument("--backend", default="local", help="local")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("faults", help="list the faults and their exact semantics")
+    p.set_defaults(func=cmd_faults)
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    from harness.cluster.base import ClusterError
+    from harness.faults import FaultError
+    from harness.links import ToxiproxyError
+    from harness.toolchain import ToolchainError
+    from harness.topology import TopologyError
+    from harness.wait import WaitTimeout
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    passthrough: list[str] = []
+    if "--" in argv:  # `kmschaos run ... -- PYTEST ARGS`
+        cut = argv.index("--")
+        argv, passthrough = argv[:cut], argv[cut + 1 :]
+    args = build_parser().parse_args(argv)
+    args.pytest_args = passthrough
+    try:
+        return int(args.func(args))
+    except TopologyError as e:
+        _print_err(str(e))
+        return EXIT_USAGE
+    except UserError as e:
+        _print_err(str(e))
+        return e.status
+    except (ClusterError, FaultError, ToolchainError, ToxiproxyError, WaitTimeout) as e:
+        _print_err(str(e))
+        return EXIT_FAIL
+    except KeyboardInterrupt:
+        _print_err("interrupted; everything this command started was stopped")
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

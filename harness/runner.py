@@ -1,0 +1,220 @@
+"""`kmschaos run`: the scenario catalogue through pytest, then the verdict table.
+
+Writes to the report folder: ``junit.xml`` (pytest), ``scenarios/<id>/history.jsonl``
+and ``outcome.json`` per scenario, ``history.jsonl`` (all scenarios, each line tagged
+with its scenario) and ``summary.json``. Returns 1 when any scenario failed, i.e. a
+verdict differed from what the scenario expects.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from rich.console import Console
+from rich.table import Table
+
+from harness.toolchain import repo_root
+
+VERDICTS = ("failover", "order", "availability")
+
+
+class Progress:
+    """A pytest plugin printing one line per finished scenario."""
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+        self.results: dict[str, dict[str, Any]] = {}
+        self.done = 0
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        nodeid = report.nodeid
+        r = self.results.setdefault(nodeid, {"outcome": "passed", "duration": 0.0, "longrepr": ""})
+        r["duration"] += report.duration
+        if report.failed:
+            r["outcome"] = "failed"
+            r["longrepr"] = str(report.longrepr)[-3000:]
+        elif report.skipped and r["outcome"] != "failed":
+            r["outcome"] = "skipped"
+            lr = report.longrepr
+            r["longrepr"] = lr[2] if isinstance(lr, tuple) else str(lr)
+        if report.when == "teardown":
+            self.done += 1
+            style = {"passed": "green", "failed": "bold red", "skipped": "yellow"}[r["outcome"]]
+            extra = f" — {r['longrepr']}" if r["outcome"] == "skipped" else ""
+            self.console.print(
+                f"[{self.done:>2}] [{style}]{r['outcome'].upper():7}[/] {nodeid} "
+                f"({r['duration']:.1f} s){extra}",
+                highlight=False,
+            )
+
+
+def run_catalogue(
+    scenarios: list[str],
+    workers: int,
+    report_dir: Path,
+    time_scale: float | None,
+    backend: str,
+    extra: list[str],
+) -> int:
+    import sys
+
+    console = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 150)
+    targets = scenarios or [str(repo_root() / "scenarios")]
+    if report_dir.exists():
+        shutil.rmtree(report_dir)
+    report_dir.mkdir(parents=True)
+    args = [
+        *targets,
+        "-p",
+        "no:terminal",
+        "-p",
+        "no:cacheprovider",
+        f"--kms-report-dir={report_dir}",
+        f"--kms-backend={backend}",
+        f"--junitxml={report_dir / 'junit.xml'}",
+        "-o",
+        "junit_family=xunit2",
+        "-W",
+        "ignore::DeprecationWarning",
+        "--rootdir",
+        str(repo_root()),
+    ]
+    if time_scale is not None:
+        args.append(f"--kms-time-scale={time_scale}")
+    if workers > 1:
+        args += ["-n", str(workers)]
+    args += extra
+    scale_txt = f"time scale {time_scale}" if time_scale else "each topology's time scale"
+    console.print(
+        f"kmschaos run: {', '.join(targets)} ({scale_txt}, {workers} worker(s)) "
+        f"-> {report_dir}/"
+    )
+    if time_scale is None or time_scale >= 0.5:
+        console.print(
+            "  note: at time scale ~1 a stalled-server scenario waits 60 s per request; "
+            "--time-scale 0.05 makes it 3 s"
+        )
+    progress = Progress(console)
+    t0 = time.monotonic()
+    code = pytest.main(args, plugins=[progress])
+    elapsed = time.monotonic() - t0
+    summary = write_summary(report_dir, progress.results, elapsed, time_scale)
+    print_table(console, summary)
+    failed = [t for t in summary["scenarios"] if t["outcome"] == "failed"]
+    for t in failed:
+        console.print(f"\n[bold red]FAILED[/] {t['id']}\n{t['detail']}", highlight=False)
+    console.print(f"\nreport: {report_dir.resolve()}/ (summary.json, junit.xml, history.jsonl)")
+    if code == pytest.ExitCode.NO_TESTS_COLLECTED:
+        console.print("[red]no scenario collected[/]: check the SCENARIO arguments")
+        return 2
+    if code == pytest.ExitCode.USAGE_ERROR:
+        return 2
+    return 0 if code == pytest.ExitCode.OK else 1
+
+
+def write_summary(
+    report_dir: Path, results: dict[str, dict[str, Any]], elapsed: float, time_scale: float | None
+) -> dict[str, Any]:
+    from harness.pytest_plugin import _safe
+
+    rows = []
+    merged = (report_dir / "history.jsonl").open("w", encoding="utf-8")
+    for nodeid, r in sorted(results.items()):
+        sdir = report_dir / "scenarios" / _safe(nodeid)
+        outcome_file = sdir / "outcome.json"
+        outcome: dict[str, Any] = {}
+        if outcome_file.exists():
+            outcome = json.loads(outcome_file.read_text())
+        hist = sdir / "history.jsonl"
+        if hist.exists():
+            for line in hist.read_text().splitlines():
+                if line.strip():
+                    d = json.loads(line)
+                    d["scenario"] = nodeid
+                    merged.write(json.dumps(d) + "\n")
+        rows.append(
+            {
+                "id": nodeid,
+                "outcome": r["outcome"],
+                "duration_s": round(r["duration"], 3),
+                "detail": r["longrepr"] if r["outcome"] != "passed" else "",
+                "verdicts": outcome.get("verdicts", {}),
+                "findings": outcome.get("findings", []),
+                "history": str(hist) if hist.exists() else None,
+            }
+        )
+    merged.close()
+    summary = {
+        "started": time.time() - elapsed,
+        "duration_s": round(elapsed, 2),
+        "time_scale": time_scale,
+        "totals": {
+            k: sum(1 for r in rows if r["outcome"] == k) for k in ("passed", "failed", "skipped")
+        },
+        "scenarios": rows,
+    }
+    (report_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+    return summary
+
+
+def _cell(v: dict[str, Any] | None) -> str:
+    if not v:
+        return "[dim]-[/]"
+    status, expected = v.get("status"), v.get("expected")
+    colour = {"pass": "green", "fail": "red", "unknown": "yellow"}.get(str(status), "white")
+    fig = ""
+    if v.get("name") == "failover":
+        times = [
+            c.get("failover_s")
+            for f in v.get("figures", {}).values()
+            if isinstance(f, dict)
+            for c in f.get("clients", {}).values()
+            if c.get("failover_s") is not None
+        ]
+        if times:
+            fig = f" {max(times):.3f}s"
+    elif v.get("name") == "availability":
+        share = v.get("figures", {}).get("union", {}).get("ok_share")
+        if share is None:
+            share = v.get("figures", {}).get("steady", {}).get("ok_share")
+        if share is not None:
+            fig = f" {share:.0%}"
+    mark = "" if expected in (None, status) else f" [bold red](expected {expected})[/]"
+    if expected == status == "fail":
+        mark = " [dim](expected)[/]"
+    return f"[{colour}]{status}[/]{fig}{mark}"
+
+
+def print_table(console: Console, summary: dict[str, Any]) -> None:
+    t = Table(title="verdicts", title_justify="left")
+    t.add_column("scenario")
+    for v in VERDICTS:
+        t.add_column(v)
+    t.add_column("result")
+    for row in summary["scenarios"]:
+        file_part, _, test_part = row["id"].partition("::")
+        name = Path(file_part).stem.removeprefix("test_").removeprefix("scenario_")
+        if sum(1 for r in summary["scenarios"] if r["id"].startswith(file_part + "::")) > 1:
+            name += f"::{test_part}"
+        result = {
+            "passed": "[green]ok[/]",
+            "failed": "[bold red]REGRESSION[/]",
+            "skipped": "[yellow]skipped[/]",
+        }[row["outcome"]]
+        t.add_row(name, *(_cell(row["verdicts"].get(v)) for v in VERDICTS), result)
+    console.print(t)
+    for row in summary["scenarios"]:
+        for f in row["findings"]:
+            stem = Path(row["id"].partition("::")[0]).stem.removeprefix("test_")
+            console.print(f"[bold]finding[/] ({stem}): {f}", highlight=False)
+    tot = summary["totals"]
+    console.print(
+        f"{tot['passed']} passed, {tot['failed']} failed, {tot['skipped']} skipped "
+        f"in {summary['duration_s']:.1f} s",
+        highlight=False,
+    )
