@@ -68,8 +68,10 @@ def cmd_up(args: argparse.Namespace) -> int:
         raise
     print(f"ready in {time.monotonic() - t0:.1f} s (run {cluster.state.run_id})")
     _print_status(cluster.status())
-    print(f"\nnext: kmschaos status --json | kmschaos inject refuse {topo.replicas[0]} | "
-          "kmschaos heal --all | kmschaos down")
+    print(
+        f"\nnext: kmschaos status --json | kmschaos inject refuse {topo.replicas[0]} | "
+        "kmschaos heal --all | kmschaos down"
+    )
     return EXIT_OK
 
 
@@ -110,7 +112,9 @@ def _print_status(doc: dict[str, Any]) -> None:
     for name, r in doc["replicas"].items():
         t.add_row(name, r["site"], f"{r['host']}:{r['port']}", r["client_host"], r["state"])
     con.print(t)
-    c = Table(title="clients (endpoints in order; one shared port per client)", title_justify="left")
+    c = Table(
+        title="clients (endpoints in order; one shared port per client)", title_justify="left"
+    )
     for col in ("client", "policy", "endpoints", "pykmip config"):
         c.add_column(col)
     for name, cl in doc["clients"].items():
@@ -118,7 +122,9 @@ def _print_status(doc: dict[str, Any]) -> None:
         c.add_row(name, cl["policy"], eps, cl["pykmip_conf"])
     con.print(c)
     tls = doc["tls"]
-    con.print(f"TLS (identity {doc['tls_identity']}): ca={tls['ca']} cert={tls['cert']} key={tls['key']}")
+    con.print(
+        f"TLS (identity {doc['tls_identity']}): ca={tls['ca']} cert={tls['cert']} key={tls['key']}"
+    )
     for f in doc.get("faults", []):
         con.print(f"active fault: {f['fault_id']} ({f['kind']} on {f['target']})")
 
@@ -321,8 +327,12 @@ def build_parser() -> argparse.ArgumentParser:
         "fault id. It stays until `kmschaos heal ID` or `kmschaos heal --all`. "
         "See `kmschaos faults` for what each fault does.",
     )
-    p.add_argument("fault", metavar="FAULT", help="refuse | reset | blackhole | stall | kill | "
-                   "restart | unreachable | latency | bandwidth | flap")
+    p.add_argument(
+        "fault",
+        metavar="FAULT",
+        help="refuse | reset | blackhole | stall | kill | "
+        "restart | unreachable | latency | bandwidth | flap",
+    )
     p.add_argument("target", metavar="TARGET", help="replica name, e.g. kms-a")
     p.add_argument("--ms", type=int, help="latency: milliseconds added to each response")
     p.add_argument("--jitter", type=int, help="latency: ± jitter in milliseconds")

@@ -2,8 +2,10 @@
 
 Every cluster ("run") leases a private loopback /24 (``127.X.Y.0``) so two runs, or
 two pytest-xdist workers, never share an address or a port. Every process a run
-starts carries the label ``KMSCHAOS_RUN_ID=<run id>`` in its environment, and every
-firewall rule it adds carries the comment ``kmschaos:<run id>:...``. The reaper finds
+starts carries the labels ``KMSCHAOS_RUN_ID=<run id>`` and ``KMSCHAOS_REGISTRY_TAG=<tag>``
+in its environment, and every firewall rule it adds carries the comment
+``kmschaos:<tag>:<run id>:<fault id>``; the tag names the registry folder, so a private
+registry (``KMSCHAOS_REGISTRY``, used by tests) never reaps another's runs. The reaper finds
 leftovers by those labels, so it works even after the harness was killed with SIGKILL
 and its state folder is gone.
 
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import hashlib
 import json
 import os
 import random
@@ -27,6 +30,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 LABEL_ENV = "KMSCHAOS_RUN_ID"
+REGISTRY_ENV = "KMSCHAOS_REGISTRY_TAG"
 RULE_TAG = "kmschaos:"
 
 
@@ -35,8 +39,25 @@ def registry_dir() -> Path:
     base = os.environ.get("KMSCHAOS_REGISTRY") or f"/tmp/kmschaos-{os.getuid()}"
     p = Path(base)
     (p / "runs").mkdir(parents=True, exist_ok=True)
-    (p / "leases").mkdir(parents=True, exist_ok=True)
     return p
+
+
+def registry_tag() -> str:
+    """A short name of this registry: labels and rules carry it, so a registry (for
+    example a test's private one) only ever reaps what it started."""
+    return hashlib.sha1(str(registry_dir().resolve()).encode()).hexdigest()[:8]
+
+
+def leases_dir() -> Path:
+    """Address leases are machine-wide, whatever the registry, so that no two runs
+    anywhere on this machine share a subnet."""
+    p = Path(f"/tmp/kmschaos-leases-{os.getuid()}")
+    p.mkdir(parents=True, exist_ok=True)
+    return p
+
+
+def rule_comment(run_id: str, fault_id: str) -> str:
+    return f"{RULE_TAG}{registry_tag()}:{run_id}:{fault_id}"
 
 
 def new_run_id() -> str:
@@ -106,7 +127,7 @@ def read_entries() -> list[RunEntry]:
 def lease_subnet(run_id: str, rng: random.Random | None = None) -> str:
     """Take an unused 127.X.Y /24 for `run_id` (exclusive-create of a lease file)."""
     rng = rng or random.Random()
-    leases = registry_dir() / "leases"
+    leases = leases_dir()
     for _ in range(500):
         subnet = f"127.{rng.randint(64, 250)}.{rng.randint(0, 255)}"
         try:
@@ -114,29 +135,36 @@ def lease_subnet(run_id: str, rng: random.Random | None = None) -> str:
         except FileExistsError:
             continue
         with os.fdopen(fd, "w") as f:
-            f.write(run_id)
+            f.write(f"{run_id} {registry_tag()}")
         return subnet
     raise RuntimeError(f"no free loopback subnet left in {leases}; run `kmschaos down --all`")
 
 
+def _lease_owner(path: Path) -> tuple[str, str]:
+    parts = path.read_text().split()
+    return (parts[0], parts[1]) if len(parts) >= 2 else (parts[0] if parts else "", "")
+
+
 def release_subnet(subnet: str, run_id: str) -> None:
-    p = registry_dir() / "leases" / subnet
+    p = leases_dir() / subnet
     with contextlib.suppress(OSError):
-        if p.read_text().strip() == run_id:
+        if _lease_owner(p)[0] == run_id:
             p.unlink()
 
 
 def labelled_env(run_id: str, base: dict[str, str] | None = None) -> dict[str, str]:
     env = dict(os.environ if base is None else base)
     env[LABEL_ENV] = run_id
+    env[REGISTRY_ENV] = registry_tag()
     return env
 
 
 def labelled_processes(run_id: str | None = None) -> dict[int, str]:
-    """pid -> run id for every process carrying a kmschaos label (of `run_id` if given)."""
+    """pid -> run id for every process labelled by this registry (of `run_id` if given)."""
     found: dict[int, str] = {}
     me = os.getpid()
     needle = f"{LABEL_ENV}=".encode()
+    tag = f"{REGISTRY_ENV}={registry_tag()}".encode()
     for d in Path("/proc").iterdir():
         if not d.name.isdigit():
             continue
@@ -147,7 +175,10 @@ def labelled_processes(run_id: str | None = None) -> dict[int, str]:
             env = (d / "environ").read_bytes()
         except OSError:
             continue
-        for item in env.split(b"\0"):
+        items = env.split(b"\0")
+        if tag not in items:
+            continue
+        for item in items:
             if item.startswith(needle):
                 rid = item[len(needle) :].decode(errors="replace")
                 if run_id is None or rid == run_id:
@@ -206,7 +237,7 @@ def tagged_rules(run_id: str | None = None) -> list[list[str]]:
     except (OSError, subprocess.SubprocessError):
         return []
     rules = []
-    tag = f"{RULE_TAG}{run_id}:" if run_id else RULE_TAG
+    tag = f"{RULE_TAG}{registry_tag()}:" + (f"{run_id}:" if run_id else "")
     for line in out.splitlines():
         if line.startswith("-A OUTPUT") and tag in line:
             rules.append(line.split())
@@ -253,9 +284,9 @@ def reap_run(run_id: str) -> tuple[int, int]:
         release_subnet(entry.subnet, run_id)
     with contextlib.suppress(FileNotFoundError):
         path.unlink()
-    for lease in (registry_dir() / "leases").iterdir():
+    for lease in leases_dir().iterdir():
         with contextlib.suppress(OSError):
-            if lease.read_text().strip() == run_id:
+            if _lease_owner(lease)[0] == run_id:
                 lease.unlink()
     return len(procs), rules
 
@@ -268,11 +299,12 @@ def reap(all_runs: bool = False) -> ReapReport:
     ]
     # labelled processes and rules of runs nobody registered (or registered and lost)
     orphans = {rid for rid in labelled_processes().values() if rid not in entries}
+    prefix = f"{RULE_TAG}{registry_tag()}:"
     orphans |= {
-        r.split(RULE_TAG, 1)[1].split(":", 1)[0]
+        r.split(prefix, 1)[1].split(":", 1)[0]
         for rule in tagged_rules()
         for r in rule
-        if RULE_TAG in r
+        if prefix in r
     } - set(entries)
     procs = rules = 0
     reaped = []
@@ -283,11 +315,12 @@ def reap(all_runs: bool = False) -> ReapReport:
         reaped.append(rid)
     # leases whose run has no entry (a run writes its entry right after its lease, so
     # only leases older than a minute can be abandoned ones)
-    for lease in (registry_dir() / "leases").iterdir():
+    me = registry_tag()
+    for lease in leases_dir().iterdir():
         with contextlib.suppress(OSError):
-            rid = lease.read_text().strip()
+            rid, tag = _lease_owner(lease)
             old = time.time() - lease.stat().st_mtime > 60
-            if (rid not in entries and old) or rid in reaped:
+            if tag == me and ((rid not in entries and old) or rid in reaped):
                 lease.unlink()
     return ReapReport(runs=reaped, processes=procs, rules=rules)
 

@@ -91,8 +91,7 @@ def run_catalogue(
     args += extra
     scale_txt = f"time scale {time_scale}" if time_scale else "each topology's time scale"
     console.print(
-        f"kmschaos run: {', '.join(targets)} ({scale_txt}, {workers} worker(s)) "
-        f"-> {report_dir}/"
+        f"kmschaos run: {', '.join(targets)} ({scale_txt}, {workers} worker(s)) -> {report_dir}/"
     )
     if time_scale is None or time_scale >= 0.5:
         console.print(

@@ -5,7 +5,7 @@
 A SYN that is never answered makes the client wait for its connect timeout — unlike
 `refuse`, which answers at once. Needs root (or CAP_NET_ADMIN) and iptables; where it
 cannot run, `unsupported_reason` says so before a scenario starts. Each rule carries
-the comment ``kmschaos:<run id>:<fault id>`` so the reaper removes it even after the
+the comment ``kmschaos:<registry tag>:<run id>:<fault id>`` so the reaper removes it even after the
 harness was killed.
 """
 
@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 
 from harness.cluster.base import CAP_FIREWALL, Cluster
 from harness.faults.base import Fault, FaultError
-from harness.registry import RULE_TAG, iptables_path
+from harness.registry import iptables_path, rule_comment
 from harness.toolchain import firewall_capability
 
 
@@ -34,7 +34,7 @@ class Unreachable(Fault):
         return self.cluster.state.replicas[self.target].client_host
 
     def _rule(self) -> list[str]:
-        comment = f"{RULE_TAG}{self.cluster.state.run_id}:{self.fault_id}"
+        comment = rule_comment(self.cluster.state.run_id, self.fault_id)
         return [
             "OUTPUT",
             "-d",
