@@ -198,7 +198,7 @@ def kms_workload(kms_scenario: Scenario) -> Callable[..., Workload]:
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
-    outcome = yield
+    outcome: Any = yield
     report = outcome.get_result()
     if report.when == "call" and report.failed:
         for key, value in item.user_properties:

@@ -197,11 +197,11 @@ class Scenario:
                             client=name,
                         )
                     else:
+                        def enough(cs: list[Complete], n: str = name, t: float = t_inj) -> bool:
+                            return sum(1 for c in cs if c.client == n and c.start >= t) >= failovers
+
                         wl.wait_for(
-                            lambda cs, n=name: (
-                                sum(1 for c in cs if c.client == n and c.start >= t_inj)
-                                >= failovers
-                            ),
+                            enough,
                             self.op_deadline(failovers),
                             f"{failovers} completed operation(s) of {name} during {kind}",
                         )

@@ -82,6 +82,8 @@ class Topology:
         return self.timeouts.connect_s * self.time_scale
 
     def with_time_scale(self, time_scale: float) -> Topology:
+        """A copy with another time_scale, validated like the file's own."""
+        time_scale = _number(self.source, "time_scale", time_scale, 0, 10)
         return Topology(
             name=self.name,
             sites=self.sites,
@@ -232,7 +234,7 @@ def _validate(data: Any, source: str) -> Topology:
         body = _mapping(source, cpath, body)
         _unknown_keys(source, cpath, body, ("site", "order", "policy"))
         site = body.get("site")
-        if site not in sites:
+        if not isinstance(site, str) or site not in sites:
             raise _err(
                 source,
                 f"{cpath}.site",
@@ -243,7 +245,7 @@ def _validate(data: Any, source: str) -> Topology:
             if not isinstance(order_raw, list) or not order_raw:
                 raise _err(source, f"{cpath}.order", "must be a non-empty list of replica names")
             for i, r in enumerate(order_raw):
-                if r not in seen:
+                if not isinstance(r, str) or r not in seen:
                     raise _err(
                         source,
                         f"{cpath}.order[{i}]",
