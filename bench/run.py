@@ -848,6 +848,6 @@ if __name__ == "__main__":
     try:
         sys.exit(main())
     except KeyboardInterrupt as e:
-        print(f"bench/run.py: interrupted ({e or 'SIGINT'}); every cluster was stopped",
-              file=sys.stderr)  # fmt: skip
+        why = e or "SIGINT"
+        print(f"bench/run.py: interrupted ({why}); every cluster was stopped", file=sys.stderr)
         sys.exit(130)

@@ -178,6 +178,45 @@ class Scenario:
         target_list = [targets] if isinstance(targets, str) else list(targets)
         names = clients or list(self.topology.clients)
         wl = self.workload(names, rate_per_s=rate_per_s, mix=mix, policy=policy)
+        try:
+            self._fault_window(
+                wl,
+                kind,
+                target_list,
+                names,
+                failovers,
+                baseline_ops,
+                recovery_ops,
+                expect_served,
+                params,
+            )
+        except WaitTimeout as e:
+            raise ScenarioError(f"{e}\nlast operations:\n{self._recent()}") from None
+        return wl
+
+    def _recent(self, n: int = 8) -> str:
+        from harness.checkers.verdict import attempt_trail
+
+        lines = []
+        for c in self.history.completes()[-n:]:
+            lines.append(
+                f"  {c.op_id} {c.op} {c.outcome} served_by={c.served_by} "
+                f"{c.duration:.3f}s [{attempt_trail(c.attempts)}] {c.error}"
+            )
+        return "\n".join(lines) or "  (none)"
+
+    def _fault_window(
+        self,
+        wl: Workload,
+        kind: str,
+        target_list: list[str],
+        names: list[str],
+        failovers: int,
+        baseline_ops: int,
+        recovery_ops: int,
+        expect_served: bool,
+        params: dict[str, Any],
+    ) -> None:
         with wl.running():
             self.note("baseline")
             wl.wait_ok(baseline_ops, self.op_deadline(1), since=0.0)
@@ -197,6 +236,7 @@ class Scenario:
                             client=name,
                         )
                     else:
+
                         def enough(cs: list[Complete], n: str = name, t: float = t_inj) -> bool:
                             return sum(1 for c in cs if c.client == n and c.start >= t) >= failovers
 
@@ -211,7 +251,6 @@ class Scenario:
             t_heal = time.monotonic()
             self.note("healed")
             wl.wait_ok(recovery_ops, self.op_deadline(recovery_ops), since=t_heal)
-        return wl
 
     # ---- verdicts -------------------------------------------------------------------
 

@@ -233,12 +233,16 @@ def _validate(data: Any, source: str) -> Topology:
         cpath = f"clients.{cname}"
         body = _mapping(source, cpath, body)
         _unknown_keys(source, cpath, body, ("site", "order", "policy"))
-        site = body.get("site")
-        if not isinstance(site, str) or site not in sites:
+        csite = body.get("site")
+        if csite is None:
+            raise _err(
+                source, f"{cpath}.site", f"missing; name the client's site ({', '.join(sites)})"
+            )
+        if not isinstance(csite, str) or csite not in sites:
             raise _err(
                 source,
                 f"{cpath}.site",
-                f"unknown site {site!r} (known: {', '.join(sites)})",
+                f"unknown site {csite!r} (known: {', '.join(sites)})",
             )
         if "order" in body:
             order_raw = body["order"]
@@ -255,7 +259,7 @@ def _validate(data: Any, source: str) -> Topology:
                     raise _err(source, f"{cpath}.order[{i}]", f"replica '{r}' listed twice")
             order = tuple(order_raw)
         else:
-            order = sites[site] + tuple(r for r in all_replicas if seen[r] != site)
+            order = sites[csite] + tuple(r for r in all_replicas if seen[r] != csite)
         policy = body.get("policy", "vcenter")
         if policy not in POLICIES:
             raise _err(
@@ -263,7 +267,7 @@ def _validate(data: Any, source: str) -> Topology:
                 f"{cpath}.policy",
                 f"unknown policy {policy!r} (known: {', '.join(POLICIES)})",
             )
-        clients[cname] = ClientSpec(name=cname, site=site, order=order, policy=policy)
+        clients[cname] = ClientSpec(name=cname, site=csite, order=order, policy=policy)
 
     profile = "none"
     if "replication" in top:

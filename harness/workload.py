@@ -58,6 +58,17 @@ class Workload:
         for c in self.clients:
             c.close()
 
+    def run_for(self, duration_s: float) -> list[Complete]:
+        """Run for `duration_s` seconds (a workload length, not a synchronisation), stop,
+        and return the operations completed meanwhile."""
+        t0 = time.monotonic()
+        self.start()
+        try:
+            threading.Event().wait(duration_s)
+        finally:
+            self.stop()
+        return self.completes(since=t0)
+
     @contextmanager
     def running(self) -> Iterator[Workload]:
         self.start()

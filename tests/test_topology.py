@@ -269,7 +269,7 @@ def test_non_string_site_for_client_is_unknown_not_a_crash(tmp_path: Path, site:
 def test_missing_site_for_client(tmp_path: Path) -> None:
     err = load_error(tmp_path, MINIMAL.replace("    site: site-a\n", "    policy: vcenter\n"))
     assert err.field_path == "clients.vc-a.site"
-    assert "(known: site-a)" in err.message
+    assert err.message == "missing; name the client's site (site-a)"
 
 
 def test_unknown_policy(tmp_path: Path) -> None:
