@@ -188,14 +188,15 @@ def labelled_processes(run_id: str | None = None) -> dict[int, str]:
 
 
 def kill_pids(pids: list[int], grace_s: float = 0.5) -> None:
-    """SIGCONT + SIGTERM each process group, then SIGKILL what is left after `grace_s`."""
+    """SIGCONT + SIGTERM each process group, then SIGKILL what is left after `grace_s`
+    (grace 0: SIGKILL at once)."""
     groups = set()
     for pid in pids:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             groups.add(os.getpgid(pid))
     my_group = os.getpgid(0)
     groups.discard(my_group)
-    for sig in (signal.SIGCONT, signal.SIGTERM):
+    for sig in (signal.SIGCONT, signal.SIGTERM) if grace_s > 0 else (signal.SIGCONT,):
         for g in groups:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(g, sig)

@@ -274,10 +274,11 @@ class LocalCluster:
         firewall rules, release its addresses. Safe to call twice and after a
         partial start."""
         st = self.state
-        pids = [r.pid for r in st.replicas.values() if r.pid]
+        # PyKMIP's server only notices SIGTERM when its accept() times out (10 s), and
+        # SQLite survives SIGKILL: replicas get SIGKILL at once, Toxiproxy a SIGTERM.
+        registry.kill_pids([r.pid for r in st.replicas.values() if r.pid], grace_s=0)
         if st.toxiproxy_pid:
-            pids.append(st.toxiproxy_pid)
-        registry.kill_pids([p for p in pids if p])
+            registry.kill_pids([st.toxiproxy_pid])
         registry.reap_run(st.run_id)
         if self._api is not None:
             self._api.close()
