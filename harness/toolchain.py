@@ -118,8 +118,8 @@ def install_toxiproxy() -> int:
         print(
             f"kmschaos: {reason}\n"
             "Go is not installed, so `make setup` cannot build Toxiproxy. Choose one:\n"
-            f"  1. the official release binary: download toxiproxy-server-linux-amd64 v{PINNED_VERSION}"
-            " from the Shopify/toxiproxy GitHub releases page,\n"
+            "  1. the official release binary: download toxiproxy-server-linux-amd64 "
+            f"v{PINNED_VERSION} from the Shopify/toxiproxy GitHub releases page,\n"
             f"     then: install -m 0755 toxiproxy-server-linux-amd64 {dest}/{SERVER_NAME}\n"
             "  2. a package manager: `brew install toxiproxy` (macOS/Linuxbrew), or your distro's\n"
             "     package, then make sure `toxiproxy-server` is on PATH\n"

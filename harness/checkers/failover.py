@@ -36,27 +36,20 @@ Wait = Literal["none", "response", "connect"]
 ClientStatus = Literal["pass", "fail", "unknown", "not-exercised", "not-applicable"]
 
 # What one failed attempt on an affected replica costs before the policy moves on.
+_VCENTER_WAIT: dict[str, Wait] = {
+    "refuse": "none",
+    "reset": "none",
+    "kill": "none",
+    "restart": "none",
+    "flap": "none",
+    "blackhole": "response",
+    "stall": "response",
+    "unreachable": "connect",
+}
 EXPECTED_WAIT: dict[str, dict[str, Wait]] = {
-    "vcenter": {
-        "refuse": "none",
-        "reset": "none",
-        "kill": "none",
-        "restart": "none",
-        "flap": "none",
-        "blackhole": "response",
-        "stall": "response",
-        "unreachable": "connect",
-    },
-    "pykmip": {
-        "refuse": "none",
-        "reset": "none",
-        "kill": "none",
-        "restart": "none",
-        "flap": "none",
-        "blackhole": "response",
-        "stall": "response",
-        "unreachable": "response",  # PyKMIP uses one timeout for connect and response
-    },
+    "vcenter": _VCENTER_WAIT,
+    # PyKMIP fails over while connecting too, but uses one timeout for connect and response
+    "pykmip": {**_VCENTER_WAIT, "unreachable": "response"},
 }
 FAILOVER_KINDS = frozenset(EXPECTED_WAIT["vcenter"])
 NO_FAILOVER_KINDS = frozenset({"latency", "bandwidth"})

@@ -27,7 +27,6 @@ from harness.client.operations import MUTATING, OpValue, new_pie_client, perform
 from harness.client.transport import AttemptError, Endpoint, classify, connect_tls, describe
 from harness.history import Attempt, OpOutcome
 
-
 # PyKMIP logs every failed connect at ERROR; the harness records them as attempts.
 for _name in ("kmip.services.kmip_client", "kmip.pie.client"):
     logging.getLogger(_name).addHandler(logging.NullHandler())

@@ -125,7 +125,8 @@ class LocalCluster:
         state = load_state(state_dir.resolve())
         if state.status == "down":
             raise ClusterError(
-                f"the cluster in {state_dir}/ ({state.run_id}) is down; start one with `kmschaos up`"
+                f"the cluster in {state_dir}/ ({state.run_id}) is down; "
+                "start one with `kmschaos up`"
             )
         return cls(state)
 
