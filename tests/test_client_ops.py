@@ -1,0 +1,70 @@
+"""FailoverClient operations against real replicas, through both policies, and the
+workload's pacing."""
+
+from __future__ import annotations
+
+import pytest
+
+from harness.cluster.local import LocalCluster
+from harness.faults import FAULTS
+from harness.scenario import Scenario
+
+pytestmark = [pytest.mark.integration, pytest.mark.kms_topology("one-site.yaml")]
+
+
+@pytest.mark.parametrize("policy", ["vcenter", "pykmip"])
+def test_create_get_activate_locate_destroy(kms_scenario: Scenario, policy: str) -> None:
+    client = kms_scenario.client("vc-a", policy=policy)
+    created = client.create()
+    assert created.outcome == "ok" and created.served_by == "kms-a" and created.key
+    uid = created.key
+    first = client.get(uid)
+    again = client.get(uid)
+    assert first.outcome == "ok" and first.digest and len(first.digest) == 64
+    assert again.digest == first.digest, "the same key returned different bytes"
+    assert client.activate(uid).outcome == "ok"
+    located = client.locate()
+    assert located.outcome == "ok"
+    reactivated = client.activate(uid)  # activating an active key: a KMIP error answer
+    assert reactivated.outcome == "fail" and reactivated.served_by == "kms-a"
+    gone = client.destroy(client.create().key or "")
+    assert gone.outcome == "ok"
+    missing = client.get(gone.key or "")
+    assert missing.outcome == "fail"
+    assert missing.attempts[-1].outcome == "kmip-error", "a KMIP answer must not fail over"
+    assert [a.server for a in missing.attempts] == ["kms-a"]
+
+
+def test_unknown_operation_and_missing_key_are_refused(kms_scenario: Scenario) -> None:
+    client = kms_scenario.client("vc-a")
+    with pytest.raises(ValueError, match="unknown operation"):
+        client.do("rekey")
+    with pytest.raises(ValueError, match="needs a key"):
+        client.do("get")
+
+
+def test_workload_runs_virtual_clients_at_their_rate(kms_scenario: Scenario) -> None:
+    wl = kms_scenario.workload(per_client=2, rate_per_s=10, mix={"create": 0.5, "locate": 0.5})
+    done = wl.run_for(1.5)
+    workers = {c.op_id.split(":")[0] for c in done}
+    assert workers == {"vc-a#0", "vc-a#1"}
+    per_worker = [sum(1 for c in done if c.op_id.startswith(w + ":")) for w in workers]
+    # paced at 10/s for 1.5 s: 15 starts each (one more at the edge), never a burst
+    assert all(14 <= n <= 17 for n in per_worker), per_worker
+    assert all(c.outcome == "ok" for c in done)
+
+
+def test_unreachable_says_why_it_cannot_run_without_root(
+    kms_cluster: LocalCluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import harness.toolchain as toolchain
+
+    monkeypatch.setattr(toolchain.os, "geteuid", lambda: 1000)
+    caps = kms_cluster.capabilities - {"firewall"}
+    monkeypatch.setattr(kms_cluster, "capabilities", caps)
+    reason = FAULTS["unreachable"].unsupported_reason(kms_cluster)
+    assert reason is not None and "needs root" in reason
+    from harness.faults import FaultError, make_fault
+
+    with pytest.raises(FaultError, match="needs root"):
+        make_fault("unreachable", kms_cluster, "kms-a").inject()
