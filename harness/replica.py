@@ -5,6 +5,13 @@ It binds (port 0 lets the kernel choose), writes the bound port to ``--port-file
 atomically, then serves until killed. The harness reads the port file and then waits
 for a real KMIP round trip before it calls the replica ready.
 
+PyKMIP's server closes a session after 10 s of silence (it sets the socket default
+timeout to 10 s). A stalled-service fault must stay silent for a client's whole
+response timeout (vCenter: 60 s), and a close would reach the client through the
+blackholed link as an early EOF, so sessions here wait for the client
+(``--session-timeout``, default none). The listening socket keeps PyKMIP's 10 s accept
+timeout, which only paces its serve loop.
+
 PyKMIP's server starts helper processes (a multiprocessing manager, a policy
 monitor); the harness starts every replica in its own session and signals the whole
 process group, so a kill, a SIGSTOP and a teardown reach all of them.
@@ -15,6 +22,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import socket
 import sys
 from pathlib import Path
 
@@ -29,6 +37,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cert", required=True)
     ap.add_argument("--key", required=True)
     ap.add_argument("--ca", required=True)
+    ap.add_argument(
+        "--session-timeout",
+        type=float,
+        default=0,
+        help="seconds of client silence before a session is closed (0: never)",
+    )
     args = ap.parse_args(argv)
 
     from kmip.services.server import KmipServer
@@ -54,6 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     server.config.settings["port"] = args.port
     logging.getLogger("kmip.server").propagate = False
     server.start()
+    socket.setdefaulttimeout(args.session_timeout or None)  # accepted sockets inherit it
     port = server._socket.getsockname()[1]
     tmp = Path(args.port_file + ".tmp")
     tmp.write_text(f"{port}\n")

@@ -33,8 +33,12 @@ class Progress:
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         nodeid = report.nodeid
-        r = self.results.setdefault(nodeid, {"outcome": "passed", "duration": 0.0, "longrepr": ""})
+        r = self.results.setdefault(
+            nodeid, {"outcome": "interrupted", "duration": 0.0, "longrepr": ""}
+        )
         r["duration"] += report.duration
+        if report.when == "call" and report.passed and r["outcome"] == "interrupted":
+            r["outcome"] = "passed"
         if report.failed:
             r["outcome"] = "failed"
             r["longrepr"] = str(report.longrepr)[-3000:]
@@ -44,7 +48,12 @@ class Progress:
             r["longrepr"] = lr[2] if isinstance(lr, tuple) else str(lr)
         if report.when == "teardown":
             self.done += 1
-            style = {"passed": "green", "failed": "bold red", "skipped": "yellow"}[r["outcome"]]
+            style = {
+                "passed": "green",
+                "failed": "bold red",
+                "skipped": "yellow",
+                "interrupted": "magenta",
+            }[r["outcome"]]
             extra = f" — {r['longrepr']}" if r["outcome"] == "skipped" else ""
             self.console.print(
                 f"[{self.done:>2}] [{style}]{r['outcome'].upper():7}[/] {nodeid} "
@@ -113,6 +122,12 @@ def run_catalogue(
         return 2
     if code == pytest.ExitCode.USAGE_ERROR:
         return 2
+    if code == pytest.ExitCode.INTERRUPTED:
+        console.print(
+            "[magenta]interrupted[/]: faults healed and clusters stopped; the report above "
+            "is partial"
+        )
+        return 130
     return 0 if code == pytest.ExitCode.OK else 1
 
 
@@ -153,7 +168,8 @@ def write_summary(
         "duration_s": round(elapsed, 2),
         "time_scale": time_scale,
         "totals": {
-            k: sum(1 for r in rows if r["outcome"] == k) for k in ("passed", "failed", "skipped")
+            k: sum(1 for r in rows if r["outcome"] == k)
+            for k in ("passed", "failed", "skipped", "interrupted")
         },
         "scenarios": rows,
     }
@@ -204,6 +220,7 @@ def print_table(console: Console, summary: dict[str, Any]) -> None:
             "passed": "[green]ok[/]",
             "failed": "[bold red]REGRESSION[/]",
             "skipped": "[yellow]skipped[/]",
+            "interrupted": "[magenta]interrupted[/]",
         }[row["outcome"]]
         t.add_row(name, *(_cell(row["verdicts"].get(v)) for v in VERDICTS), result)
     console.print(t)
@@ -213,7 +230,9 @@ def print_table(console: Console, summary: dict[str, Any]) -> None:
             console.print(f"[bold]finding[/] ({stem}): {f}", highlight=False)
     tot = summary["totals"]
     console.print(
-        f"{tot['passed']} passed, {tot['failed']} failed, {tot['skipped']} skipped "
+        f"{tot['passed']} passed, {tot['failed']} failed, {tot['skipped']} skipped"
+        + (f", {tot['interrupted']} interrupted" if tot["interrupted"] else "")
+        + " "
         f"in {summary['duration_s']:.1f} s",
         highlight=False,
     )
