@@ -48,9 +48,13 @@ def test_workload_runs_virtual_clients_at_their_rate(kms_scenario: Scenario) -> 
     done = wl.run_for(1.5)
     workers = {c.op_id.split(":")[0] for c in done}
     assert workers == {"vc-a#0", "vc-a#1"}
-    per_worker = [sum(1 for c in done if c.op_id.startswith(w + ":")) for w in workers]
-    # paced at 10/s for 1.5 s: 15 starts each (one more at the edge), never a burst
-    assert all(14 <= n <= 17 for n in per_worker), per_worker
+    for w in workers:
+        mine = [c for c in done if c.op_id.startswith(w + ":")]
+        # paced at 10/s for 1.5 s: at most 16 starts (never a burst); an op slower than
+        # the 0.1 s interval delays the schedule (no catch-up), so each such op may cost
+        # one start
+        late = sum(1 for c in mine if c.duration > 0.1)
+        assert 15 - late - 1 <= len(mine) <= 16, (w, len(mine), late)
     assert all(c.outcome == "ok" for c in done)
 
 
