@@ -105,7 +105,23 @@ class Note:
     type: Literal["note"] = "note"
 
 
-Event = Invoke | Complete | FaultEvent | Note
+@dataclass
+class Snapshot:
+    """What one replica holds at one moment, read by the harness's auditor over KMIP
+    (direct to the replica, not through a link). Audits run in numbered rounds; a round
+    reads every replica once. `objects` maps a unique identifier to
+    ``{"digest": sha256 hex of the key material or None, "state": "ACTIVE" | ...}``."""
+
+    t: float
+    replica: str
+    round: int
+    objects: dict[str, dict[str, Any]] = field(default_factory=dict)
+    ok: bool = True
+    error: str = ""
+    type: Literal["snapshot"] = "snapshot"
+
+
+Event = Invoke | Complete | FaultEvent | Note | Snapshot
 
 
 def event_to_dict(e: Event) -> dict[str, Any]:
@@ -124,6 +140,8 @@ def event_from_dict(d: dict[str, Any]) -> Event:
         return FaultEvent(**body)
     if kind == "note":
         return Note(**body)
+    if kind == "snapshot":
+        return Snapshot(**body)
     raise ValueError(f"unknown event type {kind!r}")
 
 
