@@ -165,11 +165,13 @@ def _fault_params(args: argparse.Namespace) -> dict[str, Any]:
         v = getattr(args, name, None)
         if v is not None:
             params[name] = v
+    if getattr(args, "one_way", False):
+        params["one_way"] = True
     return params
 
 
 def cmd_inject(args: argparse.Namespace) -> int:
-    from harness.faults import FAULTS, make_fault
+    from harness.faults import FAULTS, FaultError, make_fault
     from harness.history import History
 
     if args.fault not in FAULTS:
@@ -181,9 +183,16 @@ def cmd_inject(args: argparse.Namespace) -> int:
     params = _fault_params(args)
     if args.fault == "flap":
         params["detached"] = True
-    history = History(Path(cluster.state.state_dir) / "history.jsonl")
+    target = " ".join(args.target)
+    if args.fault != "partition" and len(args.target) > 1:
+        raise UserError(f"{args.fault} takes one target, got {target!r}", EXIT_USAGE)
     try:
-        fault = make_fault(args.fault, cluster, args.target, history, **params)
+        fault = make_fault(args.fault, cluster, target, **params)
+    except FaultError as e:
+        raise UserError(str(e), EXIT_USAGE) from None
+    history = History(Path(cluster.state.state_dir) / "history.jsonl")
+    fault.history = history
+    try:
         fault.inject()
     finally:
         history.close()
@@ -258,7 +267,7 @@ def cmd_faults(args: argparse.Namespace) -> int:
 
     from harness.faults import FAULTS
 
-    t = Table(title="faults (target: a replica; all client links into it)")
+    t = Table(title="faults (target: a replica, all client links into it, unless said)")
     t.add_column("fault")
     t.add_column("what exactly happens")
     t.add_column("parameters")
@@ -267,6 +276,8 @@ def cmd_faults(args: argparse.Namespace) -> int:
         "latency": "--ms N [--jitter N]",
         "bandwidth": "--kbps N",
         "flap": "--down-s S --up-s S",
+        "partition": "GROUP GROUP... [--one-way]",
+        "site-down": "SITE",
     }
     for kind, cls in FAULTS.items():
         t.add_row(kind, cls.summary, params.get(kind, ""))
@@ -333,7 +344,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="refuse | reset | blackhole | stall | kill | "
         "restart | unreachable | latency | bandwidth | flap",
     )
-    p.add_argument("target", metavar="TARGET", help="replica name, e.g. kms-a")
+    p.add_argument(
+        "target",
+        metavar="TARGET",
+        nargs="+",
+        help="replica name (kms-a); a site for site-down; for partition two or more groups, "
+        "each a site or a comma-separated replica list (site-a site-b, kms-a kms-b,kms-c)",
+    )
+    p.add_argument(
+        "--one-way",
+        action="store_true",
+        help="partition: cut only the first group's clients from the other groups",
+    )
     p.add_argument("--ms", type=int, help="latency: milliseconds added to each response")
     p.add_argument("--jitter", type=int, help="latency: ± jitter in milliseconds")
     p.add_argument("--kbps", type=int, help="bandwidth: KB/s")

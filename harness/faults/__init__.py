@@ -10,6 +10,7 @@ from harness.faults.blackhole import Blackhole
 from harness.faults.flap import Flap
 from harness.faults.kill import Kill, Restart
 from harness.faults.latency import Bandwidth, Latency
+from harness.faults.partition import Isolate, Partition, SiteDown
 from harness.faults.refuse import Refuse
 from harness.faults.reset import Reset
 from harness.faults.stall import Stall
@@ -29,6 +30,9 @@ FAULTS: dict[str, type[Fault]] = {
         Latency,
         Bandwidth,
         Flap,
+        Partition,
+        Isolate,
+        SiteDown,
     )
 }
 

@@ -1,0 +1,130 @@
+"""Site faults: `partition`, `isolate`, `site-down` — cutting sets of links.
+
+    site-a clients ──X── kms-d, kms-e, kms-f        (partition site-a site-b)
+    site-b clients ──X── kms-a, kms-b, kms-c
+    every client   ──X── kms-a                      (isolate kms-a)
+    every client   ──X── kms-a, kms-b, kms-c        (site-down site-a)
+
+A cut link is a disabled Toxiproxy proxy: connects across the cut are refused and open
+connections are closed. Replication links (when replication exists) are cut the same
+way. Groups are sites or comma-separated replica lists; replicas in no group form one
+more group. A client is on the side of its site's replicas. `one_way` cuts only the
+links from the first group's clients to the other groups' replicas.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from harness.cluster.base import CAP_LINKS
+from harness.faults.base import Fault, FaultError
+from harness.links import Link
+
+
+class LinkCut(Fault):
+    """Disable a computed set of links; heal enables them again."""
+
+    requires: ClassVar[frozenset[str]] = frozenset({CAP_LINKS})
+
+    def cut_links(self) -> list[Link]:
+        raise NotImplementedError
+
+    def affected_replicas(self) -> list[str]:
+        cut = {link.replica for link in self.cut_links()}
+        return [r for r in self.cluster.state.replicas if r in cut]
+
+    def _inject(self) -> None:
+        for link in self.cut_links():
+            self.cluster.api.set_enabled(link.name, False)
+
+    def _heal(self) -> None:
+        for link in self.cut_links():
+            self.cluster.api.set_enabled(link.name, True)
+
+    def _sites(self) -> dict[str, list[str]]:
+        sites: dict[str, dict[str, list[str]]] = self.cluster.state.topology["sites"]
+        return {s: list(v["replicas"]) for s, v in sites.items()}
+
+
+class SiteDown(LinkCut):
+    kind = "site-down"
+    summary = "every replica of a site refused (all client links into the site cut)"
+
+    def check_target(self) -> None:
+        if self.target not in self._sites():
+            known = ", ".join(self._sites())
+            raise FaultError(f"site-down: unknown site {self.target!r} (known: {known})")
+
+    def cut_links(self) -> list[Link]:
+        reps = set(self._sites()[self.target])
+        return [link for link in self.cluster.state.link_objects() if link.replica in reps]
+
+
+class Isolate(LinkCut):
+    kind = "isolate"
+    summary = "one replica cut from everyone (every link into it)"
+
+    def cut_links(self) -> list[Link]:
+        return [link for link in self.cluster.state.link_objects() if link.replica == self.target]
+
+
+class Partition(LinkCut):
+    kind = "partition"
+    summary = "links between groups (sites or replica lists) cut in both directions"
+
+    def groups(self) -> list[list[str]]:
+        sites = self._sites()
+        known = list(self.cluster.state.replicas)
+        groups: list[list[str]] = []
+        for word in self.target.split():
+            if word in sites:
+                group = sites[word]
+            else:
+                group = [r for r in word.split(",") if r]
+                for r in group:
+                    if r not in known:
+                        raise FaultError(
+                            f"partition: {r!r} is neither a site ({', '.join(sites)}) "
+                            f"nor a replica ({', '.join(known)})"
+                        )
+            groups.append(group)
+        if len(groups) < 2 and len({r for g in groups for r in g}) == len(known):
+            raise FaultError("partition: name at least two groups (sites or replica lists)")
+        if not groups:
+            raise FaultError("partition: name the groups, e.g. `partition site-a site-b`")
+        seen: set[str] = set()
+        for g in groups:
+            if seen & set(g):
+                raise FaultError(f"partition: {sorted(seen & set(g))} in two groups")
+            seen |= set(g)
+        rest = [r for r in known if r not in seen]
+        if rest:
+            groups.append(rest)
+        return groups
+
+    def check_target(self) -> None:
+        self.groups()
+
+    def _group_of_replica(self) -> dict[str, int]:
+        return {r: i for i, g in enumerate(self.groups()) for r in g}
+
+    def _group_of_client(self, client: str) -> int:
+        site = self.cluster.state.clients[client].site
+        of = self._group_of_replica()
+        for r in self._sites()[site]:
+            if r in of:
+                return of[r]
+        return -1
+
+    def cut_links(self) -> list[Link]:
+        of = self._group_of_replica()
+        one_way = bool(self.params.get("one_way"))
+        cut = []
+        for link in self.cluster.state.link_objects():
+            cg, rg = self._group_of_client(link.client), of[link.replica]
+            if cg == rg:
+                continue
+            if one_way and cg != 0:
+                continue
+            cut.append(link)
+        return cut
