@@ -338,12 +338,9 @@ def build_parser() -> argparse.ArgumentParser:
         "fault id. It stays until `kmschaos heal ID` or `kmschaos heal --all`. "
         "See `kmschaos faults` for what each fault does.",
     )
-    p.add_argument(
-        "fault",
-        metavar="FAULT",
-        help="refuse | reset | blackhole | stall | kill | "
-        "restart | unreachable | latency | bandwidth | flap",
-    )
+    from harness.faults import FAULTS
+
+    p.add_argument("fault", metavar="FAULT", help=" | ".join(FAULTS))
     p.add_argument(
         "target",
         metavar="TARGET",
@@ -356,7 +353,9 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="partition: cut only the first group's clients from the other groups",
     )
-    p.add_argument("--ms", type=int, help="latency: milliseconds added to each response")
+    p.add_argument(
+        "--ms", type=int, help="latency, replication-lag: milliseconds added to each response"
+    )
     p.add_argument("--jitter", type=int, help="latency: ± jitter in milliseconds")
     p.add_argument("--kbps", type=int, help="bandwidth: KB/s")
     p.add_argument("--after-ms", type=int, help="reset: reset after this many ms (default 0)")

@@ -37,6 +37,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cert", required=True)
     ap.add_argument("--key", required=True)
     ap.add_argument("--ca", required=True)
+    ap.add_argument("--index", type=int, default=1, help="replica index (1-99) in the cluster")
+    ap.add_argument("--replication", default="none", help="none | async")
+    ap.add_argument("--interval-ms", type=float, default=250, help="async push interval")
+    ap.add_argument("--repl-port", type=int, default=0, help="replication port (0: any)")
     ap.add_argument(
         "--session-timeout",
         type=float,
@@ -46,6 +50,11 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     from kmip.services.server import KmipServer
+
+    if args.replication != "none":
+        from harness.replication import install_id_hook
+
+        install_id_hook(args.index)
 
     data = Path(args.data_dir)
     policies = data / "policies"
@@ -70,8 +79,20 @@ def main(argv: list[str] | None = None) -> int:
     server.start()
     socket.setdefaulttimeout(args.session_timeout or None)  # accepted sockets inherit it
     port = server._socket.getsockname()[1]
+    repl_port = 0
+    if args.replication != "none":
+        from harness.replication import Agent
+
+        logging.basicConfig(
+            filename=str(data / "replication.log"),
+            level=logging.INFO,
+            format="%(asctime)s %(name)s %(levelname)s %(message)s",
+        )
+        agent = Agent(args.name, args.host, args.repl_port, data, args.interval_ms / 1000)
+        agent.start()
+        repl_port = agent.port
     tmp = Path(args.port_file + ".tmp")
-    tmp.write_text(f"{port}\n")
+    tmp.write_text(f"{port}\n{repl_port}\n")
     os.replace(tmp, args.port_file)
     print(f"replica {args.name} serving on {args.host}:{port}", flush=True)
     try:

@@ -28,6 +28,11 @@ FAULT_NAMES = (
     "latency",
     "bandwidth",
     "flap",
+    "partition",
+    "isolate",
+    "site-down",
+    "wipe",
+    "replication-lag",
 )
 
 BAD_ORDER = """\
@@ -252,7 +257,7 @@ def test_faults_lists_every_fault(tmp_path: Path) -> None:
     assert r.returncode == 0
     assert r.stderr == ""
     # a row's first cell: "│ refuse      │ ..." (wrapped description lines have it blank)
-    first_column = re.findall(r"^[│|] ([a-z]+) +[│|]", r.stdout, flags=re.MULTILINE)
+    first_column = re.findall(r"^[│|] ([a-z-]+) +[│|]", r.stdout, flags=re.MULTILINE)
     # each fault is a row of its own, in the catalogue's order
     assert first_column == list(FAULT_NAMES)
     for flag in ("--ms", "--kbps", "--after-ms", "--down-s"):

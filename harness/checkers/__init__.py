@@ -7,16 +7,22 @@ Verdicts compose Jepsen-style (`worst`: fail > unknown > pass); run each checker
 from __future__ import annotations
 
 from harness.checkers.availability import check_availability
+from harness.checkers.convergence import check_convergence
+from harness.checkers.durability import check_durability
 from harness.checkers.failover import check_failover
 from harness.checkers.order import check_order
+from harness.checkers.site_availability import check_site_availability
 from harness.checkers.verdict import Status, Verdict, guarded, worst
 
 __all__ = [
     "Status",
     "Verdict",
     "check_availability",
+    "check_convergence",
+    "check_durability",
     "check_failover",
     "check_order",
+    "check_site_availability",
     "guarded",
     "worst",
 ]

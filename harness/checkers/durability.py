@@ -7,8 +7,9 @@ is its audit snapshot with the highest round (taken after heal and convergence).
 
 A key is lost on a replica if it is absent there, or present with other bytes (corrupt),
 or present in a destroyed state nobody asked for. A key a Destroy may have removed
-(outcome `ok`, or `info`: unknown, so it may have run) is allowed to be absent. Keys made
-after a replica's last audit, and keys audited without a digest, are counted, not judged.
+(outcome `ok`, or `info`: unknown, so it may have run) is allowed to be absent. Keys audited
+without a digest count as present. Keys made after a replica's last audit are not judged
+there, and leave the verdict unknown unless something is lost.
 
 RPO per crash fault (kill, wipe, restart): each lost key made on the crashed replica
 before the crash is charged to the first such crash after its creation; the fault's
@@ -151,7 +152,9 @@ def check_durability(events: History | Iterable[Event], *, replicas: list[str]) 
         }
         figures["replicas"][replica] = rep
         if not snap.ok:
-            unjudged[replica] = f"last audit (round {snap.round}) failed: {snap.error or 'no reason'}"
+            unjudged[replica] = (
+                f"last audit (round {snap.round}) failed: {snap.error or 'no reason'}"
+            )
             continue
         objects = held(snap)
         rep["objects"] = len(objects)
@@ -159,7 +162,11 @@ def check_durability(events: History | Iterable[Event], *, replicas: list[str]) 
         for uid, key in keys.items():
             found = objects.get(uid)
             if uid in destroyed:
-                if found is not None and destroyed[uid] == "ok" and found[1] not in DESTROYED_STATES:
+                if (
+                    found is not None
+                    and destroyed[uid] == "ok"
+                    and found[1] not in DESTROYED_STATES
+                ):
                     destroyed_but_present.append(
                         {"uid": uid, "replica": replica, "state": found[1], "by": destroyed[uid]}
                     )
@@ -179,6 +186,11 @@ def check_durability(events: History | Iterable[Event], *, replicas: list[str]) 
                 key.corrupt_on[replica] = found[0]
                 counts["corrupt"] += 1
         rep.update(counts)
+        if counts["after_audit"]:
+            unjudged[replica] = (
+                f"{counts['after_audit']} acknowledged keys made after its last audit "
+                f"(round {snap.round})"
+            )
 
     lost = [k for k in keys.values() if k.lost]
     figures["unjudged_replicas"] = sorted(unjudged)
@@ -219,14 +231,14 @@ def check_durability(events: History | Iterable[Event], *, replicas: list[str]) 
     for r, rep in figures["replicas"].items():
         if rep.get("unverified"):
             evidence.append(f"{r}: {rep['unverified']} keys audited without a digest (present)")
-        if rep.get("after_audit"):
-            evidence.append(f"{r}: {rep['after_audit']} keys made after its last audit (not judged)")
     evidence += [
         f"{d['uid']}: destroyed ({d['by']}) but still {d['state']} on {d['replica']}"
         for d in destroyed_but_present
     ]
     if figures["inconsistent_reads"]:
-        evidence.append(f"keys read with different bytes: {', '.join(figures['inconsistent_reads'])}")
+        evidence.append(
+            f"keys read with different bytes: {', '.join(figures['inconsistent_reads'])}"
+        )
 
     if lost:
         parts = [f"{figures['missing_keys']} missing"]
@@ -316,7 +328,6 @@ def _lost_line(k: AcknowledgedKey, origin: float) -> str:
         how.append(f"corrupt on {replica} ({shown}…, clients read {expected}…)")
     if k.destroyed_on:
         how.append(f"destroyed unasked on {', '.join(k.destroyed_on)}")
-    return (
-        f"key {k.uid} made on {k.made_on or '?'} at +{k.made_at - origin:.3f} s: "
-        + "; ".join(how)
+    return f"key {k.uid} made on {k.made_on or '?'} at +{k.made_at - origin:.3f} s: " + "; ".join(
+        how
     )

@@ -49,6 +49,7 @@ _VCENTER_WAIT: dict[str, Wait] = {
     "site-down": "none",
     "isolate": "none",
     "partition": "none",
+    "wipe": "none",
 }
 EXPECTED_WAIT: dict[str, dict[str, Wait]] = {
     "vcenter": _VCENTER_WAIT,
@@ -56,7 +57,7 @@ EXPECTED_WAIT: dict[str, dict[str, Wait]] = {
     "pykmip": {**_VCENTER_WAIT, "unreachable": "response"},
 }
 FAILOVER_KINDS = frozenset(EXPECTED_WAIT["vcenter"])
-NO_FAILOVER_KINDS = frozenset({"latency", "bandwidth"})
+NO_FAILOVER_KINDS = frozenset({"latency", "bandwidth", "replication-lag"})
 
 CLOCK_SLACK_S = 0.02
 CLOCK_SLACK_SHARE = 0.02

@@ -13,7 +13,16 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, cast
 
-from harness.history import Attempt, Complete, Event, FaultEvent, History, Invoke, Note
+from harness.history import (
+    Attempt,
+    Complete,
+    Event,
+    FaultEvent,
+    History,
+    Invoke,
+    Note,
+    Snapshot,
+)
 
 Status = Literal["pass", "fail", "unknown"]
 
@@ -102,7 +111,7 @@ def event_times(e: Event) -> tuple[float, float]:
     """The earliest and latest time an event covers."""
     if isinstance(e, Complete):
         return e.start, e.end
-    if isinstance(e, Invoke | FaultEvent | Note):
+    if isinstance(e, Invoke | FaultEvent | Note | Snapshot):
         return e.t, e.t
     raise TypeError(f"not a history event: {e!r}")
 

@@ -39,6 +39,7 @@ class ReplicaState:
     client_host: str  # the address every client link of this replica listens on
     host: str  # the replica's direct address
     port: int = 0
+    repl_port: int = 0  # the replication agent's port (async profile), else 0
     pid: int | None = None
     pid_start: int | None = None
     status: str = "stopped"  # running | paused | stopped
@@ -73,6 +74,7 @@ class ClusterState:
     replicas: dict[str, ReplicaState] = field(default_factory=dict)
     clients: dict[str, ClientState] = field(default_factory=dict)
     links: list[dict[str, str]] = field(default_factory=list)
+    replication_links: list[dict[str, str]] = field(default_factory=list)
     status: str = "starting"  # starting | ready | down
     created: float = 0.0
 
@@ -92,6 +94,15 @@ class ClusterState:
 
     def link_objects(self) -> list[Link]:
         return [Link(**d) for d in self.links]
+
+    def replication_link_objects(self) -> list[Link]:
+        """Replica -> replica links; `client` holds the source replica."""
+        return [Link(**d) for d in self.replication_links]
+
+    @property
+    def replication(self) -> dict[str, Any]:
+        rep: dict[str, Any] = self.topology.get("replication") or {"profile": "none"}
+        return rep
 
 
 def state_path(state_dir: Path) -> Path:

@@ -14,6 +14,7 @@ means replica i. Every process carries the run's label (see `harness.registry`).
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import socket
@@ -212,6 +213,8 @@ class LocalCluster:
         with ThreadPoolExecutor(max_workers=len(names)) as pool:
             list(pool.map(self._await_replica, names))
         self._save()
+        if st.replication.get("profile", "none") != "none":
+            self._create_replication_links(names)
 
         conf_dir = sdir / "clients"
         conf_dir.mkdir(exist_ok=True)
@@ -269,6 +272,41 @@ class LocalCluster:
         st.status = "ready"
         self._save()
         return self
+
+    def _create_replication_links(self, names: list[str]) -> None:
+        """One Toxiproxy link per replica pair and direction; each replica's agent finds
+        its peers (through those links) in its ``peers.json``."""
+        st = self.state
+        host = f"{st.subnet}.253"
+        for src in names:
+            peers = {}
+            for dst in names:
+                if src == dst:
+                    continue
+                d = st.replicas[dst]
+                link = Link(
+                    name=f"{src}=>{dst}",
+                    client=src,
+                    replica=dst,
+                    listen=f"{host}:{_free_port([host])}",
+                    upstream=f"{d.host}:{d.repl_port}",
+                )
+                self.api.create_proxy(link.name, link.listen, link.upstream)
+                st.replication_links.append(
+                    {
+                        "name": link.name,
+                        "client": src,
+                        "replica": dst,
+                        "listen": link.listen,
+                        "upstream": link.upstream,
+                    }
+                )
+                peers[dst] = link.listen
+            peers_file = Path(st.replicas[src].data_dir) / "peers.json"
+            tmp = peers_file.with_suffix(".tmp")
+            tmp.write_text(json.dumps({"me": src, "peers": peers}, indent=2))
+            os.replace(tmp, peers_file)
+        self._save()
 
     def stop(self) -> None:
         """Heal nothing, keep nothing: kill every process of the run, delete its
@@ -329,6 +367,14 @@ class LocalCluster:
                 rs.key,
                 "--ca",
                 st.tls["ca"],
+                "--index",
+                str(rs.index),
+                "--replication",
+                str(st.replication.get("profile", "none")),
+                "--interval-ms",
+                str(st.replication.get("interval_ms", 250)),
+                "--repl-port",
+                str(rs.repl_port),
             ],
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -363,7 +409,9 @@ class LocalCluster:
         wait_until(
             bound, READY_DEADLINE_S, f"replica {name} to bind {rs.host}", logs=self._logs(name)
         )
-        rs.port = int(port_file.read_text())
+        ports = port_file.read_text().split()
+        rs.port = int(ports[0])
+        rs.repl_port = int(ports[1]) if len(ports) > 1 else 0
         ep = Endpoint(name, rs.host, rs.port)
         self._kmip_round_trip(ep, f"replica {name} at {rs.host}:{rs.port}", name)
         rs.status = "running"

@@ -12,9 +12,11 @@ from harness.faults.kill import Kill, Restart
 from harness.faults.latency import Bandwidth, Latency
 from harness.faults.partition import Isolate, Partition, SiteDown
 from harness.faults.refuse import Refuse
+from harness.faults.replication_lag import ReplicationLag
 from harness.faults.reset import Reset
 from harness.faults.stall import Stall
 from harness.faults.unreachable import Unreachable
+from harness.faults.wipe import Wipe
 from harness.history import History
 
 FAULTS: dict[str, type[Fault]] = {
@@ -33,6 +35,8 @@ FAULTS: dict[str, type[Fault]] = {
         Partition,
         Isolate,
         SiteDown,
+        Wipe,
+        ReplicationLag,
     )
 }
 

@@ -27,18 +27,26 @@ class LinkCut(Fault):
     requires: ClassVar[frozenset[str]] = frozenset({CAP_LINKS})
 
     def cut_links(self) -> list[Link]:
+        """Client links to cut."""
         raise NotImplementedError
+
+    def cut_replication_links(self) -> list[Link]:
+        """Replica -> replica links to cut (`client` is the source replica)."""
+        return []
 
     def affected_replicas(self) -> list[str]:
         cut = {link.replica for link in self.cut_links()}
         return [r for r in self.cluster.state.replicas if r in cut]
 
+    def _all_cut(self) -> list[Link]:
+        return self.cut_links() + self.cut_replication_links()
+
     def _inject(self) -> None:
-        for link in self.cut_links():
+        for link in self._all_cut():
             self.cluster.api.set_enabled(link.name, False)
 
     def _heal(self) -> None:
-        for link in self.cut_links():
+        for link in self._all_cut():
             self.cluster.api.set_enabled(link.name, True)
 
     def _sites(self) -> dict[str, list[str]]:
@@ -59,6 +67,14 @@ class SiteDown(LinkCut):
         reps = set(self._sites()[self.target])
         return [link for link in self.cluster.state.link_objects() if link.replica in reps]
 
+    def cut_replication_links(self) -> list[Link]:
+        reps = set(self._sites()[self.target])
+        return [
+            link
+            for link in self.cluster.state.replication_link_objects()
+            if link.replica in reps or link.client in reps
+        ]
+
 
 class Isolate(LinkCut):
     kind = "isolate"
@@ -66,6 +82,13 @@ class Isolate(LinkCut):
 
     def cut_links(self) -> list[Link]:
         return [link for link in self.cluster.state.link_objects() if link.replica == self.target]
+
+    def cut_replication_links(self) -> list[Link]:
+        return [
+            link
+            for link in self.cluster.state.replication_link_objects()
+            if self.target in (link.replica, link.client)
+        ]
 
 
 class Partition(LinkCut):
@@ -103,7 +126,7 @@ class Partition(LinkCut):
         return groups
 
     def check_target(self) -> None:
-        self.groups()
+        self.params["groups"] = self.groups()  # recorded with the fault's events
 
     def _group_of_replica(self) -> dict[str, int]:
         return {r: i for i, g in enumerate(self.groups()) for r in g}
@@ -128,3 +151,12 @@ class Partition(LinkCut):
                 continue
             cut.append(link)
         return cut
+
+    def cut_replication_links(self) -> list[Link]:
+        of = self._group_of_replica()
+        one_way = bool(self.params.get("one_way"))
+        return [
+            link
+            for link in self.cluster.state.replication_link_objects()
+            if of[link.client] != of[link.replica] and (not one_way or of[link.client] == 0)
+        ]

@@ -1,0 +1,332 @@
+"""Replication around PyKMIP, without forking it: the `async` profile.
+
+Runs inside each replica process, beside PyKMIP's server:
+
+    kms-a (PyKMIP + agent) ──HTTP over link kms-a=>kms-d (Toxiproxy)──> kms-d agent
+
+- **Cluster-unique identifiers.** A SQLAlchemy ``before_flush`` hook gives every new
+  object the id ``milliseconds * 100 + replica index`` (index < 100), so two replicas
+  never hand out the same id, and a wiped replica never reuses one.
+- **Versions.** Every object has a version ``(timestamp, origin replica, content
+  hash)`` in a side database. The agent scans PyKMIP's database every interval; a
+  changed hash that replication did not write is a local write (new version, origin =
+  this replica); a vanished object is a Destroy (a tombstone version).
+- **Anti-entropy push.** Every ``interval_ms``, for each peer, the agent sends the
+  objects whose version the peer has not acknowledged: their rows from every PyKMIP
+  table (key material, type, algorithm, length, state, names...) with their ids. The
+  peer applies an object when its version is newer — last writer wins by timestamp,
+  then replica name — and acknowledges with its resulting versions. A peer answers
+  with an epoch chosen at its start: a restarted or wiped peer gets everything again,
+  so it catches up (a wiped one is refilled).
+
+Every push travels over its own Toxiproxy link (one per replica pair and direction),
+so partitions, latency and refusals hit replication exactly like clients.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import hashlib
+import json
+import logging
+import secrets
+import sqlite3
+import threading
+import time
+import urllib.error
+import urllib.request
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger("kmschaos.replication")
+
+# PyKMIP tables keyed by the object's uid (joined-table inheritance), parents first.
+UID_TABLES = (
+    "managed_objects",
+    "crypto_objects",
+    "opaque_objects",
+    "keys",
+    "symmetric_keys",
+    "public_keys",
+    "private_keys",
+    "split_keys",
+    "secret_data_objects",
+    "certificates",
+    "x509_certificates",
+)
+Version = tuple[float, str, str]  # (timestamp, origin, content hash; "" = destroyed)
+
+
+def install_id_hook(index: int) -> None:
+    """Make every new PyKMIP object's id cluster-unique (see module doc)."""
+    from kmip.pie.objects import ManagedObject
+    from sqlalchemy import event
+    from sqlalchemy.orm import Session
+
+    lock = threading.Lock()
+    last = [0]
+
+    def next_id() -> int:
+        with lock:
+            candidate = int(time.time() * 1000) * 100 + index
+            last[0] = max(candidate, last[0] + 100)
+            return last[0]
+
+    @event.listens_for(Session, "before_flush")
+    def assign(session: Session, _ctx: Any, _instances: Any) -> None:
+        for obj in session.new:
+            if isinstance(obj, ManagedObject) and obj.unique_identifier is None:
+                obj.unique_identifier = next_id()
+
+
+def _encode(v: Any) -> Any:
+    if isinstance(v, bytes | memoryview):
+        return {"b64": base64.b64encode(bytes(v)).decode()}
+    return v
+
+
+def _decode(v: Any) -> Any:
+    if isinstance(v, dict) and "b64" in v:
+        return base64.b64decode(v["b64"])
+    return v
+
+
+class Store:
+    """Reads and writes whole objects in PyKMIP's SQLite database."""
+
+    def __init__(self, db_path: Path, versions_path: Path) -> None:
+        self.db = sqlite3.connect(db_path, timeout=10, check_same_thread=False)
+        self.meta = sqlite3.connect(versions_path, timeout=10, check_same_thread=False)
+        self.meta.execute(
+            "CREATE TABLE IF NOT EXISTS versions "
+            "(uid INTEGER PRIMARY KEY, ts REAL, origin TEXT, hash TEXT)"
+        )
+        self.meta.commit()
+        self.tables = {
+            r[0] for r in self.db.execute("SELECT name FROM sqlite_master WHERE type='table'")
+        }
+
+    def uids(self) -> list[int]:
+        return [r[0] for r in self.db.execute("SELECT uid FROM managed_objects")]
+
+    def fingerprints(self) -> dict[int, tuple[Any, ...]]:
+        """A cheap per-object summary that changes whenever Create/Activate/Revoke/
+        Destroy/naming change the object; a full read is needed only when it does."""
+        cur = self.db.execute(
+            "SELECT m.uid, m.name_index, m.operation_policy_name, length(m.value), "
+            "c.state, c.cryptographic_usage_mask, "
+            "(SELECT count(*) FROM managed_object_names n WHERE n.mo_uid = m.uid) "
+            "FROM managed_objects m LEFT JOIN crypto_objects c ON c.uid = m.uid"
+        )
+        return {r[0]: tuple(r[1:]) for r in cur.fetchall()}
+
+    def read(self, uid: int) -> dict[str, list[dict[str, Any]]] | None:
+        rows: dict[str, list[dict[str, Any]]] = {}
+        for table in UID_TABLES:
+            if table in self.tables:
+                cur = self.db.execute(f"SELECT * FROM {table} WHERE uid = ?", (uid,))
+                cols = [d[0] for d in cur.description]
+                found = [dict(zip(cols, map(_encode, r), strict=True)) for r in cur.fetchall()]
+                if found:
+                    rows[table] = found
+        if "managed_objects" not in rows:
+            return None
+        cur = self.db.execute(
+            "SELECT name, name_index, name_type FROM managed_object_names WHERE mo_uid = ? "
+            "ORDER BY name_index",
+            (uid,),
+        )
+        rows["managed_object_names"] = [
+            {"name": n, "name_index": i, "name_type": t} for n, i, t in cur.fetchall()
+        ]
+        return rows
+
+    @staticmethod
+    def digest(rows: dict[str, list[dict[str, Any]]] | None) -> str:
+        if rows is None:
+            return ""
+        return hashlib.sha256(json.dumps(rows, sort_keys=True).encode()).hexdigest()[:32]
+
+    def write(self, uid: int, rows: dict[str, list[dict[str, Any]]] | None) -> None:
+        """Replace object `uid` with `rows` (None: delete it), in one transaction."""
+        db = self.db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            db.execute("DELETE FROM managed_object_names WHERE mo_uid = ?", (uid,))
+            for table in reversed(UID_TABLES):
+                if table in self.tables:
+                    db.execute(f"DELETE FROM {table} WHERE uid = ?", (uid,))
+            if rows is not None:
+                for table in UID_TABLES:
+                    for row in rows.get(table, []):
+                        cols = list(row)
+                        db.execute(
+                            f"INSERT INTO {table} ({', '.join(cols)}) "
+                            f"VALUES ({', '.join('?' for _ in cols)})",
+                            [_decode(row[c]) for c in cols],
+                        )
+                for n in rows.get("managed_object_names", []):
+                    db.execute(
+                        "INSERT INTO managed_object_names (mo_uid, name, name_index, name_type) "
+                        "VALUES (?, ?, ?, ?)",
+                        (uid, n["name"], n["name_index"], n["name_type"]),
+                    )
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+
+    def versions(self) -> dict[int, Version]:
+        return {
+            uid: (ts, origin, h)
+            for uid, ts, origin, h in self.meta.execute(
+                "SELECT uid, ts, origin, hash FROM versions"
+            )
+        }
+
+    def set_version(self, uid: int, v: Version) -> None:
+        self.meta.execute(
+            "INSERT OR REPLACE INTO versions (uid, ts, origin, hash) VALUES (?, ?, ?, ?)",
+            (uid, *v),
+        )
+        self.meta.commit()
+
+
+class Agent:
+    """The async replication agent of one replica."""
+
+    def __init__(self, name: str, host: str, port: int, data_dir: Path, interval_s: float) -> None:
+        self.name = name
+        self.data_dir = data_dir
+        self.interval_s = interval_s
+        self.epoch = secrets.token_hex(6)
+        self.store = Store(data_dir / "kms.sqlite", data_dir / "replication.sqlite")
+        self.lock = threading.RLock()
+        self.acked: dict[str, tuple[str, dict[int, Version]]] = {}  # peer -> (epoch, versions)
+        self._seen: dict[int, tuple[Any, ...]] = {}  # uid -> fingerprint at the last scan
+        self.stop = threading.Event()
+        agent = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def do_POST(self) -> None:  # noqa: N802 - http.server's name
+                length = int(self.headers.get("Content-Length", "0"))
+                body = json.loads(self.rfile.read(length) or b"{}")
+                if self.path == "/apply":
+                    answer = agent.apply(body)
+                else:
+                    self.send_error(404)
+                    return
+                data = json.dumps(answer).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+        self.server = ThreadingHTTPServer((host, port), Handler)
+        self.server.daemon_threads = True
+        self.port = self.server.server_address[1]
+
+    # ---- local changes --------------------------------------------------------------
+
+    def scan(self) -> dict[int, Version]:
+        """Detect local writes and destroys; return the current versions."""
+        with self.lock:
+            versions = self.store.versions()
+            prints = self.store.fingerprints()
+            present = set(prints)
+            now = time.time()
+            for uid, fp in prints.items():
+                v = versions.get(uid)
+                if v is not None and self._seen.get(uid) == fp:
+                    continue
+                h = self.store.digest(self.store.read(uid))
+                self._seen[uid] = fp
+                if v is None or v[2] != h:
+                    versions[uid] = (now, self.name, h)
+                    self.store.set_version(uid, versions[uid])
+            for uid, v in list(versions.items()):
+                if uid not in present and v[2] != "":
+                    versions[uid] = (now, self.name, "")
+                    self.store.set_version(uid, versions[uid])
+            return versions
+
+    # ---- receiving ------------------------------------------------------------------
+
+    def apply(self, body: dict[str, Any]) -> dict[str, Any]:
+        applied = 0
+        with self.lock:
+            mine = self.scan()
+            for uid_s, obj in body.get("objects", {}).items():
+                uid = int(uid_s)
+                incoming: Version = tuple(obj["version"])
+                current = mine.get(uid)
+                if current is None or (incoming[0], incoming[1]) > (current[0], current[1]):
+                    self.store.write(uid, obj["rows"])
+                    self.store.set_version(uid, incoming)
+                    self._seen.pop(uid, None)
+                    mine[uid] = incoming
+                    applied += 1
+            result = {str(u): list(mine[u]) for u in map(int, body.get("objects", {})) if u in mine}
+        if applied:
+            log.info("applied %d object(s) from %s", applied, body.get("from"))
+        return {"epoch": self.epoch, "versions": result}
+
+    # ---- sending --------------------------------------------------------------------
+
+    def peers(self) -> dict[str, str]:
+        try:
+            return dict(json.loads((self.data_dir / "peers.json").read_text())["peers"])
+        except (OSError, ValueError, KeyError):
+            return {}
+
+    def push(self, peer: str, address: str, versions: dict[int, Version]) -> None:
+        epoch, acked = self.acked.get(peer, ("", {}))
+        todo = [u for u, v in versions.items() if acked.get(u) != v]
+        objects: dict[str, Any] = {}
+        with self.lock:
+            for uid in todo[:500]:
+                v = versions[uid]
+                rows = self.store.read(uid) if v[2] else None
+                objects[str(uid)] = {"version": list(v), "rows": rows}
+        body = json.dumps({"from": self.name, "objects": objects}).encode()
+        req = urllib.request.Request(
+            f"http://{address}/apply",
+            data=body,
+            headers={"Content-Type": "application/json"},
+            method="POST",
+        )
+        with urllib.request.urlopen(req, timeout=max(2.0, 10 * self.interval_s)) as r:
+            answer = json.loads(r.read())
+        if answer["epoch"] != epoch:
+            acked = {}  # the peer restarted (or was wiped): send it everything again
+        for uid_s, v in answer["versions"].items():
+            acked[int(uid_s)] = tuple(v)
+        self.acked[peer] = (answer["epoch"], acked)
+
+    def loop(self) -> None:
+        while not self.stop.wait(self.interval_s):
+            try:
+                versions = self.scan()
+            except sqlite3.Error as e:
+                log.warning("scan failed: %s", e)
+                continue
+            for peer, address in self.peers().items():
+                try:
+                    self.push(peer, address, versions)
+                except (OSError, urllib.error.URLError, ValueError, KeyError) as e:
+                    log.debug("push to %s failed: %s", peer, e)
+
+    def start(self) -> None:
+        threading.Thread(target=self.server.serve_forever, daemon=True, name="repl-http").start()
+        threading.Thread(target=self.loop, daemon=True, name="repl-push").start()
+
+    def close(self) -> None:
+        self.stop.set()
+        with contextlib.suppress(Exception):
+            self.server.shutdown()
