@@ -25,7 +25,8 @@ class Auditor:
         self.cluster = cluster
         self.history = history
         self.timeout_s = timeout_s
-        self.rounds = 0
+        # rounds are numbered per history, so several audits never share a number
+        self.rounds = max((e.round for e in history.events() if isinstance(e, Snapshot)), default=0)
         self._conf = empty_client_config(Path(cluster.state.state_dir) / "clients")
 
     def _read(self, replica: str, n: int) -> Snapshot:

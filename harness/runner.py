@@ -20,7 +20,14 @@ from rich.table import Table
 
 from harness.toolchain import repo_root
 
-VERDICTS = ("failover", "order", "availability")
+VERDICTS = (
+    "failover",
+    "order",
+    "availability",
+    "durability",
+    "convergence",
+    "site_availability",
+)
 
 
 class Progress:
@@ -193,6 +200,14 @@ def _cell(v: dict[str, Any] | None) -> str:
         ]
         if times:
             fig = f" {max(times):.3f}s"
+    elif v.get("name") == "convergence":
+        took = v.get("figures", {}).get("convergence_s")
+        if took is not None:
+            fig = f" {took:.2f}s"
+    elif v.get("name") == "durability":
+        lost = v.get("figures", {}).get("lost_keys")
+        if lost:
+            fig = f" {lost} lost"
     elif v.get("name") == "availability":
         share = v.get("figures", {}).get("union", {}).get("ok_share")
         if share is None:
@@ -208,7 +223,9 @@ def _cell(v: dict[str, Any] | None) -> str:
 def print_table(console: Console, summary: dict[str, Any]) -> None:
     t = Table(title="verdicts", title_justify="left")
     t.add_column("scenario")
-    for v in VERDICTS:
+    shown = [v for v in VERDICTS if any(v in row["verdicts"] for row in summary["scenarios"])]
+    shown = shown or list(VERDICTS[:3])
+    for v in shown:
         t.add_column(v)
     t.add_column("result")
     for row in summary["scenarios"]:
@@ -222,7 +239,7 @@ def print_table(console: Console, summary: dict[str, Any]) -> None:
             "skipped": "[yellow]skipped[/]",
             "interrupted": "[magenta]interrupted[/]",
         }[row["outcome"]]
-        t.add_row(name, *(_cell(row["verdicts"].get(v)) for v in VERDICTS), result)
+        t.add_row(name, *(_cell(row["verdicts"].get(v)) for v in shown), result)
     console.print(t)
     for row in summary["scenarios"]:
         for f in row["findings"]:

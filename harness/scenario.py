@@ -19,11 +19,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from harness.audit import Auditor
 from harness.checkers import (
     Verdict,
     check_availability,
+    check_convergence,
+    check_durability,
     check_failover,
     check_order,
+    check_site_availability,
     guarded,
 )
 from harness.client.failover_client import FailoverClient
@@ -143,6 +147,17 @@ class Scenario:
         self._faults.append(f)
         return f
 
+    def audit_until_converged(self, deadline_s: float | None = None) -> float | None:
+        """Audit every replica over KMIP, round after round, until all agree (seconds
+        taken) or the deadline passes (None). Deadline by default: 100 replication
+        intervals plus 15 s."""
+        interval = float(self.cluster.state.replication.get("interval_ms", 250)) / 1000
+        deadline = deadline_s if deadline_s is not None else 100 * interval + 15.0
+        self.note("audit")
+        took = Auditor(self.cluster, self.history).until_converged(deadline, poll_s=interval)
+        self.note(f"audit done: {'converged' if took is not None else 'not converged'}")
+        return took
+
     def note(self, text: str) -> None:
         self.history.append(Note(t=time.monotonic(), text=text))
 
@@ -260,6 +275,7 @@ class Scenario:
         min_ok_share: float = 1.0,
         max_gap_s: float | None = None,
         include: tuple[str, ...] = ("failover", "order", "availability"),
+        convergence_s: float | None = None,
     ) -> dict[str, Verdict]:
         events = self.history.events()
         orders = {n: list(c.order) for n, c in self.topology.clients.items()}
@@ -282,6 +298,21 @@ class Scenario:
                 events,
                 min_ok_share=min_ok_share,
                 max_gap_s=max_gap_s,
+            )
+        replicas = list(self.topology.replicas)
+        if "durability" in include:
+            v["durability"] = guarded("durability", check_durability, events, replicas=replicas)
+        if "convergence" in include:
+            v["convergence"] = guarded(
+                "convergence", check_convergence, events, replicas=replicas, bound_s=convergence_s
+            )
+        if "site_availability" in include:
+            v["site_availability"] = guarded(
+                "site_availability",
+                check_site_availability,
+                events,
+                replica_sites={r: self.topology.site_of(r) for r in replicas},
+                client_sites={n: c.site for n, c in self.topology.clients.items()},
             )
         self.outcome.verdicts.update(v)
         return v

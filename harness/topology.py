@@ -3,24 +3,33 @@
 A topology is loaded from YAML and validated field by field. Every problem is a
 `TopologyError` whose text names the file and the field, e.g.
 ``one-site.yaml: clients.vc-a.order[2]: unknown replica 'kms-x' (known: kms-a, kms-b)``.
+
+An entry of ``sites.<site>.replicas`` is a replica name, or a mapping that also says
+where the replica runs and what protects its storage (both optional; read by the linter)::
+
+    replicas:
+      - kms-a
+      - {name: kms-b, host: hv-1, encrypted_by: kms-prod}
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 POLICIES = ("vcenter", "pykmip")
-PROFILES_SUPPORTED = ("none",)
-PROFILES_PLANNED = ("async", "sync", "quorum")
+PROFILES = ("none", "async", "sync", "quorum")
+PROFILES_IMPLEMENTED = ("none", "async")  # sync and quorum load, but cannot run yet
+DEFAULT_INTERVAL_MS = 250.0
 NAME_RE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,30}[a-z0-9])?$")
 MAX_REPLICAS = 99  # replica i listens on 127.X.Y.i and 127.X.Y.(100+i)
 
 TOP_KEYS = ("name", "sites", "clients", "replication", "timeouts", "time_scale")
+REPLICA_KEYS = ("name", "host", "encrypted_by")
 
 
 class TopologyError(ValueError):
@@ -43,6 +52,20 @@ class Timeouts:
 
 
 @dataclass(frozen=True)
+class ReplicaInfo:
+    """What the file says about one replica beyond its name.
+
+    `host` is the failure domain it runs in (hypervisor, rack); `encrypted_by` names the
+    KMS cluster whose keys encrypt the replica's own storage. Either may be unknown.
+    """
+
+    name: str
+    site: str
+    host: str | None = None
+    encrypted_by: str | None = None
+
+
+@dataclass(frozen=True)
 class ClientSpec:
     name: str
     site: str
@@ -56,9 +79,11 @@ class Topology:
     sites: dict[str, tuple[str, ...]]
     clients: dict[str, ClientSpec]
     replication_profile: str = "none"
+    replication_interval_ms: float = DEFAULT_INTERVAL_MS
     timeouts: Timeouts = field(default_factory=Timeouts)
     time_scale: float = 1.0
     source: str = "<topology>"
+    replica_info: dict[str, ReplicaInfo] = field(default_factory=dict)
 
     @property
     def replicas(self) -> tuple[str, ...]:
@@ -70,6 +95,16 @@ class Topology:
             if replica in reps:
                 return site
         raise KeyError(replica)
+
+    def info_of(self, replica: str) -> ReplicaInfo:
+        """The replica's `ReplicaInfo`; host and encrypted_by unknown if not given."""
+        info = self.replica_info.get(replica)
+        return info if info is not None else ReplicaInfo(replica, self.site_of(replica))
+
+    @property
+    def replication_implemented(self) -> bool:
+        """Whether a cluster can run this replication profile today (none, async)."""
+        return self.replication_profile in PROFILES_IMPLEMENTED
 
     @property
     def response_timeout(self) -> float:
@@ -84,31 +119,50 @@ class Topology:
     def with_time_scale(self, time_scale: float) -> Topology:
         """A copy with another time_scale, validated like the file's own."""
         time_scale = _number(self.source, "time_scale", time_scale, 0, 10)
-        return Topology(
-            name=self.name,
-            sites=self.sites,
-            clients=self.clients,
-            replication_profile=self.replication_profile,
-            timeouts=self.timeouts,
-            time_scale=time_scale,
-            source=self.source,
-        )
+        return replace(self, time_scale=time_scale)
+
+    def _replica_entry(self, replica: str) -> str | dict[str, str]:
+        info = self.replica_info.get(replica)
+        if info is None or (info.host is None and info.encrypted_by is None):
+            return replica
+        entry = {"name": replica}
+        if info.host is not None:
+            entry["host"] = info.host
+        if info.encrypted_by is not None:
+            entry["encrypted_by"] = info.encrypted_by
+        return entry
 
     def to_dict(self) -> dict[str, Any]:
+        """The topology as file data; `parse_topology` of its YAML gives it back.
+
+        A replica entry is a plain name unless it has a host or encrypted_by; read
+        names with `replica_names`.
+        """
         return {
             "name": self.name,
-            "sites": {s: {"replicas": list(r)} for s, r in self.sites.items()},
+            "sites": {
+                s: {"replicas": [self._replica_entry(r) for r in reps]}
+                for s, reps in self.sites.items()
+            },
             "clients": {
                 c.name: {"site": c.site, "order": list(c.order), "policy": c.policy}
                 for c in self.clients.values()
             },
-            "replication": {"profile": self.replication_profile},
+            "replication": {
+                "profile": self.replication_profile,
+                "interval_ms": self.replication_interval_ms,
+            },
             "timeouts": {
                 "response_s": self.timeouts.response_s,
                 "connect_s": self.timeouts.connect_s,
             },
             "time_scale": self.time_scale,
         }
+
+
+def replica_names(entries: list[Any]) -> list[str]:
+    """Names from a `sites.<site>.replicas` list of `Topology.to_dict()` output."""
+    return [e["name"] if isinstance(e, dict) else e for e in entries]
 
 
 def load_topology(path: str | Path) -> Topology:
@@ -181,6 +235,31 @@ def _number(source: str, path: str, value: Any, lo: float, hi: float) -> float:
     return float(value)
 
 
+def _text(source: str, path: str, value: Any) -> str:
+    if not isinstance(value, str) or not value.strip():
+        got = "an empty string" if isinstance(value, str) else _kind(value)
+        raise _err(source, path, f"must be a non-empty string, got {got}")
+    return value
+
+
+def _replica_entry(source: str, path: str, entry: Any) -> tuple[str, str, str | None, str | None]:
+    """(name, path of the name, host, encrypted_by) of one `replicas` entry."""
+    if not isinstance(entry, dict):
+        return _name(source, path, entry, "replica"), path, None, None
+    body = _mapping(source, path, entry)
+    _unknown_keys(source, path, body, REPLICA_KEYS)
+    if "name" not in body:
+        raise _err(source, f"{path}.name", "missing; name the replica")
+    name = _name(source, f"{path}.name", body["name"], "replica")
+    host = body.get("host")
+    if "host" in body:
+        host = _text(source, f"{path}.host", host)
+    encrypted_by = body.get("encrypted_by")
+    if "encrypted_by" in body:
+        encrypted_by = _text(source, f"{path}.encrypted_by", encrypted_by)
+    return name, f"{path}.name", host, encrypted_by
+
+
 def _validate(data: Any, source: str) -> Topology:
     if data is None:
         raise _err(source, "", "file is empty; expected a mapping with 'sites' and 'clients'")
@@ -199,6 +278,7 @@ def _validate(data: Any, source: str) -> Topology:
     if not sites_raw:
         raise _err(source, "sites", "no sites; add at least one site with its replicas")
     sites: dict[str, tuple[str, ...]] = {}
+    replica_info: dict[str, ReplicaInfo] = {}
     seen: dict[str, str] = {}
     for site, body in sites_raw.items():
         _name(source, f"sites.{site}", site, "site")
@@ -208,16 +288,15 @@ def _validate(data: Any, source: str) -> Topology:
         reps = body.get("replicas")
         if not isinstance(reps, list) or not reps:
             raise _err(source, f"{spath}.replicas", "must be a non-empty list of replica names")
-        for i, r in enumerate(reps):
-            _name(source, f"{spath}.replicas[{i}]", r, "replica")
+        names: list[str] = []
+        for i, entry in enumerate(reps):
+            r, rpath, host, encrypted_by = _replica_entry(source, f"{spath}.replicas[{i}]", entry)
             if r in seen:
-                raise _err(
-                    source,
-                    f"{spath}.replicas[{i}]",
-                    f"replica '{r}' already listed in site '{seen[r]}'",
-                )
+                raise _err(source, rpath, f"replica '{r}' already listed in site '{seen[r]}'")
             seen[r] = site
-        sites[site] = tuple(reps)
+            names.append(r)
+            replica_info[r] = ReplicaInfo(r, site, host, encrypted_by)
+        sites[site] = tuple(names)
     all_replicas = tuple(seen)
     if len(all_replicas) > MAX_REPLICAS:
         raise _err(source, "sites", f"{len(all_replicas)} replicas; at most {MAX_REPLICAS}")
@@ -270,18 +349,16 @@ def _validate(data: Any, source: str) -> Topology:
         clients[cname] = ClientSpec(name=cname, site=csite, order=order, policy=policy)
 
     profile = "none"
+    interval_ms = DEFAULT_INTERVAL_MS
     if "replication" in top:
         rep = _mapping(source, "replication", top["replication"])
-        _unknown_keys(source, "replication", rep, ("profile",))
+        _unknown_keys(source, "replication", rep, ("profile", "interval_ms"))
+        interval_ms = _number(
+            source, "replication.interval_ms", rep.get("interval_ms", DEFAULT_INTERVAL_MS), 0, 60000
+        )
         profile = rep.get("profile", "none")
-        if profile in PROFILES_PLANNED:
-            raise _err(
-                source,
-                "replication.profile",
-                f"profile '{profile}' is not implemented yet; use 'none'",
-            )
-        if profile not in PROFILES_SUPPORTED:
-            known = ", ".join(PROFILES_SUPPORTED + PROFILES_PLANNED)
+        if profile not in PROFILES:
+            known = ", ".join(PROFILES)
             raise _err(
                 source, "replication.profile", f"unknown profile {profile!r} (known: {known})"
             )
@@ -302,7 +379,9 @@ def _validate(data: Any, source: str) -> Topology:
         sites=sites,
         clients=clients,
         replication_profile=profile,
+        replication_interval_ms=interval_ms,
         timeouts=timeouts,
         time_scale=time_scale,
         source=source,
+        replica_info=replica_info,
     )

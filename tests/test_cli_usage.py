@@ -33,6 +33,7 @@ FAULT_NAMES = (
     "site-down",
     "wipe",
     "replication-lag",
+    "replication-pause",
 )
 
 BAD_ORDER = """\

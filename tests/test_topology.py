@@ -147,19 +147,32 @@ def test_explicit_order_may_be_a_subset_in_any_order(tmp_path: Path) -> None:
     assert topo.clients["vc-a"].order == ("kms-c", "kms-a")
 
 
+# Shipped on purpose with a remote replica first (the linter's example): file -> clients.
+MISORDERED = {"two-sites-misordered.yaml": {"vc-a"}}
+
+
 @pytest.mark.parametrize("path", sorted(TOPOLOGIES.glob("*.yaml")), ids=lambda p: p.name)
 def test_every_shipped_topology_loads(path: Path) -> None:
     topo = load_topology(path)
     assert topo.name == path.stem
     assert topo.clients
+    misordered = MISORDERED.get(path.name, set())
+    assert misordered <= set(topo.clients)
     for client in topo.clients.values():
         assert set(client.order) <= set(topo.replicas)
-        assert client.order[0] in topo.sites[client.site]
+        local_first = client.order[0] in topo.sites[client.site]
+        assert local_first is (client.name not in misordered)
 
 
 def test_shipped_topologies_exist() -> None:
     names = {p.name for p in TOPOLOGIES.glob("*.yaml")}
-    assert {"one-site.yaml", "two-sites.yaml", "one-site-pykmip.yaml"} <= names
+    assert {
+        "one-site.yaml",
+        "two-sites.yaml",
+        "one-site-pykmip.yaml",
+        "single-kms.yaml",
+        "two-sites-misordered.yaml",
+    } <= names
 
 
 def test_timeouts_scale_with_time_scale(tmp_path: Path) -> None:
@@ -298,7 +311,7 @@ def test_unknown_key_inside_a_client(tmp_path: Path) -> None:
     [
         ("sites", None, "sites.site-a.replica", "replicas"),
         ("timeouts", "  response_s: 60\n  read_s: 5\n", "timeouts.read_s", "response_s, connect_s"),
-        ("replication", "  profile: none\n  mode: x\n", "replication.mode", "profile"),
+        ("replication", "  profile: none\n  mode: x\n", "replication.mode", "profile, interval_ms"),
     ],
 )
 def test_unknown_key_in_other_sections(
@@ -313,11 +326,38 @@ def test_unknown_key_in_other_sections(
     assert err.message == f"unknown key (known: {known})"
 
 
-@pytest.mark.parametrize("profile", ["async", "sync", "quorum"])
-def test_planned_replication_profile_is_not_implemented_yet(tmp_path: Path, profile: str) -> None:
-    err = load_error(tmp_path, ISSUE_EXAMPLE.replace("profile: none", f"profile: {profile}"))
-    assert err.field_path == "replication.profile"
-    assert err.message == f"profile '{profile}' is not implemented yet; use 'none'"
+@pytest.mark.parametrize("profile", ["sync", "quorum"])
+def test_planned_replication_profile_loads_but_is_not_implemented_yet(
+    tmp_path: Path, profile: str
+) -> None:
+    topo = load_topology(
+        write(tmp_path, ISSUE_EXAMPLE.replace("profile: none", f"profile: {profile}"))
+    )
+    assert topo.replication_profile == profile
+    assert topo.replication_implemented is False
+    assert topo.to_dict()["replication"] == {"profile": profile, "interval_ms": 250.0}
+
+
+def test_async_profile_with_interval(tmp_path: Path) -> None:
+    topo = load_topology(
+        write(tmp_path, ISSUE_EXAMPLE.replace("profile: none", "profile: async\n  interval_ms: 80"))
+    )
+    assert topo.replication_profile == "async" and topo.replication_implemented
+    assert topo.replication_interval_ms == 80.0
+    assert topo.to_dict()["replication"] == {"profile": "async", "interval_ms": 80.0}
+
+
+def test_bad_replication_interval_names_the_field(tmp_path: Path) -> None:
+    err = load_error(
+        tmp_path, ISSUE_EXAMPLE.replace("profile: none", "profile: async\n  interval_ms: -5")
+    )
+    assert err.field_path == "replication.interval_ms"
+    assert err.message == "must be > 0 and <= 60000, got -5"
+
+
+def test_profile_none_is_implemented(tmp_path: Path) -> None:
+    assert load_topology(write(tmp_path, ISSUE_EXAMPLE)).replication_implemented is True
+    assert load_topology(write(tmp_path, MINIMAL)).replication_implemented is True
 
 
 def test_unknown_replication_profile(tmp_path: Path) -> None:

@@ -57,7 +57,7 @@ EXPECTED_WAIT: dict[str, dict[str, Wait]] = {
     "pykmip": {**_VCENTER_WAIT, "unreachable": "response"},
 }
 FAILOVER_KINDS = frozenset(EXPECTED_WAIT["vcenter"])
-NO_FAILOVER_KINDS = frozenset({"latency", "bandwidth", "replication-lag"})
+NO_FAILOVER_KINDS = frozenset({"latency", "bandwidth", "replication-lag", "replication-pause"})
 
 CLOCK_SLACK_S = 0.02
 CLOCK_SLACK_SHARE = 0.02

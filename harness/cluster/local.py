@@ -45,7 +45,7 @@ from harness.cluster.base import (
 from harness.links import Link, ToxiproxyAPI, start_toxiproxy, tail
 from harness.pki import CLIENT_IDENTITY, CertificateAuthority
 from harness.toolchain import find_toxiproxy_server, firewall_capability, repo_root
-from harness.topology import Topology
+from harness.topology import Topology, replica_names
 from harness.wait import WaitTimeout, wait_until
 
 READY_DEADLINE_S = 60.0
@@ -97,6 +97,11 @@ class LocalCluster:
         detached: bool = False,
         run_id: str | None = None,
     ) -> LocalCluster:
+        if not topology.replication_implemented:
+            raise ClusterError(
+                f"{topology.source}: replication.profile: '{topology.replication_profile}' "
+                "is not implemented yet (available: none, async)"
+            )
         state_dir = state_dir.resolve()
         existing = state_dir / "state.json"
         if existing.exists():
@@ -169,7 +174,7 @@ class LocalCluster:
             )
         )
         topo = st.topology
-        sites: dict[str, list[str]] = {s: v["replicas"] for s, v in topo["sites"].items()}
+        sites = {s: replica_names(v["replicas"]) for s, v in topo["sites"].items()}
         names = [r for reps in sites.values() for r in reps]
         site_of = {r: s for s, reps in sites.items() for r in reps}
         subnet = st.subnet

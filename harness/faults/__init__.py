@@ -13,6 +13,7 @@ from harness.faults.latency import Bandwidth, Latency
 from harness.faults.partition import Isolate, Partition, SiteDown
 from harness.faults.refuse import Refuse
 from harness.faults.replication_lag import ReplicationLag
+from harness.faults.replication_pause import ReplicationPause
 from harness.faults.reset import Reset
 from harness.faults.stall import Stall
 from harness.faults.unreachable import Unreachable
@@ -37,6 +38,7 @@ FAULTS: dict[str, type[Fault]] = {
         SiteDown,
         Wipe,
         ReplicationLag,
+        ReplicationPause,
     )
 }
 

@@ -19,6 +19,7 @@ from typing import ClassVar
 from harness.cluster.base import CAP_LINKS
 from harness.faults.base import Fault, FaultError
 from harness.links import Link
+from harness.topology import replica_names
 
 
 class LinkCut(Fault):
@@ -51,7 +52,7 @@ class LinkCut(Fault):
 
     def _sites(self) -> dict[str, list[str]]:
         sites: dict[str, dict[str, list[str]]] = self.cluster.state.topology["sites"]
-        return {s: list(v["replicas"]) for s, v in sites.items()}
+        return {s: replica_names(v["replicas"]) for s, v in sites.items()}
 
 
 class SiteDown(LinkCut):

@@ -1,0 +1,42 @@
+"""`replication-pause`: nothing the replica sends to its peers gets through.
+
+    kms-a ──[timeout=0: swallowed]──X kms-b, kms-c, ...     (clients untouched)
+
+Replication from the replica lags without bound while the fault lasts: its agent keeps
+pushing, the bytes are swallowed, nothing is acknowledged. A crash inside that window
+loses every key written on the replica since the pause (`durability` names them).
+Heal removes the toxics; the agent's next push delivers the backlog. Unlike
+`replication-lag` (latency: bytes already sent arrive later, even if the sender dies),
+this models changes that never left the replica.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from harness.faults.base import FaultError
+from harness.faults.link import LinkFault
+from harness.links import Link
+
+
+class ReplicationPause(LinkFault):
+    kind = "replication-pause"
+    summary = "the replica's outgoing replication swallowed (clients untouched)"
+
+    def check_target(self) -> None:
+        super().check_target()
+        if not self.cluster.state.replication_links:
+            raise FaultError("replication-pause: this cluster does not replicate (profile none)")
+
+    def links(self) -> list[Link]:
+        return [
+            link
+            for link in self.cluster.state.replication_link_objects()
+            if link.client == self.target
+        ]
+
+    def affected_replicas(self) -> list[str]:
+        return []
+
+    def toxics(self) -> list[tuple[str, str, dict[str, Any]]]:
+        return [("timeout", "upstream", {"timeout": 0}), ("timeout", "downstream", {"timeout": 0})]

@@ -1,0 +1,273 @@
+"""Design checks on a loaded topology: the mistakes a DR rehearsal would find the hard way.
+
+The loader (`harness.topology`) rejects files that cannot run; `lint` reports layouts
+that run but fail their users: a single KMS, a client that goes remote while its own
+site is healthy, replicas that share a hypervisor, a KMS whose storage is encrypted
+with its own keys. Each `Finding` names a rule, the field, what is wrong and why, and
+a fix. Pure: no files, no servers.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Literal
+
+from harness.topology import Topology
+
+Severity = Literal["error", "warning"]
+
+RULES = (
+    "single-kms",
+    "thin-site",
+    "remote-before-local",
+    "local-missing",
+    "shared-failure-domain",
+    "self-encrypted",
+    "unreplicated-copies",
+    "unreachable-replica",
+)
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One design problem. `where` is a field path in the file; message and fix are
+    single lines: what is wrong and why it matters, then what to change."""
+
+    rule: str
+    severity: Severity
+    where: str
+    message: str
+    fix: str
+
+
+def lint(topology: Topology) -> list[Finding]:
+    """Every finding for `topology`, errors first, then by field path."""
+    findings = [
+        *_single_kms(topology),
+        *_thin_site(topology),
+        *_client_order(topology),
+        *_shared_failure_domain(topology),
+        *_self_encrypted(topology),
+        *_unreplicated_copies(topology),
+        *_unused_replica(topology),
+    ]
+    return sorted(findings, key=_sort_key)
+
+
+def format_findings(findings: list[Finding], source: str) -> str:
+    """One line per finding: ``<source>: <where>: <rule>: <severity>: <message> (fix: <fix>)``."""
+    return "\n".join(
+        f"{source}: {f.where}: {f.rule}: {f.severity}: {f.message} (fix: {f.fix})" for f in findings
+    )
+
+
+def summarize(findings: list[Finding]) -> str:
+    """``2 errors, 1 warning`` or ``no findings``."""
+    if not findings:
+        return "no findings"
+    errors = sum(f.severity == "error" for f in findings)
+    warnings = len(findings) - errors
+    return f"{_plural(errors, 'error')}, {_plural(warnings, 'warning')}"
+
+
+def exit_status(findings: list[Finding], strict: bool) -> int:
+    """1 if any error (or, with `strict`, any finding at all), else 0."""
+    if any(f.severity == "error" for f in findings):
+        return 1
+    return 1 if strict and findings else 0
+
+
+# ---- rules -----------------------------------------------------------------------------
+
+
+def _single_kms(t: Topology) -> list[Finding]:
+    if len(t.replicas) != 1:
+        return []
+    (only,) = t.replicas
+    site = t.site_of(only)
+    return [
+        Finding(
+            "single-kms",
+            "error",
+            f"sites.{site}.replicas",
+            f"'{only}' is the only KMS, a single point of failure: while it is down no key "
+            "can be served, and a lost database is lost keys",
+            f"add at least 2 more replicas at site '{site}' and list them in every client's order",
+        )
+    ]
+
+
+def _thin_site(t: Topology) -> list[Finding]:
+    if len(t.replicas) == 1:
+        return []  # single-kms says it all
+    client_sites = {c.site for c in t.clients.values()}
+    out: list[Finding] = []
+    for site, reps in t.sites.items():
+        if site not in client_sites or len(reps) >= 3:
+            continue
+        severity: Severity = "error" if len(reps) < 2 else "warning"
+        why = (
+            "one failure sends its clients to another site"
+            if len(reps) < 2
+            else "a rolling restart plus one failure leaves it without a local KMS"
+        )
+        out.append(
+            Finding(
+                "thin-site",
+                severity,
+                f"sites.{site}.replicas",
+                f"site '{site}' has clients but {_plural(len(reps), 'replica')} "
+                f"({', '.join(reps)}): {why}",
+                f"give site '{site}' at least 3 replicas",
+            )
+        )
+    return out
+
+
+def _client_order(t: Topology) -> list[Finding]:
+    out: list[Finding] = []
+    for c in t.clients.values():
+        local = t.sites[c.site]
+        path = f"clients.{c.name}.order"
+        local_listed = [r for r in c.order if r in local]
+        for i, r in enumerate(c.order):
+            remaining = [x for x in local_listed if x not in c.order[:i]]
+            if r in local or not remaining:
+                continue
+            fixed = local_listed + [x for x in c.order if x not in local]
+            out.append(
+                Finding(
+                    "remote-before-local",
+                    "error",
+                    f"{path}[{i}]",
+                    f"'{r}' (site '{t.site_of(r)}') is tried before local "
+                    f"{', '.join(remaining)}: requests cross sites while site '{c.site}' "
+                    "is healthy, and a cut between sites makes every request fail over first",
+                    f"list site '{c.site}' replicas first: order: [{', '.join(fixed)}]",
+                )
+            )
+            break
+        missing = [r for r in local if r not in c.order]
+        if missing:
+            out.append(
+                Finding(
+                    "local-missing",
+                    "warning",
+                    path,
+                    f"omits {', '.join(repr(r) for r in missing)} of its own site "
+                    f"'{c.site}': the client goes remote (or fails) while a local KMS is up",
+                    f"add {', '.join(missing)} after the other site '{c.site}' replicas",
+                )
+            )
+    return out
+
+
+def _shared_failure_domain(t: Topology) -> list[Finding]:
+    infos = [t.info_of(r) for r in t.replicas]
+    hosts = {i.host for i in infos}
+    if len(infos) > 1 and len(hosts) == 1 and None not in hosts:
+        (host,) = hosts
+        return [
+            Finding(
+                "shared-failure-domain",
+                "error",
+                "sites",
+                f"every replica ({', '.join(t.replicas)}) runs on host '{host}': one host "
+                "failure takes the whole KMS down",
+                "spread the replicas over separate hosts (and sites over separate racks)",
+            )
+        ]
+    out: list[Finding] = []
+    for site, reps in t.sites.items():
+        by_host: dict[str, list[str]] = defaultdict(list)
+        for r in reps:
+            host = t.info_of(r).host
+            if host is not None:
+                by_host[host].append(r)
+        for host, together in by_host.items():
+            if len(together) < 2:
+                continue
+            second = together[1]
+            out.append(
+                Finding(
+                    "shared-failure-domain",
+                    "warning",
+                    f"sites.{site}.replicas[{reps.index(second)}].host",
+                    f"{', '.join(together)} of site '{site}' share host '{host}': one host "
+                    f"failure takes {len(together)} of the site's {len(reps)} replicas",
+                    f"move all but one of {', '.join(together)} to other hosts",
+                )
+            )
+    return out
+
+
+def _self_encrypted(t: Topology) -> list[Finding]:
+    out: list[Finding] = []
+    for site, reps in t.sites.items():
+        for i, r in enumerate(reps):
+            if t.info_of(r).encrypted_by != t.name:
+                continue
+            out.append(
+                Finding(
+                    "self-encrypted",
+                    "error",
+                    f"sites.{site}.replicas[{i}].encrypted_by",
+                    f"'{r}' stores its data encrypted with keys from '{t.name}', the cluster "
+                    "it belongs to: after a full outage no replica can unlock its storage "
+                    "to start (the key is locked inside the box)",
+                    f"encrypt '{r}' with a key that does not depend on '{t.name}' "
+                    "(another KMS cluster, an HSM/TPM, or a passphrase held offline)",
+                )
+            )
+    return out
+
+
+def _unreplicated_copies(t: Topology) -> list[Finding]:
+    if t.replication_profile != "none" or len(t.replicas) < 2:
+        return []
+    return [
+        Finding(
+            "unreplicated-copies",
+            "warning",
+            "replication.profile",
+            f"profile 'none' with {len(t.replicas)} replicas: a key lives only on the "
+            "replica that made it, so failover reaches replicas that do not have it",
+            "choose a replicating profile: async, sync or quorum",
+        )
+    ]
+
+
+def _unused_replica(t: Topology) -> list[Finding]:
+    used = {r for c in t.clients.values() for r in c.order}
+    out: list[Finding] = []
+    for site, reps in t.sites.items():
+        for i, r in enumerate(reps):
+            if r in used:
+                continue
+            out.append(
+                Finding(
+                    "unreachable-replica",
+                    "warning",
+                    f"sites.{site}.replicas[{i}]",
+                    f"'{r}' is in no client's order: no client ever reaches it, so it adds "
+                    "no availability",
+                    f"add '{r}' to the order of the clients that should fail over to it, "
+                    "or remove it",
+                )
+            )
+    return out
+
+
+# ---- helpers ---------------------------------------------------------------------------
+
+
+def _sort_key(f: Finding) -> tuple[int, list[tuple[str, int]], str]:
+    """Errors first; then the field path with indexes compared as numbers ([2] < [10])."""
+    parts = [(text, int(num) if num else -1) for text, num in re.findall(r"(\D*)(\d*)", f.where)]
+    return (0 if f.severity == "error" else 1, parts, f.rule)
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
