@@ -6,6 +6,7 @@
     kmschaos heal [ID | --all]  heal one fault or every fault
     kmschaos down [--all]       stop the cluster (or every kmschaos run on this machine)
     kmschaos run [SCENARIO ...] run the scenario catalogue, print verdicts, write reports
+    kmschaos lint TOPOLOGY      check a topology for design errors
     kmschaos faults             list the faults and what exactly they do
 
 Exit status: 0 success; 1 a verdict or scenario failed, or an operation failed;
@@ -56,6 +57,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         raise UserError(
             f"--backend {args.backend}: not available yet (available: local)", EXIT_USAGE
         )
+    _lint_warnings(topo)
     sdir = _state_dir(args)
     cluster = LocalCluster.create(topo, sdir, detached=True)
     n = len(topo.replicas)
@@ -261,6 +263,27 @@ def cmd_run(args: argparse.Namespace) -> int:
     )
 
 
+def cmd_lint(args: argparse.Namespace) -> int:
+    from harness.lint import exit_status, format_findings, lint, summarize
+    from harness.topology import load_topology
+
+    topo = load_topology(args.topology)
+    findings = lint(topo)
+    if findings:
+        print(format_findings(findings, args.topology))
+    print(f"{args.topology}: {summarize(findings)}")
+    return exit_status(findings, args.strict)
+
+
+def _lint_warnings(topo: Any) -> None:
+    """`up` shows the linter's findings as warnings, then goes on."""
+    from harness.lint import format_findings, lint
+
+    findings = lint(topo)
+    if findings:
+        print(format_findings(findings, topo.source), file=sys.stderr)
+
+
 def cmd_faults(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
@@ -407,6 +430,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--backend", default="local", help="local")
     p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser(
+        "lint",
+        help="check a topology for design errors (single KMS, remote-first order, ...)",
+        description="Run the named topology rules (single-kms, thin-site, remote-before-local, "
+        "local-missing, shared-failure-domain, self-encrypted, unreplicated-copies, "
+        "unreachable-replica); each finding names the field, the reason and a fix. Exit 1 on "
+        "an error, or on any finding with --strict; 2 if the file is invalid.",
+    )
+    p.add_argument("topology", metavar="TOPOLOGY", help="topology YAML file")
+    p.add_argument("--strict", action="store_true", help="exit 1 on warnings too")
+    p.set_defaults(func=cmd_lint)
 
     p = sub.add_parser("faults", help="list the faults and their exact semantics")
     p.set_defaults(func=cmd_faults)

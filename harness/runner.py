@@ -166,6 +166,7 @@ def write_summary(
                 "detail": r["longrepr"] if r["outcome"] != "passed" else "",
                 "verdicts": outcome.get("verdicts", {}),
                 "findings": outcome.get("findings", []),
+                "topology": outcome.get("figures", {}).get("topology"),
                 "history": str(hist) if hist.exists() else None,
             }
         )
@@ -220,6 +221,21 @@ def _cell(v: dict[str, Any] | None) -> str:
     return f"[{colour}]{status}[/]{fig}{mark}"
 
 
+def _print_lint(console: Console, summary: dict[str, Any]) -> None:
+    """The linter's findings on every topology the run used, once each, as warnings."""
+    from harness.lint import format_findings, lint
+    from harness.topology import TopologyError, load_topology
+
+    files = sorted({row.get("topology") for row in summary["scenarios"] if row.get("topology")})
+    for f in files:
+        try:
+            findings = lint(load_topology(f))
+        except (TopologyError, OSError):
+            continue
+        if findings:
+            console.print(f"[yellow]lint[/] {format_findings(findings, f)}", highlight=False)
+
+
 def print_table(console: Console, summary: dict[str, Any]) -> None:
     t = Table(title="verdicts", title_justify="left")
     t.add_column("scenario")
@@ -245,6 +261,7 @@ def print_table(console: Console, summary: dict[str, Any]) -> None:
         for f in row["findings"]:
             stem = Path(row["id"].partition("::")[0]).stem.removeprefix("test_")
             console.print(f"[bold]finding[/] ({stem}): {f}", highlight=False)
+    _print_lint(console, summary)
     tot = summary["totals"]
     console.print(
         f"{tot['passed']} passed, {tot['failed']} failed, {tot['skipped']} skipped"

@@ -102,6 +102,7 @@ class Scenario:
         self.history = history
         self.report_dir = report_dir
         self.outcome = Outcome(name)
+        self.outcome.figures["topology"] = topology.source
         self._faults: list[Fault] = []
         self._workloads: list[Workload] = []
         self._clients: list[FailoverClient] = []

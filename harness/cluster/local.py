@@ -562,6 +562,7 @@ class LocalCluster:
                 "host": rs.host,
                 "port": rs.port,
                 "client_host": rs.client_host,
+                "replication_port": rs.repl_port or None,
                 "pid": rs.pid if alive else None,
                 "state": state,
             }
@@ -575,6 +576,18 @@ class LocalCluster:
             "toxiproxy_api": st.toxiproxy_api,
             "tls": dict(st.tls),
             "tls_identity": CLIENT_IDENTITY,
+            "replication": {
+                **st.replication,
+                "links": [
+                    {
+                        "name": d["name"],
+                        "from": d["client"],
+                        "to": d["replica"],
+                        "listen": d["listen"],
+                    }
+                    for d in st.replication_links
+                ],
+            },
             "clients": {
                 name: {
                     "site": c.site,
