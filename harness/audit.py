@@ -32,10 +32,8 @@ class Auditor:
     def _read(self, replica: str, n: int) -> Snapshot:
         from kmip.core import enums
 
-        rs = self.cluster.state.replicas[replica]
-        t = self.cluster.state.tls
-        pie = new_pie_client([rs.host], rs.port, t["ca"], t["cert"], t["key"], self._conf)
-        pie.proxy.timeout = self.timeout_s
+        started = time.monotonic()  # the snapshot is dated when its read began
+        pie = self._client(replica)
         objects: dict[str, dict[str, Any]] = {}
         try:
             pie.open()
@@ -55,8 +53,34 @@ class Auditor:
                 with contextlib.suppress(Exception):
                     pie.close()
         except Exception as e:  # noqa: BLE001 - an unreadable replica is a finding
-            return Snapshot(time.monotonic(), replica, n, objects, ok=False, error=repr(e)[:300])
-        return Snapshot(time.monotonic(), replica, n, objects)
+            return Snapshot(started, replica, n, objects, ok=False, error=repr(e)[:300])
+        return Snapshot(started, replica, n, objects)
+
+    def _client(self, replica: str) -> Any:
+        rs = self.cluster.state.replicas[replica]
+        t = self.cluster.state.tls
+        pie = new_pie_client([rs.host], rs.port, t["ca"], t["cert"], t["key"], self._conf)
+        pie.proxy.timeout = self.timeout_s
+        return pie
+
+    def _uids(self, replica: str) -> set[str] | None:
+        pie = self._client(replica)
+        try:
+            pie.open()
+            try:
+                return {str(u) for u in pie.locate()}
+            finally:
+                with contextlib.suppress(Exception):
+                    pie.close()
+        except Exception:  # noqa: BLE001 - unreadable now; the full round records why
+            return None
+
+    def same_ids(self) -> bool:
+        """A cheap check (one Locate per replica): do all replicas list the same ids?"""
+        names = list(self.cluster.state.replicas)
+        with ThreadPoolExecutor(max_workers=min(8, len(names))) as pool:
+            sets = list(pool.map(self._uids, names))
+        return all(s is not None and s == sets[0] for s in sets)
 
     def round(self) -> list[Snapshot]:
         self.rounds += 1
@@ -77,8 +101,10 @@ class Auditor:
         None if they still differ at the deadline (the last round is in the history)."""
         start = time.monotonic()
         while True:
-            if self.agree(self.round()):
+            # full rounds (Get + State of every object) only once the cheap check agrees
+            if self.same_ids() and self.agree(self.round()):
                 return time.monotonic() - start
             if time.monotonic() - start > deadline_s:
+                self.round()  # the evidence of what still differs
                 return None
             time.sleep(poll_s)  # poll interval of this wait, not a synchronisation

@@ -38,7 +38,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--key", required=True)
     ap.add_argument("--ca", required=True)
     ap.add_argument("--index", type=int, default=1, help="replica index (1-99) in the cluster")
-    ap.add_argument("--replication", default="none", help="none | async")
+    ap.add_argument("--replication", default="none", help="none | async | sync | quorum")
+    ap.add_argument("--primary", default="", help="sync: the primary replica's name")
+    ap.add_argument("--replicas", type=int, default=1, help="quorum: replicas in the cluster")
     ap.add_argument("--interval-ms", type=float, default=250, help="async push interval")
     ap.add_argument("--repl-port", type=int, default=0, help="replication port (0: any)")
     ap.add_argument(
@@ -89,6 +91,10 @@ def main(argv: list[str] | None = None) -> int:
             format="%(asctime)s %(name)s %(levelname)s %(message)s",
         )
         agent = Agent(args.name, args.host, args.repl_port, data, args.interval_ms / 1000)
+        if args.replication in ("sync", "quorum"):
+            from harness.replication import WriteGate
+
+            WriteGate(agent, server._engine, args.replication, args.primary, args.replicas)
         agent.start()
         repl_port = agent.port
     tmp = Path(args.port_file + ".tmp")

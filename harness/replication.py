@@ -206,6 +206,8 @@ class Agent:
         self.lock = threading.RLock()
         self.acked: dict[str, tuple[str, dict[int, Version]]] = {}  # peer -> (epoch, versions)
         self._seen: dict[int, tuple[Any, ...]] = {}  # uid -> fingerprint at the last scan
+        self._peer_locks: dict[str, threading.Lock] = {}
+        self.gate: WriteGate | None = None
         self.stop = threading.Event()
         agent = self
 
@@ -218,6 +220,10 @@ class Agent:
                 body = json.loads(self.rfile.read(length) or b"{}")
                 if self.path == "/apply":
                     answer = agent.apply(body)
+                elif self.path == "/ping":
+                    answer = {"epoch": agent.epoch, "name": agent.name}
+                elif self.path == "/forward" and agent.gate is not None:
+                    answer = agent.gate.serve_forward(body)
                 else:
                     self.send_error(404)
                     return
@@ -285,7 +291,16 @@ class Agent:
         except (OSError, ValueError, KeyError):
             return {}
 
-    def push(self, peer: str, address: str, versions: dict[int, Version]) -> None:
+    def push(
+        self, peer: str, address: str, versions: dict[int, Version], timeout_s: float | None = None
+    ) -> None:
+        lock = self._peer_locks.setdefault(peer, threading.Lock())
+        with lock:
+            self._push(peer, address, versions, timeout_s)
+
+    def _push(
+        self, peer: str, address: str, versions: dict[int, Version], timeout_s: float | None
+    ) -> None:
         epoch, acked = self.acked.get(peer, ("", {}))
         todo = [u for u, v in versions.items() if acked.get(u) != v]
         objects: dict[str, Any] = {}
@@ -301,13 +316,71 @@ class Agent:
             headers={"Content-Type": "application/json"},
             method="POST",
         )
-        with urllib.request.urlopen(req, timeout=max(2.0, 10 * self.interval_s)) as r:
+        timeout = timeout_s if timeout_s is not None else max(2.0, 10 * self.interval_s)
+        with urllib.request.urlopen(req, timeout=timeout) as r:
             answer = json.loads(r.read())
         if answer["epoch"] != epoch:
             acked = {}  # the peer restarted (or was wiped): send it everything again
         for uid_s, v in answer["versions"].items():
             acked[int(uid_s)] = tuple(v)
         self.acked[peer] = (answer["epoch"], acked)
+
+    def push_now(self, timeout_s: float = 2.0) -> list[str]:
+        """Push every change to every peer at once (in parallel); the peers that
+        acknowledged. Used by `sync` and `quorum` before a write is answered."""
+        versions = self.scan()
+        acked: list[str] = []
+        lock = threading.Lock()
+
+        def one(peer: str, address: str) -> None:
+            try:
+                self.push(peer, address, versions, timeout_s)
+            except (OSError, urllib.error.URLError, ValueError, KeyError) as e:
+                log.info("synchronous push to %s failed: %s", peer, e)
+                return
+            with lock:
+                acked.append(peer)
+
+        threads = [
+            threading.Thread(target=one, args=(p, a), daemon=True) for p, a in self.peers().items()
+        ]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        return acked
+
+    def call(self, peer: str, path: str, body: dict[str, Any], timeout_s: float) -> Any:
+        address = self.peers().get(peer)
+        if address is None:
+            raise OSError(f"no replication link to {peer}")
+        req = urllib.request.Request(
+            f"http://{address}{path}",
+            data=json.dumps(body).encode(),
+            headers={"Content-Type": "application/json"},
+            method="POST",
+        )
+        with urllib.request.urlopen(req, timeout=timeout_s) as r:
+            return json.loads(r.read())
+
+    def reachable_peers(self, timeout_s: float = 1.0) -> list[str]:
+        found: list[str] = []
+        lock = threading.Lock()
+
+        def one(peer: str) -> None:
+            try:
+                self.call(peer, "/ping", {}, timeout_s)
+            except (OSError, urllib.error.URLError, ValueError):
+                return
+            with lock:
+                found.append(peer)
+
+        threads = [threading.Thread(target=one, args=(p,), daemon=True) for p in self.peers()]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        return found
 
     def loop(self) -> None:
         while not self.stop.wait(self.interval_s):
@@ -330,3 +403,157 @@ class Agent:
         self.stop.set()
         with contextlib.suppress(Exception):
             self.server.shutdown()
+
+
+class WriteGate:
+    """`sync` and `quorum`: a write is answered only once replication promises hold.
+
+    Wraps PyKMIP's ``KmipEngine.process_request``. Reads are served locally.
+
+    - `sync`: a write on a replica other than the primary is forwarded (the KMIP request
+      itself, over the replication link) to the primary, which commits it and pushes it
+      synchronously to every reachable replica before answering. Primary unreachable →
+      the write fails with a KMIP error ("read-only").
+    - `quorum`: a write runs only when a majority of replicas is reachable, and is
+      acknowledged only after a majority stored it; otherwise it fails.
+    """
+
+    def __init__(self, agent: Agent, engine: Any, profile: str, primary: str, replicas: int):
+        from kmip.services.server import session
+
+        # keep each session's raw request bytes, to forward them unchanged
+        self._raw = threading.local()
+        receive = session.KmipSession._receive_request
+        raw = self._raw
+
+        def receive_request(sess: Any) -> Any:
+            data = receive(sess)
+            raw.data = bytes(data.buffer)
+            return data
+
+        session.KmipSession._receive_request = receive_request
+        self.agent = agent
+        self.engine = engine
+        self.profile = profile
+        self.primary = primary
+        self.majority = replicas // 2 + 1
+        self.timeout_s = max(2.0, 10 * agent.interval_s)
+        self._process = engine.process_request
+        engine.process_request = self.process_request
+        agent.gate = self
+
+    @staticmethod
+    def _writes(request: Any) -> bool:
+        from kmip.core import enums
+
+        names = (
+            "CREATE",
+            "CREATE_KEY_PAIR",
+            "REGISTER",
+            "REKEY",
+            "REKEY_KEY_PAIR",
+            "DERIVE_KEY",
+            "ACTIVATE",
+            "REVOKE",
+            "DESTROY",
+            "ADD_ATTRIBUTE",
+            "SET_ATTRIBUTE",
+            "MODIFY_ATTRIBUTE",
+            "DELETE_ATTRIBUTE",
+            "ARCHIVE",
+            "RECOVER",
+        )
+        writes = {getattr(enums.Operation, n) for n in names if hasattr(enums.Operation, n)}
+        return any(item.operation.value in writes for item in request.batch_items)
+
+    def _refuse(self, request: Any, message: str) -> tuple[Any, None, Any]:
+        from kmip.core import enums
+
+        version = request.request_header.protocol_version
+        log.info("write refused: %s", message)
+        response = self.engine.build_error_response(
+            version, enums.ResultReason.GENERAL_FAILURE, message
+        )
+        return response, None, version
+
+    def process_request(self, request: Any, credential: Any = None) -> Any:
+        if not self._writes(request):
+            return self._process(request, credential)
+        if self.profile == "sync":
+            if self.agent.name != self.primary:
+                return self._forward(request, credential)
+            result = self._process(request, credential)
+            self.agent.push_now(self.timeout_s)
+            return result
+        # quorum
+        reachable = 1 + len(self.agent.reachable_peers(min(1.0, self.timeout_s)))
+        if reachable < self.majority:
+            return self._refuse(
+                request,
+                f"read-only: no majority reachable from {self.agent.name} "
+                f"({reachable} of {self.majority} needed) (quorum replication)",
+            )
+        result = self._process(request, credential)
+        stored = 1 + len(self.agent.push_now(self.timeout_s))
+        if stored < self.majority:
+            return self._refuse(
+                request,
+                f"write stored on {stored} replica(s), fewer than a majority "
+                f"({self.majority}): not acknowledged, outcome unknown (quorum replication)",
+            )
+        return result
+
+    def _forward(self, request: Any, credential: Any) -> Any:
+        from kmip.core import utils
+        from kmip.core.messages import contents, messages
+
+        version = request.request_header.protocol_version
+        kmip_version = contents.protocol_version_to_kmip_version(version)
+        read_version = contents.protocol_version_to_kmip_version(
+            self.engine.default_protocol_version
+        )
+        data = getattr(self._raw, "data", None)
+        if data is None:
+            return self._refuse(request, "cannot forward a request without its bytes")
+        try:
+            answer = self.agent.call(
+                self.primary,
+                "/forward",
+                {
+                    "request": base64.b64encode(data).decode(),
+                    "kmip_version": read_version.name,
+                    "credential": list(credential) if credential else None,
+                },
+                self.timeout_s,
+            )
+        except (OSError, urllib.error.URLError, ValueError) as e:
+            return self._refuse(
+                request,
+                f"read-only: primary {self.primary} unreachable from {self.agent.name} "
+                f"(sync replication): {e}",
+            )
+        response = messages.ResponseMessage()
+        response.read(
+            utils.BytearrayStream(base64.b64decode(answer["response"])),
+            kmip_version=kmip_version,
+        )
+        return response, answer.get("max_response_size"), version
+
+    def serve_forward(self, body: dict[str, Any]) -> dict[str, Any]:
+        """On the primary: run a forwarded write, replicate it, return the response."""
+        from kmip.core import enums, utils
+        from kmip.core.messages import contents, messages
+
+        request = messages.RequestMessage()
+        request.read(
+            utils.BytearrayStream(base64.b64decode(body["request"])),
+            kmip_version=enums.KMIPVersion[body["kmip_version"]],
+        )
+        credential = body.get("credential")
+        response, max_size, version = self.process_request(request, credential)
+        stream = utils.BytearrayStream()
+        response.write(stream, kmip_version=contents.protocol_version_to_kmip_version(version))
+        return {
+            "response": base64.b64encode(bytes(stream.buffer)).decode(),
+            "max_response_size": max_size,
+        }

@@ -23,7 +23,7 @@ import yaml
 
 POLICIES = ("vcenter", "pykmip")
 PROFILES = ("none", "async", "sync", "quorum")
-PROFILES_IMPLEMENTED = ("none", "async")  # sync and quorum load, but cannot run yet
+PROFILES_IMPLEMENTED = ("none", "async", "sync", "quorum")
 DEFAULT_INTERVAL_MS = 250.0
 NAME_RE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,30}[a-z0-9])?$")
 MAX_REPLICAS = 99  # replica i listens on 127.X.Y.i and 127.X.Y.(100+i)
@@ -80,6 +80,7 @@ class Topology:
     clients: dict[str, ClientSpec]
     replication_profile: str = "none"
     replication_interval_ms: float = DEFAULT_INTERVAL_MS
+    replication_primary: str | None = None  # sync: default the first replica of the first site
     timeouts: Timeouts = field(default_factory=Timeouts)
     time_scale: float = 1.0
     source: str = "<topology>"
@@ -103,7 +104,7 @@ class Topology:
 
     @property
     def replication_implemented(self) -> bool:
-        """Whether a cluster can run this replication profile today (none, async)."""
+        """Whether a cluster can run this replication profile today."""
         return self.replication_profile in PROFILES_IMPLEMENTED
 
     @property
@@ -115,6 +116,11 @@ class Topology:
     def connect_timeout(self) -> float:
         """Seconds a client waits for a TCP connect (scaled)."""
         return self.timeouts.connect_s * self.time_scale
+
+    @property
+    def primary(self) -> str:
+        """The `sync` primary: configured, else the first replica of the first site."""
+        return self.replication_primary or self.replicas[0]
 
     def with_time_scale(self, time_scale: float) -> Topology:
         """A copy with another time_scale, validated like the file's own."""
@@ -151,6 +157,7 @@ class Topology:
             "replication": {
                 "profile": self.replication_profile,
                 "interval_ms": self.replication_interval_ms,
+                **({"primary": self.primary} if self.replication_profile == "sync" else {}),
             },
             "timeouts": {
                 "response_s": self.timeouts.response_s,
@@ -349,10 +356,11 @@ def _validate(data: Any, source: str) -> Topology:
         clients[cname] = ClientSpec(name=cname, site=csite, order=order, policy=policy)
 
     profile = "none"
+    primary = None
     interval_ms = DEFAULT_INTERVAL_MS
     if "replication" in top:
         rep = _mapping(source, "replication", top["replication"])
-        _unknown_keys(source, "replication", rep, ("profile", "interval_ms"))
+        _unknown_keys(source, "replication", rep, ("profile", "interval_ms", "primary"))
         interval_ms = _number(
             source, "replication.interval_ms", rep.get("interval_ms", DEFAULT_INTERVAL_MS), 0, 60000
         )
@@ -362,6 +370,16 @@ def _validate(data: Any, source: str) -> Topology:
             raise _err(
                 source, "replication.profile", f"unknown profile {profile!r} (known: {known})"
             )
+        if "primary" in rep:
+            primary = rep["primary"]
+            if profile != "sync":
+                raise _err(source, "replication.primary", "only the sync profile has a primary")
+            if primary not in seen:
+                raise _err(
+                    source,
+                    "replication.primary",
+                    f"unknown replica {primary!r} (known: {', '.join(all_replicas)})",
+                )
 
     timeouts = Timeouts()
     if "timeouts" in top:
@@ -380,6 +398,7 @@ def _validate(data: Any, source: str) -> Topology:
         clients=clients,
         replication_profile=profile,
         replication_interval_ms=interval_ms,
+        replication_primary=primary,
         timeouts=timeouts,
         time_scale=time_scale,
         source=source,
