@@ -1,4 +1,5 @@
-"""kmschaos benchmarks: proxy overhead, failover precision, start-up / stop and memory.
+"""kmschaos benchmarks: proxy overhead, failover precision, start-up / stop and memory,
+replication (async lag, convergence after a partition).
 
     .venv/bin/python bench/run.py [--quick]
 
@@ -6,8 +7,9 @@ Writes ``bench/results/latest.json`` and ``bench/results/latest.md`` and prints 
 table. Every figure is reported with its target and the ratio against it; see
 ``bench/README.md`` for what each number means.
 
-No sleeps: every wait polls a condition with a deadline, and every cluster is stopped
-by a context manager, on error and on SIGTERM too.
+No sleeps: every wait polls a condition with a deadline (the only timed waits pace
+the replication writers to a rate, and hold a partition for its duration), and every
+cluster is stopped by a context manager, on error and on SIGTERM too.
 """
 
 from __future__ import annotations
@@ -26,8 +28,10 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -36,6 +40,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))  # this checkout's harness, whatever the venv points at
 
 from harness import registry  # noqa: E402
+from harness.audit import Auditor  # noqa: E402
 from harness.client.failover_client import FailoverClient  # noqa: E402
 from harness.client.operations import empty_client_config, new_pie_client  # noqa: E402
 from harness.client.policies import TlsFiles, VCenterPolicy  # noqa: E402
@@ -45,7 +50,7 @@ from harness.faults import make_fault  # noqa: E402
 from harness.history import Complete, History  # noqa: E402
 from harness.toolchain import find_toxiproxy_server  # noqa: E402
 from harness.topology import Topology, load_topology, parse_topology  # noqa: E402
-from harness.wait import wait_until  # noqa: E402
+from harness.wait import WaitTimeout, wait_until  # noqa: E402
 
 TOPOLOGIES = REPO / "scenarios" / "topologies"
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -97,10 +102,15 @@ class Profile:
     time_scale: float
     baseline_samples: int  # samples of each theoretical component
     startup_runs: int
+    lag_s: float  # seconds of Creates at LAG_RATE for the async lag
+    partition_s: float  # how long site-a and site-b stay partitioned
+    partition_keys: int  # Creates during the partition, half per site
 
 
-FULL = Profile("full", 40, 90, 25, 50, 20, 3, 0.05, 40, 3)
-QUICK = Profile("quick", 12, 60, 12, 30, 10, 3, 0.02, 20, 3)
+FULL = Profile("full", 40, 90, 25, 50, 20, 3, 0.05, 40, 3, lag_s=10, partition_s=30,
+               partition_keys=1000)  # fmt: skip
+QUICK = Profile("quick", 12, 60, 12, 30, 10, 3, 0.02, 20, 3, lag_s=4, partition_s=5,
+                partition_keys=150)  # fmt: skip
 
 
 class BenchError(RuntimeError):
@@ -147,6 +157,8 @@ def fmt(value: float, unit: str) -> str:
         return f"{value:.0f} ops/s"
     if unit == "MB":
         return f"{value:.1f} MB"
+    if unit == "n":
+        return f"{value:.0f}"
     return f"{value:.3f}"
 
 
@@ -695,6 +707,78 @@ def six_replica_topology() -> tuple[Topology, str]:
     return parse_topology(TWO_SITES_FALLBACK, "two-sites (built in bench/run.py)"), "built-in"
 
 
+def startup_case(
+    topo: Topology, source: str, runs_n: int, sec: str
+) -> tuple[list[Figure], dict[str, Any]]:
+    """Create+start to ready, stop, and RSS at ready, `runs_n` times."""
+    n = len(topo.replicas)
+    runs = []
+    for _ in range(runs_n):
+        with tempfile.TemporaryDirectory(prefix="kmschaos-bench-") as d:
+            t0 = time.perf_counter()
+            cluster = LocalCluster.create(topo, Path(d) / "state")
+            with cluster:
+                t_ready = time.perf_counter()
+                mem = memory_snapshot(cluster)
+                run_id = cluster.state.run_id
+                links = len(cluster.state.links)
+                repl_links = len(cluster.state.replication_links)
+                t1 = time.perf_counter()
+                cluster.stop()
+                t_stop = time.perf_counter()
+            leftovers = registry.labelled_processes(run_id)
+            runs.append(
+                {
+                    "start_s": t_ready - t0,
+                    "stop_s": t_stop - t1,
+                    "memory": mem,
+                    "client_links": links,
+                    "replication_links": repl_links,
+                    "leftover_processes": sorted(leftovers),
+                }
+            )
+    for r in runs:
+        if r["leftover_processes"]:
+            raise BenchError(f"processes of a stopped cluster still run: {r['leftover_processes']}")
+    starts = [r["start_s"] for r in runs]
+    stops = [r["stop_s"] for r in runs]
+    totals = [sum(m["rss_mb"] for m in r["memory"].values()) for r in runs]
+    peak = runs[totals.index(max(totals))]["memory"]
+    replica_rss = [m["rss_mb"] for name, m in peak.items() if name != "toxiproxy"]
+    procs = "/".join(
+        sorted({str(m["processes"]) for name, m in peak.items() if name != "toxiproxy"})
+    )
+    raw = {
+        "topology": source,
+        "replication": topo.replication_profile,
+        "client_links": runs[0]["client_links"],
+        "replication_links": runs[0]["replication_links"],
+        "runs": runs,
+        "start_median_s": statistics.median(starts),
+        "stop_median_s": statistics.median(stops),
+        "rss_total_peak_mb": max(totals),
+        "rss_at_peak_run": peak,
+    }
+    runs_note = f"median of {len(runs)}"
+    links_note = f"{runs[0]['client_links']} client links"
+    if runs[0]["replication_links"]:
+        links_note += f" + {runs[0]['replication_links']} replication links"
+    figures = [
+        Figure(sec, "create+start to ready", statistics.median(starts), "s",
+               STARTUP_TARGETS_S.get(n), "<=", f"{runs_note}; {links_note}"),
+        Figure(sec, "stop", statistics.median(stops), "s", STOP_TARGET_S, "<=", runs_note),
+        Figure(sec, "RSS per replica (max)", max(replica_rss), "MB",
+               RSS_PER_REPLICA_TARGET_MB, "<=",
+               f"{procs} processes each"),
+        Figure(sec, "RSS Toxiproxy", peak["toxiproxy"]["rss_mb"], "MB",
+               RSS_TOXIPROXY_TARGET_MB, "<="),
+        Figure(sec, "RSS total", max(totals), "MB",
+               n * RSS_PER_REPLICA_TARGET_MB + RSS_TOXIPROXY_TARGET_MB, "<=",
+               f"max of {len(runs)}"),
+    ]  # fmt: skip
+    return figures, raw
+
+
 def bench_startup(prof: Profile) -> tuple[list[Figure], dict[str, Any]]:
     six, six_source = six_replica_topology()
     cases = [
@@ -705,64 +789,411 @@ def bench_startup(prof: Profile) -> tuple[list[Figure], dict[str, Any]]:
     raw: dict[str, Any] = {}
     for topo, source in cases:
         n = len(topo.replicas)
-        runs = []
-        for _ in range(prof.startup_runs):
-            with tempfile.TemporaryDirectory(prefix="kmschaos-bench-") as d:
-                t0 = time.perf_counter()
-                cluster = LocalCluster.create(topo, Path(d) / "state")
-                with cluster:
-                    t_ready = time.perf_counter()
-                    mem = memory_snapshot(cluster)
-                    run_id = cluster.state.run_id
-                    t1 = time.perf_counter()
-                    cluster.stop()
-                    t_stop = time.perf_counter()
-                leftovers = registry.labelled_processes(run_id)
-                runs.append(
-                    {
-                        "start_s": t_ready - t0,
-                        "stop_s": t_stop - t1,
-                        "memory": mem,
-                        "leftover_processes": sorted(leftovers),
-                    }
-                )
-        starts = [r["start_s"] for r in runs]
-        stops = [r["stop_s"] for r in runs]
-        totals = [sum(m["rss_mb"] for m in r["memory"].values()) for r in runs]
-        peak = runs[totals.index(max(totals))]["memory"]
-        replica_rss = [m["rss_mb"] for name, m in peak.items() if name != "toxiproxy"]
-        procs = "/".join(
-            sorted({str(m["processes"]) for name, m in peak.items() if name != "toxiproxy"})
+        figs, raw[f"{n}_replicas"] = startup_case(
+            topo, source, prof.startup_runs, f"start-up, {n} replicas"
         )
-        raw[f"{n}_replicas"] = {
-            "topology": source,
-            "links": n * len(topo.clients),
-            "runs": runs,
-            "start_median_s": statistics.median(starts),
-            "stop_median_s": statistics.median(stops),
-            "rss_total_peak_mb": max(totals),
-            "rss_at_peak_run": peak,
-        }
-        sec = f"start-up, {n} replicas"
-        runs_note = f"median of {len(runs)}"
-        figures += [
-            Figure(sec, "create+start to ready", statistics.median(starts), "s",
-                   STARTUP_TARGETS_S.get(n), "<=", runs_note),
-            Figure(sec, "stop", statistics.median(stops), "s", STOP_TARGET_S, "<=", runs_note),
-            Figure(sec, "RSS per replica (max)", max(replica_rss), "MB",
-                   RSS_PER_REPLICA_TARGET_MB, "<=",
-                   f"{procs} processes each"),
-            Figure(sec, "RSS Toxiproxy", peak["toxiproxy"]["rss_mb"], "MB",
-                   RSS_TOXIPROXY_TARGET_MB, "<="),
-            Figure(sec, "RSS total", max(totals), "MB",
-                   n * RSS_PER_REPLICA_TARGET_MB + RSS_TOXIPROXY_TARGET_MB, "<=",
-                   f"max of {len(runs)}"),
-        ]  # fmt: skip
-        for r in runs:
-            if r["leftover_processes"]:
-                raise BenchError(
-                    f"processes of a stopped cluster still run: {r['leftover_processes']}"
+        figures += figs
+    return figures, raw
+
+
+# ---- 4. replication ---------------------------------------------------------------------
+
+ASYNC_TOPOLOGY = "scenarios/topologies/two-sites-async.yaml"
+LAG_RATE = 50.0  # Creates per second for the async lag (brief)
+LAG_WRITERS = 4  # connections sharing that schedule, so one slow Create delays no other
+PARTITION_WRITERS = 2  # connections per site client during the partition
+WATCH_POLL_S = 0.010  # pause between two passes of the visibility watcher
+CONVERGE_DEADLINE_S = 120.0
+
+
+@dataclass
+class Created:
+    client: str
+    index: int
+    due: float  # perf_counter: when the schedule wanted it
+    start: float
+    ack: float  # perf_counter: the Create's response was read
+    outcome: str
+    served_by: str | None
+    key: str | None
+    error: str
+
+
+def paced_creates(
+    client: str,
+    policy_factory: Callable[[], VCenterPolicy],
+    n: int,
+    rate: float,
+    workers: int,
+    on_ack: Callable[[Created], None] | None = None,
+    abort: threading.Event | None = None,
+) -> list[Created]:
+    """`n` Creates through `client`, the i-th due at start + i / rate, shared by `workers`
+    connections (threads) so that a slow Create does not hold the next one back."""
+    abort = abort or threading.Event()
+    lock = threading.Lock()
+    claim = iter(range(n))
+    out: list[Created] = []
+    errors: list[BaseException] = []
+    t0 = time.perf_counter()
+
+    def work() -> None:
+        policy = policy_factory()
+        try:
+            while not abort.is_set():
+                with lock:
+                    i = next(claim, None)
+                if i is None:
+                    return
+                due = t0 + i / rate
+                if abort.wait(max(0.0, due - time.perf_counter())):  # pacing to the rate
+                    return
+                start = time.perf_counter()
+                r = policy.execute("create", None)
+                ack = time.perf_counter()
+                key = r.value.key if r.outcome == "ok" and r.value and r.value.key else None
+                c = Created(client, i, due, start, ack, r.outcome, r.served_by, key, r.error)
+                if on_ack is not None and key:
+                    on_ack(c)
+                with lock:
+                    out.append(c)
+        except BaseException as e:  # noqa: BLE001 - re-raised by the caller's thread
+            errors.append(e)
+            abort.set()
+        finally:
+            policy.close()
+
+    threads = [
+        threading.Thread(target=work, daemon=True, name=f"bench-{client}-{w}")
+        for w in range(workers)
+    ]
+    for t in threads:
+        t.start()
+    try:
+        for t in threads:
+            t.join()
+    except BaseException:
+        abort.set()
+        raise
+    if errors:
+        raise BenchError(f"{client}: a writer failed: {errors[0]!r}") from errors[0]
+    return sorted(out, key=lambda c: c.index)
+
+
+def creates_summary(created: list[Created]) -> dict[str, Any]:
+    ok = [c for c in created if c.key]
+    span = max(c.ack for c in created) - min(c.due for c in created) if created else 0.0
+    lateness = [c.start - c.due for c in created]
+    return {
+        "asked": len(created),
+        "ok": len(ok),
+        "failed": [(c.index, c.outcome, c.error) for c in created if not c.key],
+        "served_by": {r: sum(1 for c in ok if c.served_by == r) for r in {c.served_by for c in ok}},
+        "span_s": span,
+        "rate_per_s": len(created) / span if span else 0.0,
+        "create_p50_ms": ms(pct([c.ack - c.start for c in created], 50)) if created else 0.0,
+        "create_p99_ms": ms(pct([c.ack - c.start for c in created], 99)) if created else 0.0,
+        "start_late_max_ms": ms(max(lateness)) if lateness else 0.0,
+    }
+
+
+class Visibility:
+    """When keys become readable on one replica: from its own thread, over one long-lived
+    direct KMIP connection, Get every expected key not seen yet, pass after pass."""
+
+    def __init__(self, ep: Endpoint, tls: TlsFiles, conf: str, poll_s: float) -> None:
+        self.ep, self.tls, self.conf, self.poll_s = ep, tls, conf, poll_s
+        self._lock = threading.Lock()
+        self._pending: dict[str, float] = {}  # uid -> when last missed (first: its ack)
+        self.acked: dict[str, float] = {}
+        self.seen: dict[str, tuple[float, float]] = {}  # uid -> (last miss sent, hit read)
+        self.passes: list[float] = []  # duration of each pass that had keys to look for
+        self.gets = 0
+        self.error: BaseException | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True, name="bench-watch")
+
+    def expect(self, uid: str, acked: float) -> None:
+        with self._lock:
+            self.acked[uid] = acked
+            self._pending[uid] = acked
+
+    def all_seen(self, uids: list[str]) -> bool:
+        if self.error is not None:
+            raise BenchError(f"watching {self.ep.replica} failed: {self.error!r}")
+        with self._lock:
+            return all(u in self.seen for u in uids)
+
+    def _run(self) -> None:
+        from kmip.pie.exceptions import KmipOperationFailure
+
+        try:
+            pie = new_pie_client(
+                [self.ep.host], self.ep.port, self.tls.ca, self.tls.cert, self.tls.key, self.conf
+            )
+            pie.proxy.timeout = 10.0
+            pie.open()
+            try:
+                while not self._stop.is_set():
+                    with self._lock:
+                        todo = list(self._pending)
+                    t_pass = time.perf_counter()
+                    for uid in todo:
+                        t_send = time.perf_counter()
+                        try:
+                            pie.get(uid)
+                            hit = True
+                        except KmipOperationFailure:  # not there (yet)
+                            hit = False
+                        t_read = time.perf_counter()
+                        self.gets += 1
+                        with self._lock:
+                            if hit:
+                                self.seen[uid] = (self._pending.pop(uid), t_read)
+                            else:
+                                self._pending[uid] = t_send
+                    if todo:
+                        self.passes.append(time.perf_counter() - t_pass)
+                    self._stop.wait(self.poll_s)
+            finally:
+                with contextlib.suppress(Exception):
+                    pie.close()
+        except BaseException as e:  # noqa: BLE001 - reported by all_seen
+            self.error = e
+
+    def __enter__(self) -> Visibility:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(30)
+
+
+def locate_all(cluster: LocalCluster, replica: str, conf: str) -> tuple[set[str], float]:
+    """The ids one replica lists with PyKMIP's `locate()` (no maximum_items), directly;
+    and how long that Locate took."""
+    ep, tls = direct_endpoint(cluster, replica), tls_of(cluster)
+    pie = new_pie_client([ep.host], ep.port, tls.ca, tls.cert, tls.key, conf)
+    pie.proxy.timeout = 30.0
+    pie.open()
+    try:
+        t = time.perf_counter()
+        uids = {str(u) for u in pie.locate()}
+        return uids, time.perf_counter() - t
+    finally:
+        with contextlib.suppress(Exception):
+            pie.close()
+
+
+def bench_lag(
+    cluster: LocalCluster, topo: Topology, prof: Profile, conf: str
+) -> tuple[list[Figure], dict[str, Any]]:
+    """Creates at LAG_RATE on kms-a (through vc-a); when each is readable on kms-d."""
+    tls = tls_of(cluster)
+    rt, ct = topo.response_timeout, topo.connect_timeout
+    interval = topo.replication_interval_ms
+    endpoints = cluster.state.endpoints("vc-a")
+    n = round(LAG_RATE * prof.lag_s)
+    with Visibility(direct_endpoint(cluster, "kms-d"), tls, conf, WATCH_POLL_S) as watch:
+        created = paced_creates(
+            "vc-a",
+            lambda: VCenterPolicy(endpoints, tls, ct, rt, conf),
+            n,
+            LAG_RATE,
+            LAG_WRITERS,
+            on_ack=lambda c: watch.expect(c.key or "", c.ack),
+        )
+        keys = [c.key for c in created if c.key]
+        if not keys:
+            raise BenchError(f"no Create succeeded on vc-a: {created[0].error if created else ''}")
+        wait_until(lambda: watch.all_seen(keys), 60, "kms-d to serve every key created via vc-a")
+    listed, locate_s = locate_all(cluster, "kms-d", conf)
+    lags = [watch.seen[k][1] - watch.acked[k] for k in keys]
+    resolution = [watch.seen[k][1] - watch.seen[k][0] for k in keys]
+    writes = creates_summary(created)
+    raw = {
+        "interval_ms": interval,
+        "rate_asked_per_s": LAG_RATE,
+        "writers": LAG_WRITERS,
+        "watch_poll_s": WATCH_POLL_S,
+        "creates": writes,
+        "lag_s": lags,
+        "lag_p50_ms": ms(pct(lags, 50)),
+        "lag_p99_ms": ms(pct(lags, 99)),
+        "lag_max_ms": ms(max(lags)),
+        "lag_min_ms": ms(min(lags)),
+        "resolution_p50_ms": ms(pct(resolution, 50)),
+        "watch_pass_p50_ms": ms(pct(watch.passes, 50)) if watch.passes else 0.0,
+        "watch_gets": watch.gets,
+        "kms_d_locate": {"listed": len(listed), "missing": len(set(keys) - listed), "s": locate_s},
+    }
+    sec = f"replication (async, interval {interval:g} ms), lag kms-a → kms-d"
+    other = {r: k for r, k in writes["served_by"].items() if r != "kms-a"}
+    write_note = (
+        f"{writes['rate_per_s']:.0f}/s of {LAG_RATE:g}/s asked, {LAG_WRITERS} connections"
+        + (f", {len(writes['failed'])} failed" if writes["failed"] else "")
+        + (f", served elsewhere: {other}" if other else "")
+    )
+    expect = f"expected ≈ 1–2 intervals: {interval:g}–{2 * interval:g} ms"
+    figures = [
+        Figure(sec, "Creates acknowledged on kms-a (via vc-a)", len(keys), "n", note=write_note),
+        Figure(sec, "Create p50 (vc-a, connection per op)", writes["create_p50_ms"], "ms"),
+        Figure(sec, "lag p50 (ack → readable on kms-d)", raw["lag_p50_ms"], "ms", note=expect),
+        Figure(sec, "lag p99", raw["lag_p99_ms"], "ms"),
+        Figure(sec, "lag max", raw["lag_max_ms"], "ms"),
+        Figure(sec, "poll resolution p50 (hit − previous miss)", raw["resolution_p50_ms"], "ms",
+               note=f"Get per pending key every {ms(WATCH_POLL_S):g} ms"),
+        Figure(sec, "ids kms-d's Locate lists (no maximum_items)", len(listed & set(keys)), "n",
+               len(keys), ">=", f"Locate took {ms(locate_s):.0f} ms"),
+    ]  # fmt: skip
+    return figures, raw
+
+
+def bench_partition(
+    cluster: LocalCluster, topo: Topology, prof: Profile, conf: str
+) -> tuple[list[Figure], dict[str, Any]]:
+    """Partition site-a | site-b while both sites' clients write; heal; time until every
+    replica lists the same ids, then one full audit round."""
+    tls = tls_of(cluster)
+    rt, ct = topo.response_timeout, topo.connect_timeout
+    replicas = list(cluster.state.replicas)
+    history = History()
+    auditor = Auditor(cluster, history)
+    per_site = prof.partition_keys // 2
+    hold = prof.partition_s
+    rate = per_site / hold
+    clients = {"vc-a": "kms-a", "vc-b": "kms-d"}  # client -> the replica it writes to
+    abort = threading.Event()
+
+    def factory(client: str) -> Callable[[], VCenterPolicy]:
+        endpoints = cluster.state.endpoints(client)
+        return lambda: VCenterPolicy(endpoints, tls, ct, rt, conf)
+
+    with make_fault("partition", cluster, "site-a site-b", history):
+        t_cut = time.perf_counter()
+        with ThreadPoolExecutor(max_workers=len(clients)) as pool:
+            futures = {
+                c: pool.submit(
+                    paced_creates, c, factory(c), per_site, rate, PARTITION_WRITERS, None, abort
                 )
+                for c in clients
+            }
+            try:
+                created = {c: f.result() for c, f in futures.items()}
+            except BaseException:
+                abort.set()
+                raise
+        t_written = time.perf_counter()
+        # the partition lasts `hold` seconds whatever the writers took
+        threading.Event().wait(max(0.0, t_cut + hold - time.perf_counter()))
+        # nothing may have crossed: site-b's keys on kms-a, site-a's on kms-d
+        keys = {c: {x.key for x in created[c] if x.key} for c in clients}
+        on_a, _ = locate_all(cluster, "kms-a", conf)
+        on_d, _ = locate_all(cluster, "kms-d", conf)
+        crossed = len(keys["vc-b"] & on_a) + len(keys["vc-a"] & on_d)
+        t_heal = time.perf_counter()
+    t_healed = time.perf_counter()
+
+    polls: list[tuple[float, float, bool]] = []
+
+    def converged() -> bool:
+        t0 = time.perf_counter()
+        same = auditor.same_ids()
+        polls.append((t0 - t_healed, time.perf_counter() - t_healed, same))
+        return same
+
+    try:
+        wait_until(converged, CONVERGE_DEADLINE_S, "every replica to list the same ids")
+        convergence_s: float | None = polls[-1][1]
+    except WaitTimeout:
+        convergence_s = None
+    t0 = time.perf_counter()
+    snaps = auditor.round()
+    audit_s = time.perf_counter() - t0
+    mem = memory_snapshot(cluster)
+
+    acked = keys["vc-a"] | keys["vc-b"]
+    agreeing = [s.replica for s in snaps if s.ok and s.objects == snaps[0].objects]
+    per_replica = {s.replica: len(acked & set(s.objects)) for s in snaps}
+    poll_s = [b - a for a, b, _ in polls]
+    raw = {
+        "interval_ms": topo.replication_interval_ms,
+        "partition_s": t_heal - t_cut,
+        "heal_s": t_healed - t_heal,
+        "writers_per_client": PARTITION_WRITERS,
+        "rate_per_client_asked_per_s": rate,
+        "writes_span_s": t_written - t_cut,
+        "creates": {c: creates_summary(created[c]) for c in clients},
+        "crossed_before_heal": crossed,
+        "convergence_s": convergence_s,
+        "convergence_lower_bound_s": polls[-1][0] if convergence_s is not None else None,
+        "same_ids_polls": polls,
+        "audit_round_s": audit_s,
+        "audit_agree": Auditor.agree(snaps),
+        "audit_agreeing_with_first": agreeing,
+        "audit_errors": {s.replica: s.error for s in snaps if not s.ok},
+        "objects_per_replica": {s.replica: len(s.objects) for s in snaps},
+        "acked_keys_per_replica": per_replica,
+        "acked_keys": len(acked),
+        "locate_default_maximum": None,  # PyKMIP 0.11: no maximum unless asked for
+        "memory_after_audit": mem,
+    }
+    sec = f"replication (async), partition site-a | site-b {hold:g} s, then heal"
+    failed = sum(len(s["failed"]) for s in raw["creates"].values())
+    n_a, n_b = len(keys["vc-a"]), len(keys["vc-b"])
+    write_note = f"vc-a {n_a} on kms-a, vc-b {n_b} on kms-d, over {raw['writes_span_s']:.1f} s" + (
+        f"; {failed} failed" if failed else ""
+    )
+    if convergence_s is None:
+        conv_value = polls[-1][1] if polls else CONVERGE_DEADLINE_S
+        conv_note = f"NOT converged at the {CONVERGE_DEADLINE_S:g} s deadline"
+    else:
+        conv_value = convergence_s
+        conv_note = (
+            f"{len(polls)} same_ids() polls of {statistics.median(poll_s):.2f} s (median); "
+            f"lower bound {polls[-1][0]:.2f} s"
+        )
+    replica_rss = [m["rss_mb"] for name, m in mem.items() if name != "toxiproxy"]
+    total_rss = sum(m["rss_mb"] for m in mem.values())
+    n = len(replicas)
+    figures = [
+        Figure(sec, "Creates acknowledged during the partition", len(acked), "n",
+               note=write_note),
+        Figure(sec, "keys across the cut before heal", crossed, "n", 0, "<="),
+        Figure(sec, "heal → same ids on all replicas", conv_value, "s", note=conv_note),
+        Figure(sec, "then one full audit round (Get + State of every object)", audit_s, "s"),
+        Figure(sec, "replicas agreeing (ids, digests, states)", len(agreeing), "n", n, ">=",
+               "" if raw["audit_agree"] else f"agree() false: {raw['audit_errors'] or 'differ'}"),
+        Figure(sec, "acknowledged keys on each replica (min)", min(per_replica.values()), "n",
+               len(acked), ">=", "listed by Locate without maximum_items"),
+        Figure(sec, f"RSS per replica (max) with {len(acked)} keys", max(replica_rss), "MB",
+               RSS_PER_REPLICA_TARGET_MB, "<="),
+        Figure(sec, f"RSS total with {len(acked)} keys", total_rss, "MB",
+               n * RSS_PER_REPLICA_TARGET_MB + RSS_TOXIPROXY_TARGET_MB, "<=",
+               "after the audit"),
+    ]  # fmt: skip
+    return figures, raw
+
+
+def bench_replication(prof: Profile) -> tuple[list[Figure], dict[str, Any]]:
+    topo = load_topology(REPO / ASYNC_TOPOLOGY)
+    if topo.replication_profile != "async":
+        raise BenchError(f"{ASYNC_TOPOLOGY}: replication profile is not async")
+    raw: dict[str, Any] = {"topology": ASYNC_TOPOLOGY, "interval_ms": topo.replication_interval_ms}
+    figures: list[Figure] = []
+    with running_cluster(topo) as (cluster, tmp):
+        conf = empty_client_config(tmp / "bench-clients")
+        fig, raw["lag"] = bench_lag(cluster, topo, prof, conf)
+        figures += fig
+    with running_cluster(topo) as (cluster, tmp):
+        conf = empty_client_config(tmp / "bench-clients")
+        fig, raw["partition"] = bench_partition(cluster, topo, prof, conf)
+        figures += fig
+    fig, raw["startup"] = startup_case(
+        topo, ASYNC_TOPOLOGY, prof.startup_runs, "replication (async), start-up, 6 replicas"
+    )
+    figures += fig
     return figures, raw
 
 
@@ -802,6 +1233,8 @@ def main(argv: list[str] | None = None) -> int:
         fig, doc["failover"] = bench_failover(cluster, topo, prof, conf)
         figures += fig
     figures += startup_figs
+    fig, doc["replication"] = bench_replication(prof)
+    figures += fig
 
     doc["noise_after"] = load_and_runs()
     doc["elapsed_s"] = time.perf_counter() - t_start
@@ -821,7 +1254,8 @@ def main(argv: list[str] | None = None) -> int:
         f"({m.get('cpu_model', '?')}), Python {m['python']}, "
         f"Toxiproxy {m['toxiproxy']['version']}, PyKMIP {m.get('pykmip', '?')}; "
         f"failover at time_scale {prof.time_scale} (response timeout "
-        f"{topo.response_timeout:g} s); load average before/after "
+        f"{topo.response_timeout:g} s); replication on {ASYNC_TOPOLOGY} (async, interval "
+        f"{doc['replication']['interval_ms']:g} ms); load average before/after "
         f"{doc['noise_before']['loadavg'][0]:.2f}/{doc['noise_after']['loadavg'][0]:.2f}; "
         f"run took {doc['elapsed_s']:.0f} s.",
     ]

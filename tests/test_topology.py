@@ -311,7 +311,12 @@ def test_unknown_key_inside_a_client(tmp_path: Path) -> None:
     [
         ("sites", None, "sites.site-a.replica", "replicas"),
         ("timeouts", "  response_s: 60\n  read_s: 5\n", "timeouts.read_s", "response_s, connect_s"),
-        ("replication", "  profile: none\n  mode: x\n", "replication.mode", "profile, interval_ms"),
+        (
+            "replication",
+            "  profile: none\n  mode: x\n",
+            "replication.mode",
+            "profile, interval_ms, primary",
+        ),
     ],
 )
 def test_unknown_key_in_other_sections(
@@ -326,16 +331,29 @@ def test_unknown_key_in_other_sections(
     assert err.message == f"unknown key (known: {known})"
 
 
-@pytest.mark.parametrize("profile", ["sync", "quorum"])
-def test_planned_replication_profile_loads_but_is_not_implemented_yet(
-    tmp_path: Path, profile: str
-) -> None:
+@pytest.mark.parametrize(("profile", "extra"), [("sync", {"primary": "kms-a"}), ("quorum", {})])
+def test_sync_and_quorum_profiles_load(tmp_path: Path, profile: str, extra: dict) -> None:
     topo = load_topology(
         write(tmp_path, ISSUE_EXAMPLE.replace("profile: none", f"profile: {profile}"))
     )
     assert topo.replication_profile == profile
-    assert topo.replication_implemented is False
-    assert topo.to_dict()["replication"] == {"profile": profile, "interval_ms": 250.0}
+    assert topo.replication_implemented is True
+    assert topo.to_dict()["replication"] == {"profile": profile, "interval_ms": 250.0, **extra}
+
+
+def test_sync_primary_must_be_a_replica(tmp_path: Path) -> None:
+    err = load_error(
+        tmp_path, ISSUE_EXAMPLE.replace("profile: none", "profile: sync\n  primary: kms-x")
+    )
+    assert err.field_path == "replication.primary"
+    assert err.message.startswith("unknown replica 'kms-x'")
+
+
+def test_primary_only_for_sync(tmp_path: Path) -> None:
+    err = load_error(
+        tmp_path, ISSUE_EXAMPLE.replace("profile: none", "profile: async\n  primary: kms-a")
+    )
+    assert err.field_path == "replication.primary"
 
 
 def test_async_profile_with_interval(tmp_path: Path) -> None:

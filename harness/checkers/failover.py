@@ -314,11 +314,7 @@ def _judge_client(
         kind = w.kind if a.server in affected else None
         if kind is None:
             kind = next(
-                (
-                    o.kind
-                    for o in windows
-                    if a.server in o.replicas and o.contains(failover_op.start)
-                ),
+                (o.kind for o in windows if a.server in o.replicas and o.contains(a.start)),
                 None,
             )
         if kind is None:

@@ -29,6 +29,9 @@ class Fault:
     kind: ClassVar[str] = ""
     requires: ClassVar[frozenset[str]] = frozenset()
     summary: ClassVar[str] = ""
+    # The fault window starts when `_inject` has returned (the fault is in effect) —
+    # except for faults whose whole effect happens inside `_inject` (restart, wipe).
+    window_from_start: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -87,7 +90,7 @@ class Fault:
         if self.active:
             return self
         self._persist()
-        self.injected_at = time.monotonic()
+        started = time.monotonic()
         try:
             self._inject()
         except BaseException:
@@ -95,6 +98,7 @@ class Fault:
                 self._heal()
             self._unpersist()
             raise
+        self.injected_at = started if self.window_from_start else time.monotonic()
         self.active = True
         self._persist()  # again: `extra()` may name what `_inject` started
         self._record("inject", self.injected_at)
@@ -103,11 +107,13 @@ class Fault:
     def heal(self) -> None:
         if not self.active:
             return
+        # the window ends when healing begins: from then on the fault is not guaranteed
+        started = time.monotonic()
         try:
             self._heal()
         finally:
             self.active = False
-            self.healed_at = time.monotonic()
+            self.healed_at = started
             self._record("heal", self.healed_at)
             self._unpersist()
 

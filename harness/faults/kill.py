@@ -27,6 +27,7 @@ class Kill(Fault):
 
 
 class Restart(Fault):
+    window_from_start = True
     kind = "restart"
     summary = "replica killed and started again at once (transient outage)"
     requires: ClassVar[frozenset[str]] = frozenset({CAP_RESTART})

@@ -20,6 +20,7 @@ DATA_FILES = ("kms.sqlite", "replication.sqlite")
 
 
 class Wipe(Fault):
+    window_from_start = True
     kind = "wipe"
     summary = "replica killed, its database deleted, started again empty"
     requires: ClassVar[frozenset[str]] = frozenset({CAP_RESTART})
