@@ -186,7 +186,7 @@ def cmd_inject(args: argparse.Namespace) -> int:
     if args.fault == "flap":
         params["detached"] = True
     target = " ".join(args.target)
-    if args.fault != "partition" and len(args.target) > 1:
+    if args.fault not in ("partition", "site-latency") and len(args.target) > 1:
         raise UserError(f"{args.fault} takes one target, got {target!r}", EXIT_USAGE)
     try:
         fault = make_fault(args.fault, cluster, target, **params)
@@ -300,6 +300,8 @@ def cmd_faults(args: argparse.Namespace) -> int:
         "bandwidth": "--kbps N",
         "flap": "--down-s S --up-s S",
         "partition": "GROUP GROUP... [--one-way]",
+        "site-latency": "GROUP GROUP... --ms N",
+        "replication-lag": "--ms N",
         "site-down": "SITE",
     }
     for kind, cls in FAULTS.items():

@@ -34,6 +34,7 @@ FAULT_NAMES = (
     "wipe",
     "replication-lag",
     "replication-pause",
+    "site-latency",
 )
 
 BAD_ORDER = """\

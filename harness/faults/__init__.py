@@ -15,6 +15,7 @@ from harness.faults.refuse import Refuse
 from harness.faults.replication_lag import ReplicationLag
 from harness.faults.replication_pause import ReplicationPause
 from harness.faults.reset import Reset
+from harness.faults.site_latency import SiteLatency
 from harness.faults.stall import Stall
 from harness.faults.unreachable import Unreachable
 from harness.faults.wipe import Wipe
@@ -39,6 +40,7 @@ FAULTS: dict[str, type[Fault]] = {
         Wipe,
         ReplicationLag,
         ReplicationPause,
+        SiteLatency,
     )
 }
 

@@ -1,0 +1,42 @@
+"""`site-latency`: latency on the links between sites (the WAN), nothing else.
+
+    site-a clients ──[latency ms]──> site-b replicas     (and back, and replication)
+    site-a clients ────────────────> site-a replicas     (untouched)
+
+Groups as for `partition` (sites or comma-separated replica lists). Shows what a
+client that crosses sites pays: a well-ordered client stays local and pays nothing.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from harness.faults.base import FaultError
+from harness.faults.link import LinkFault
+from harness.faults.partition import Partition
+from harness.links import Link
+
+
+class SiteLatency(LinkFault):
+    kind = "site-latency"
+    summary = "adds `ms` to every link between the groups (sites), both ways"
+
+    def _groups(self) -> Partition:
+        return Partition(self.cluster, self.target)
+
+    def check_target(self) -> None:
+        ms = self.params.get("ms")
+        if not isinstance(ms, int | float) or ms < 0:
+            raise FaultError("site-latency: needs --ms N (milliseconds, >= 0)")
+        self._groups()
+
+    def links(self) -> list[Link]:
+        p = self._groups()
+        return p.cut_links() + p.cut_replication_links()
+
+    def affected_replicas(self) -> list[str]:
+        return []  # nobody needs to fail over: it is slow, not down
+
+    def toxics(self) -> list[tuple[str, str, dict[str, Any]]]:
+        ms = int(self.params["ms"])
+        return [("latency", "downstream", {"latency": ms, "jitter": 0})]
