@@ -234,7 +234,7 @@ def _unreplicated_copies(t: Topology) -> list[Finding]:
             "replication.profile",
             f"profile 'none' with {len(t.replicas)} replicas: a key lives only on the "
             "replica that made it, so failover reaches replicas that do not have it",
-            "choose a replicating profile (async; sync and quorum are planned)",
+            "choose a replicating profile: async, sync or quorum",
         )
     ]
 

@@ -233,7 +233,8 @@ def _print_lint(console: Console, summary: dict[str, Any]) -> None:
         except (TopologyError, OSError):
             continue
         if findings:
-            console.print(f"[yellow]lint[/] {format_findings(findings, f)}", highlight=False)
+            console.print("[yellow]lint[/]", end=" ")
+            console.print(format_findings(findings, f), markup=False, highlight=False)
 
 
 def print_table(console: Console, summary: dict[str, Any]) -> None:

@@ -544,3 +544,38 @@ def test_guarded_passes_a_verdict_through() -> None:
     v = guarded("order", check_order, b.events, orders=ORDERS)
     assert v.status == "pass"
     assert v.to_dict()["name"] == "order"
+
+
+def test_availability_counts_an_op_in_flight_that_the_fault_broke() -> None:
+    """An op that started just before the fault and failed because of it is counted;
+    one that started before and succeeded (served before the fault) is not."""
+    from harness.checkers import check_availability
+    from harness.history import Attempt, Complete, FaultEvent
+
+    def op(i: int, start: float, end: float, outcome: str) -> Complete:
+        a = Attempt("kms-a", "h:1", start, end, "ok" if outcome == "ok" else "timeout")
+        return Complete(
+            f"c#0:{i}",
+            "vc-a",
+            "pykmip",
+            "locate",
+            start,
+            end,
+            outcome,
+            "kms-a" if outcome == "ok" else None,
+            None,
+            [a],
+        )
+
+    events = [
+        op(1, 0.0, 0.1, "ok"),
+        op(2, 0.9, 1.05, "ok"),  # served before the fault took hold
+        op(3, 0.95, 4.0, "fail"),  # in flight when the blackhole hit
+        FaultEvent("f1", "inject", "blackhole", "kms-a", 1.0),
+        op(4, 4.1, 4.2, "ok"),
+        FaultEvent("f1", "heal", "blackhole", "kms-a", 5.0),
+    ]
+    v = check_availability(events)
+    window = v.figures["faults"]["f1"]
+    assert (window["ops"], window["ok"]) == (2, 1)
+    assert v.status == "fail"

@@ -78,9 +78,9 @@ def window_figures(
 ) -> dict[str, Any]:
     """Ops, ok count, ok share and per-client longest gap over `spans` (merged intervals).
 
-    `member(t)` says whether an op started at t belongs to these spans.
+    `member(op)` says whether an op belongs to these spans (`FaultWindow.affects`).
     """
-    in_spans = [c for c in ops if member(c.start)]
+    in_spans = [c for c in ops if member(c)]
     ok = sum(1 for c in in_spans if c.outcome == "ok")
     gaps: dict[str, float] = {}
     for start, end in spans:
@@ -143,7 +143,7 @@ def check_availability(
             "start_s": rounded(w.start - origin),
             "end_s": rounded(w.end - origin),
             "healed": w.healed,
-            **window_figures(evs, ops, [(w.start, w.end)], w.contains),
+            **window_figures(evs, ops, [(w.start, w.end)], lambda c, w=w: w.affects(c)),
         }
         recovery: float | None = None
         if w.healed:
@@ -166,7 +166,7 @@ def check_availability(
                     )
 
     spans = merge_intervals((w.start, w.end) for w in windows)
-    union = window_figures(evs, ops, spans, lambda t: any(w.contains(t) for w in windows))
+    union = window_figures(evs, ops, spans, lambda c: any(w.affects(c) for w in windows))
     union["windows"] = len(spans)
     union["duration_s"] = rounded(sum(b - a for a, b in spans))
     figures = {"faults": faults, "union": union}

@@ -151,6 +151,13 @@ class FaultWindow:
             return self.start <= t < self.end
         return self.start <= t <= self.end
 
+    def affects(self, op: Complete) -> bool:
+        """Whether the window counts `op`: it started inside, or it was in flight when
+        the fault hit and did not succeed (one that succeeded was served before)."""
+        if self.contains(op.start):
+            return True
+        return op.start < self.start < op.end and op.outcome != "ok"
+
     @property
     def label(self) -> str:
         return f"{self.kind} on {', '.join(self.replicas)}"
