@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from harness.toolchain import repo_root
@@ -61,9 +62,9 @@ class Progress:
                 "skipped": "yellow",
                 "interrupted": "magenta",
             }[r["outcome"]]
-            extra = f" — {r['longrepr']}" if r["outcome"] == "skipped" else ""
+            extra = escape(f" — {r['longrepr']}") if r["outcome"] == "skipped" else ""
             self.console.print(
-                f"[{self.done:>2}] [{style}]{r['outcome'].upper():7}[/] {nodeid} "
+                f"\\[{self.done:>2}] [{style}]{r['outcome'].upper():7}[/] {escape(nodeid)} "
                 f"({r['duration']:.1f} s){extra}",
                 highlight=False,
             )
@@ -122,7 +123,9 @@ def run_catalogue(
     print_table(console, summary)
     failed = [t for t in summary["scenarios"] if t["outcome"] == "failed"]
     for t in failed:
-        console.print(f"\n[bold red]FAILED[/] {t['id']}\n{t['detail']}", highlight=False)
+        console.print(
+            f"\n[bold red]FAILED[/] {escape(t['id'])}\n{escape(t['detail'])}", highlight=False
+        )
     console.print(f"\nreport: {report_dir.resolve()}/ (summary.json, junit.xml, history.jsonl)")
     if code == pytest.ExitCode.NO_TESTS_COLLECTED:
         console.print("[red]no scenario collected[/]: check the SCENARIO arguments")
@@ -256,12 +259,12 @@ def print_table(console: Console, summary: dict[str, Any]) -> None:
             "skipped": "[yellow]skipped[/]",
             "interrupted": "[magenta]interrupted[/]",
         }[row["outcome"]]
-        t.add_row(name, *(_cell(row["verdicts"].get(v)) for v in shown), result)
+        t.add_row(escape(name), *(_cell(row["verdicts"].get(v)) for v in shown), result)
     console.print(t)
     for row in summary["scenarios"]:
         for f in row["findings"]:
             stem = Path(row["id"].partition("::")[0]).stem.removeprefix("test_")
-            console.print(f"[bold]finding[/] ({stem}): {f}", highlight=False)
+            console.print(f"[bold]finding[/] ({escape(stem)}): {escape(f)}", highlight=False)
     _print_lint(console, summary)
     tot = summary["totals"]
     console.print(
