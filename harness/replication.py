@@ -57,6 +57,12 @@ UID_TABLES = (
     "x509_certificates",
 )
 Version = tuple[float, str, str]  # (timestamp, origin, content hash; "" = destroyed)
+# Attributes kept in their own tables and joined through a map table.
+LINKED = (
+    ("object_groups", "object_group_map", ("object_group",)),
+    ("app_specific_info", "app_specific_info_map", ("application_namespace", "application_data")),
+)
+_MAP_REF = {"object_group_map": "object_group_id", "app_specific_info_map": "app_specific_info_id"}
 
 
 def install_id_hook(index: int) -> None:
@@ -117,7 +123,9 @@ class Store:
         cur = self.db.execute(
             "SELECT m.uid, m.name_index, m.operation_policy_name, length(m.value), "
             "c.state, c.cryptographic_usage_mask, "
-            "(SELECT count(*) FROM managed_object_names n WHERE n.mo_uid = m.uid) "
+            "(SELECT count(*) FROM managed_object_names n WHERE n.mo_uid = m.uid), "
+            "(SELECT count(*) FROM object_group_map g WHERE g.managed_object_id = m.uid), "
+            "(SELECT count(*) FROM app_specific_info_map a WHERE a.managed_object_id = m.uid) "
             "FROM managed_objects m LEFT JOIN crypto_objects c ON c.uid = m.uid"
         )
         return {r[0]: tuple(r[1:]) for r in cur.fetchall()}
@@ -141,6 +149,18 @@ class Store:
         rows["managed_object_names"] = [
             {"name": n, "name_index": i, "name_type": t} for n, i, t in cur.fetchall()
         ]
+        # many-to-many attributes, copied by value (their row ids are local)
+        for table, map_table, linked_cols in LINKED:
+            if table in self.tables and map_table in self.tables:
+                cur = self.db.execute(
+                    f"SELECT {', '.join('t.' + c for c in linked_cols)} FROM {table} t "
+                    f"JOIN {map_table} m ON m.{_MAP_REF[map_table]} = t.id "
+                    "WHERE m.managed_object_id = ? ORDER BY t.id",
+                    (uid,),
+                )
+                found = [dict(zip(linked_cols, r, strict=True)) for r in cur.fetchall()]
+                if found:
+                    rows[table] = found
         return rows
 
     @staticmethod
@@ -155,6 +175,15 @@ class Store:
         db.execute("BEGIN IMMEDIATE")
         try:
             db.execute("DELETE FROM managed_object_names WHERE mo_uid = ?", (uid,))
+            for table, map_table, _cols in LINKED:
+                if table in self.tables and map_table in self.tables:
+                    ref = _MAP_REF[map_table]
+                    db.execute(
+                        f"DELETE FROM {table} WHERE id IN "
+                        f"(SELECT {ref} FROM {map_table} WHERE managed_object_id = ?)",
+                        (uid,),
+                    )
+                    db.execute(f"DELETE FROM {map_table} WHERE managed_object_id = ?", (uid,))
             for table in reversed(UID_TABLES):
                 if table in self.tables:
                     db.execute(f"DELETE FROM {table} WHERE uid = ?", (uid,))
@@ -173,6 +202,18 @@ class Store:
                         "VALUES (?, ?, ?, ?)",
                         (uid, n["name"], n["name_index"], n["name_type"]),
                     )
+                for table, map_table, linked_cols in LINKED:
+                    for row in rows.get(table, []):
+                        cur = db.execute(
+                            f"INSERT INTO {table} ({', '.join(linked_cols)}) "
+                            f"VALUES ({', '.join('?' for _ in linked_cols)})",
+                            [row[c] for c in linked_cols],
+                        )
+                        db.execute(
+                            f"INSERT INTO {map_table} (managed_object_id, {_MAP_REF[map_table]}) "
+                            "VALUES (?, ?)",
+                            (uid, cur.lastrowid),
+                        )
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")

@@ -135,3 +135,21 @@ def test_destroy_travels_as_a_tombstone_and_is_not_resurrected(tmp_path: Path) -
     assert state_of(sfb, uid) is None, "the destroy did not reach kms-b"
     ship(b, a)  # b's older copy must not bring it back
     assert state_of(sfa, uid) is None
+
+
+def test_object_groups_are_copied_by_value(tmp_path: Path) -> None:
+    from kmip.pie.objects import ManagedObject, ObjectGroup
+
+    a, sfa = make_replica(tmp_path, "kms-a")
+    b, sfb = make_replica(tmp_path, "kms-b")
+    create_key(sfb, b"\x55" * 32)  # b's own row ids differ from a's
+    uid = create_key(sfa, b"\x66" * 32)
+    with sfa() as s:
+        obj = s.query(ManagedObject).filter(ManagedObject.unique_identifier == uid).one()
+        obj.object_groups.append(ObjectGroup(object_group="vm-disks"))
+        s.commit()
+    ship(a, b)
+    with sfb() as s:
+        obj = s.query(ManagedObject).filter(ManagedObject.unique_identifier == uid).one()
+        assert [g.object_group for g in obj.object_groups] == ["vm-disks"]
+    assert b.scan()[uid][2] == a.scan()[uid][2]
