@@ -105,6 +105,10 @@ class Store:
     def __init__(self, db_path: Path, versions_path: Path) -> None:
         self.db = sqlite3.connect(db_path, timeout=10, check_same_thread=False)
         self.meta = sqlite3.connect(versions_path, timeout=10, check_same_thread=False)
+        # WAL: PyKMIP's readers never wait for a replication write, and commits are cheap
+        for conn in (self.db, self.meta):
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
         self.meta.execute(
             "CREATE TABLE IF NOT EXISTS versions "
             "(uid INTEGER PRIMARY KEY, ts REAL, origin TEXT, hash TEXT)"
@@ -171,53 +175,64 @@ class Store:
 
     def write(self, uid: int, rows: dict[str, list[dict[str, Any]]] | None) -> None:
         """Replace object `uid` with `rows` (None: delete it), in one transaction."""
+        self.write_many([(uid, rows)])
+
+    def write_many(self, items: list[tuple[int, dict[str, list[dict[str, Any]]] | None]]) -> None:
+        """Replace several objects in one transaction (one commit, however many)."""
+        if not items:
+            return
         db = self.db
         db.execute("BEGIN IMMEDIATE")
         try:
-            db.execute("DELETE FROM managed_object_names WHERE mo_uid = ?", (uid,))
-            for table, map_table, _cols in LINKED:
-                if table in self.tables and map_table in self.tables:
-                    ref = _MAP_REF[map_table]
-                    db.execute(
-                        f"DELETE FROM {table} WHERE id IN "
-                        f"(SELECT {ref} FROM {map_table} WHERE managed_object_id = ?)",
-                        (uid,),
-                    )
-                    db.execute(f"DELETE FROM {map_table} WHERE managed_object_id = ?", (uid,))
-            for table in reversed(UID_TABLES):
-                if table in self.tables:
-                    db.execute(f"DELETE FROM {table} WHERE uid = ?", (uid,))
-            if rows is not None:
-                for table in UID_TABLES:
-                    for row in rows.get(table, []):
-                        cols = list(row)
-                        db.execute(
-                            f"INSERT INTO {table} ({', '.join(cols)}) "
-                            f"VALUES ({', '.join('?' for _ in cols)})",
-                            [_decode(row[c]) for c in cols],
-                        )
-                for n in rows.get("managed_object_names", []):
-                    db.execute(
-                        "INSERT INTO managed_object_names (mo_uid, name, name_index, name_type) "
-                        "VALUES (?, ?, ?, ?)",
-                        (uid, n["name"], n["name_index"], n["name_type"]),
-                    )
-                for table, map_table, linked_cols in LINKED:
-                    for row in rows.get(table, []):
-                        cur = db.execute(
-                            f"INSERT INTO {table} ({', '.join(linked_cols)}) "
-                            f"VALUES ({', '.join('?' for _ in linked_cols)})",
-                            [row[c] for c in linked_cols],
-                        )
-                        db.execute(
-                            f"INSERT INTO {map_table} (managed_object_id, {_MAP_REF[map_table]}) "
-                            "VALUES (?, ?)",
-                            (uid, cur.lastrowid),
-                        )
+            for uid, rows in items:
+                self._replace(uid, rows)
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")
             raise
+
+    def _replace(self, uid: int, rows: dict[str, list[dict[str, Any]]] | None) -> None:
+        db = self.db
+        db.execute("DELETE FROM managed_object_names WHERE mo_uid = ?", (uid,))
+        for table, map_table, _cols in LINKED:
+            if table in self.tables and map_table in self.tables:
+                ref = _MAP_REF[map_table]
+                db.execute(
+                    f"DELETE FROM {table} WHERE id IN "
+                    f"(SELECT {ref} FROM {map_table} WHERE managed_object_id = ?)",
+                    (uid,),
+                )
+                db.execute(f"DELETE FROM {map_table} WHERE managed_object_id = ?", (uid,))
+        for table in reversed(UID_TABLES):
+            if table in self.tables:
+                db.execute(f"DELETE FROM {table} WHERE uid = ?", (uid,))
+        if rows is not None:
+            for table in UID_TABLES:
+                for row in rows.get(table, []):
+                    cols = list(row)
+                    db.execute(
+                        f"INSERT INTO {table} ({', '.join(cols)}) "
+                        f"VALUES ({', '.join('?' for _ in cols)})",
+                        [_decode(row[c]) for c in cols],
+                    )
+            for n in rows.get("managed_object_names", []):
+                db.execute(
+                    "INSERT INTO managed_object_names (mo_uid, name, name_index, name_type) "
+                    "VALUES (?, ?, ?, ?)",
+                    (uid, n["name"], n["name_index"], n["name_type"]),
+                )
+            for table, map_table, linked_cols in LINKED:
+                for row in rows.get(table, []):
+                    cur = db.execute(
+                        f"INSERT INTO {table} ({', '.join(linked_cols)}) "
+                        f"VALUES ({', '.join('?' for _ in linked_cols)})",
+                        [row[c] for c in linked_cols],
+                    )
+                    db.execute(
+                        f"INSERT INTO {map_table} (managed_object_id, {_MAP_REF[map_table]}) "
+                        "VALUES (?, ?)",
+                        (uid, cur.lastrowid),
+                    )
 
     def versions(self) -> dict[int, Version]:
         return {
@@ -228,9 +243,14 @@ class Store:
         }
 
     def set_version(self, uid: int, v: Version) -> None:
-        self.meta.execute(
+        self.set_versions({uid: v})
+
+    def set_versions(self, changes: dict[int, Version]) -> None:
+        if not changes:
+            return
+        self.meta.executemany(
             "INSERT OR REPLACE INTO versions (uid, ts, origin, hash) VALUES (?, ?, ?, ?)",
-            (uid, *v),
+            [(uid, *v) for uid, v in changes.items()],
         )
         self.meta.commit()
 
@@ -288,6 +308,7 @@ class Agent:
             prints = self.store.fingerprints()
             present = set(prints)
             now = time.time()
+            changes: dict[int, Version] = {}
             for uid, fp in prints.items():
                 v = versions.get(uid)
                 if v is not None and self._seen.get(uid) == fp:
@@ -295,12 +316,12 @@ class Agent:
                 h = self.store.digest(self.store.read(uid))
                 self._seen[uid] = fp
                 if v is None or v[2] != h:
-                    versions[uid] = (now, self.name, h)
-                    self.store.set_version(uid, versions[uid])
-            for uid, v in list(versions.items()):
+                    changes[uid] = (now, self.name, h)
+            for uid, v in versions.items():
                 if uid not in present and v[2] != "":
-                    versions[uid] = (now, self.name, "")
-                    self.store.set_version(uid, versions[uid])
+                    changes[uid] = (now, self.name, "")
+            self.store.set_versions(changes)
+            versions.update(changes)
             return versions
 
     # ---- receiving ------------------------------------------------------------------
@@ -309,16 +330,21 @@ class Agent:
         applied = 0
         with self.lock:
             mine = self.scan()
+            newer: dict[int, Version] = {}
+            rows: list[tuple[int, Any]] = []
             for uid_s, obj in body.get("objects", {}).items():
                 uid = int(uid_s)
                 incoming: Version = tuple(obj["version"])
                 current = mine.get(uid)
                 if current is None or (incoming[0], incoming[1]) > (current[0], current[1]):
-                    self.store.write(uid, obj["rows"])
-                    self.store.set_version(uid, incoming)
-                    self._seen.pop(uid, None)
-                    mine[uid] = incoming
-                    applied += 1
+                    newer[uid] = incoming
+                    rows.append((uid, obj["rows"]))
+            self.store.write_many(rows)
+            self.store.set_versions(newer)
+            for uid in newer:
+                self._seen.pop(uid, None)
+            mine.update(newer)
+            applied = len(newer)
             result = {str(u): list(mine[u]) for u in map(int, body.get("objects", {})) if u in mine}
         if applied:
             log.info("applied %d object(s) from %s", applied, body.get("from"))
@@ -430,11 +456,20 @@ class Agent:
             except sqlite3.Error as e:
                 log.warning("scan failed: %s", e)
                 continue
-            for peer, address in self.peers().items():
-                try:
-                    self.push(peer, address, versions)
-                except (OSError, urllib.error.URLError, ValueError, KeyError) as e:
-                    log.debug("push to %s failed: %s", peer, e)
+            threads = [
+                threading.Thread(target=self._try_push, args=(p, a, versions), daemon=True)
+                for p, a in self.peers().items()
+            ]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+
+    def _try_push(self, peer: str, address: str, versions: dict[int, Version]) -> None:
+        try:
+            self.push(peer, address, versions)
+        except (OSError, urllib.error.URLError, ValueError, KeyError) as e:
+            log.debug("push to %s failed: %s", peer, e)
 
     def start(self) -> None:
         threading.Thread(target=self.server.serve_forever, daemon=True, name="repl-http").start()
