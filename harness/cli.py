@@ -127,6 +127,13 @@ def _print_status(doc: dict[str, Any]) -> None:
     con.print(
         f"TLS (identity {doc['tls_identity']}): ca={tls['ca']} cert={tls['cert']} key={tls['key']}"
     )
+    rep = doc.get("replication") or {}
+    if rep.get("profile", "none") != "none":
+        extra = f", primary {rep['primary']}" if rep.get("primary") else ""
+        con.print(
+            f"replication: {rep['profile']} (interval {rep.get('interval_ms', 250):g} ms{extra}), "
+            f"{len(rep.get('links', []))} replication links"
+        )
     for f in doc.get("faults", []):
         con.print(f"active fault: {f['fault_id']} ({f['kind']} on {f['target']})")
 

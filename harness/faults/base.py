@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import secrets
 import time
 from pathlib import Path
@@ -45,7 +46,8 @@ class Fault:
         self.target = target
         self.history = history
         self.params = params
-        self.fault_id = fault_id or f"{self.kind}-{target}-{secrets.token_hex(3)}"
+        slug = re.sub(r"[^a-z0-9]+", "-", target.lower()).strip("-")[:40]
+        self.fault_id = fault_id or f"{self.kind}-{slug}-{secrets.token_hex(3)}"
         self.active = False
         self.injected_at: float | None = None
         self.healed_at: float | None = None
