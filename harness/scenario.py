@@ -268,6 +268,55 @@ class Scenario:
             self.note("healed")
             wl.wait_ok(recovery_ops, self.op_deadline(recovery_ops), since=t_heal)
 
+    def reads_and_writes_during(
+        self,
+        kind: str,
+        target: str,
+        clients: list[str],
+        *,
+        per_op: int = 5,
+        rate_per_s: float = 20.0,
+        **params: Any,
+    ) -> Workload:
+        """Every client first creates `per_op` keys; then `kind` on `target`; wait until
+        every client issued `per_op` Creates and `per_op` Gets during it (whatever their
+        outcome: read-only sites refuse writes); heal. For site availability."""
+        wl = self.workload(clients, rate_per_s=rate_per_s, mix={"create": 0.4, "get": 0.6})
+        deadline = self.op_deadline(2 * per_op)
+
+        def made(cs: list[Complete], c: str, since: float = 0.0) -> int:
+            return sum(
+                1
+                for x in cs
+                if x.client == c and x.start >= since and x.op == "create" and x.outcome == "ok"
+            )
+
+        try:
+            with wl.running():
+                for c in clients:
+
+                    def enough_keys(cs: list[Complete], c: str = c) -> bool:
+                        return made(cs, c) >= per_op
+
+                    wl.wait_for(
+                        enough_keys, deadline, f"{per_op} keys created by {c} before {kind}"
+                    )
+                with self.fault(kind, target, **params):
+                    cut = time.monotonic()
+                    wl.wait_for(
+                        lambda cs: all(
+                            sum(1 for x in cs if x.client == c and x.start >= cut and x.op == op)
+                            >= per_op
+                            for c in clients
+                            for op in ("create", "get")
+                        ),
+                        deadline,
+                        f"{per_op} creates and {per_op} gets per client during {kind}",
+                    )
+        except WaitTimeout as e:
+            raise ScenarioError(f"{e}\nlast operations:\n{self._recent()}") from None
+        return wl
+
     # ---- verdicts -------------------------------------------------------------------
 
     def check(

@@ -15,17 +15,13 @@ from harness.faults.link import LinkFault
 from harness.links import Link
 
 
-class ReplicationLag(LinkFault):
-    kind = "replication-lag"
-    summary = "adds `ms` to the replica's outgoing replication (clients untouched)"
+class OutgoingReplicationFault(LinkFault):
+    """A toxic on every replication link leaving the target replica; clients untouched."""
 
     def check_target(self) -> None:
         super().check_target()
-        ms = self.params.get("ms")
-        if not isinstance(ms, int | float) or ms < 0:
-            raise FaultError("replication-lag: needs --ms N (milliseconds, >= 0)")
         if not self.cluster.state.replication_links:
-            raise FaultError("replication-lag: this cluster does not replicate (profile none)")
+            raise FaultError(f"{self.kind}: this cluster does not replicate (profile none)")
 
     def links(self) -> list[Link]:
         return [
@@ -36,6 +32,17 @@ class ReplicationLag(LinkFault):
 
     def affected_replicas(self) -> list[str]:
         return []  # clients see no fault
+
+
+class ReplicationLag(OutgoingReplicationFault):
+    kind = "replication-lag"
+    summary = "adds `ms` to the replica's outgoing replication (clients untouched)"
+
+    def check_target(self) -> None:
+        ms = self.params.get("ms")
+        if not isinstance(ms, int | float) or ms < 0:
+            raise FaultError("replication-lag: needs --ms N (milliseconds, >= 0)")
+        super().check_target()
 
     def toxics(self) -> list[tuple[str, str, dict[str, Any]]]:
         return [("latency", "upstream", {"latency": int(self.params["ms"]), "jitter": 0})]

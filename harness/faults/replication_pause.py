@@ -14,29 +14,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from harness.faults.base import FaultError
-from harness.faults.link import LinkFault
-from harness.links import Link
+from harness.faults.replication_lag import OutgoingReplicationFault
 
 
-class ReplicationPause(LinkFault):
+class ReplicationPause(OutgoingReplicationFault):
     kind = "replication-pause"
     summary = "the replica's outgoing replication swallowed (clients untouched)"
-
-    def check_target(self) -> None:
-        super().check_target()
-        if not self.cluster.state.replication_links:
-            raise FaultError("replication-pause: this cluster does not replicate (profile none)")
-
-    def links(self) -> list[Link]:
-        return [
-            link
-            for link in self.cluster.state.replication_link_objects()
-            if link.client == self.target
-        ]
-
-    def affected_replicas(self) -> list[str]:
-        return []
 
     def toxics(self) -> list[tuple[str, str, dict[str, Any]]]:
         return [("timeout", "upstream", {"timeout": 0}), ("timeout", "downstream", {"timeout": 0})]
