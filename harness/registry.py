@@ -299,14 +299,17 @@ def reap(all_runs: bool = False) -> ReapReport:
         rid for rid, e in entries.items() if all_runs or (not e.detached and not e.owner_alive())
     ]
     # labelled processes and rules of runs nobody registered (or registered and lost)
-    orphans = {rid for rid in labelled_processes().values() if rid not in entries}
+    orphans = set(labelled_processes().values())
     prefix = f"{RULE_TAG}{registry_tag()}:"
     orphans |= {
         r.split(prefix, 1)[1].split(":", 1)[0]
         for rule in tagged_rules()
         for r in rule
         if prefix in r
-    } - set(entries)
+    }
+    # a run registers before it starts anything: re-reading the registry after the scan
+    # keeps a run that started meanwhile (e.g. another xdist worker's) out of the orphans
+    orphans -= set(entries) | {e.run_id for e in read_entries()}
     procs = rules = 0
     reaped = []
     for rid in sorted(set(victims) | orphans):

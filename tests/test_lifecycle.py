@@ -224,11 +224,16 @@ def test_stale_runs_are_reaped_by_the_next_run(private_registry: dict[str, str])
                 created=time.time(),
             )
         )
-        assert registry.labelled_processes("kcdeadbeef")
+        # between fork and exec the child still shows our environment: wait for its label
+        wait_until(lambda: bool(registry.labelled_processes("kcdeadbeef")), 10, "the ghost's label")
         with LocalCluster.create(topo, Path(private_registry["KMSCHAOS_REGISTRY"]) / "st"):
             assert not registry.labelled_processes("kcdeadbeef"), "stale run was not reaped"
             assert "kcdeadbeef" not in {e.run_id for e in registry.read_entries()}
-        assert not registry.process_alive(ghost.pid, None), "the stale run's process lives"
+        wait_until(
+            lambda: not registry.process_alive(ghost.pid, None),
+            5,
+            "the stale run's process to be gone after the reap",
+        )
     finally:
         if ghost.poll() is None:
             ghost.kill()
