@@ -265,3 +265,36 @@ def test_faults_lists_every_fault(tmp_path: Path) -> None:
     for flag in ("--ms", "--kbps", "--after-ms", "--down-s"):
         assert flag in r.stdout
     assert_nothing_started(tmp_path)
+
+
+TOPOLOGIES = Path(__file__).resolve().parent.parent / "scenarios" / "topologies"
+
+
+@pytest.mark.parametrize(
+    ("topology", "args", "status", "rule"),
+    [
+        ("single-kms.yaml", (), 1, "single-kms"),
+        ("two-sites-misordered.yaml", (), 1, "remote-before-local"),
+        ("one-site.yaml", (), 0, "unreplicated-copies"),  # a warning only
+        ("one-site.yaml", ("--strict",), 1, "unreplicated-copies"),
+        ("two-sites-async.yaml", (), 0, None),
+    ],
+)
+def test_lint_exit_status_and_findings(
+    tmp_path: Path, topology: str, args: tuple[str, ...], status: int, rule: str | None
+) -> None:
+    r = kmschaos(tmp_path, "lint", str(TOPOLOGIES / topology), *args)
+    assert r.returncode == status, r.stdout + r.stderr
+    if rule is None:
+        assert r.stdout.strip().endswith("no findings")
+    else:
+        assert f": {rule}: " in r.stdout
+    assert_nothing_started(tmp_path)
+
+
+def test_lint_of_an_invalid_file_is_a_usage_error(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(BAD_ORDER)
+    r = kmschaos(tmp_path, "lint", str(bad))
+    assert r.returncode == 2
+    assert "clients.vc-a.order[1]" in one_error_line(r)
