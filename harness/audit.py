@@ -112,4 +112,4 @@ class Auditor:
                 return None
             # poll interval of this wait, not a synchronisation; the auditor's own reads
             # load the replicas, so never poll more than half the time
-            time.sleep(max(poll_s, took))
+            time.sleep(max(poll_s, took))  # wait-ok: poll interval, deadline above

@@ -11,14 +11,13 @@ and sets no timeouts, so it cannot drive two servers from one process safely).
 from __future__ import annotations
 
 import subprocess
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import requests
 
-from harness.wait import WaitTimeout, wait_until
+from harness.wait import WaitTimeout, tail, wait_until
 
 
 class ToxiproxyError(RuntimeError):
@@ -157,15 +156,3 @@ def start_toxiproxy(
     finally:
         api.close()
     return proc
-
-
-def tail(path: Path, lines: int = 20) -> str:
-    try:
-        text = path.read_text(errors="replace").splitlines()
-    except OSError:
-        return f"(no log at {path})"
-    return "\n".join(text[-lines:]) or "(log is empty)"
-
-
-def now() -> float:
-    return time.monotonic()

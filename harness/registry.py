@@ -159,6 +159,17 @@ def labelled_env(run_id: str, base: dict[str, str] | None = None) -> dict[str, s
     return env
 
 
+def labelled_python_env(run_id: str) -> dict[str, str]:
+    """`labelled_env` for a Python child that runs a `harness` module."""
+    from harness.toolchain import repo_root
+
+    env = labelled_env(run_id)
+    env["PYTHONPATH"] = os.pathsep.join(
+        p for p in (str(repo_root()), env.get("PYTHONPATH", "")) if p
+    )
+    return env
+
+
 def labelled_processes(run_id: str | None = None) -> dict[int, str]:
     """pid -> run id for every process labelled by this registry (of `run_id` if given)."""
     found: dict[int, str] = {}
@@ -205,7 +216,7 @@ def kill_pids(pids: list[int], grace_s: float = 0.5) -> None:
                 os.kill(pid, sig)
     deadline = time.monotonic() + grace_s
     while time.monotonic() < deadline and any(process_alive(p, None) for p in pids):
-        time.sleep(0.02)
+        time.sleep(0.02)  # wait-ok: poll interval; the grace deadline ends in SIGKILL
     for g in groups:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(g, signal.SIGKILL)

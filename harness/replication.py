@@ -99,6 +99,18 @@ def _decode(v: Any) -> Any:
     return v
 
 
+def _post(address: str, path: str, body: dict[str, Any], timeout_s: float) -> Any:
+    """POST JSON to a peer's agent (through its replication link); the JSON answer."""
+    req = urllib.request.Request(
+        f"http://{address}{path}",
+        data=json.dumps(body).encode(),
+        headers={"Content-Type": "application/json"},
+        method="POST",
+    )
+    with urllib.request.urlopen(req, timeout=timeout_s) as r:
+        return json.loads(r.read())
+
+
 class Store:
     """Reads and writes whole objects in PyKMIP's SQLite database."""
 
@@ -376,37 +388,28 @@ class Agent:
                 v = versions[uid]
                 rows = self.store.read(uid) if v[2] else None
                 objects[str(uid)] = {"version": list(v), "rows": rows}
-        body = json.dumps({"from": self.name, "objects": objects}).encode()
-        req = urllib.request.Request(
-            f"http://{address}/apply",
-            data=body,
-            headers={"Content-Type": "application/json"},
-            method="POST",
-        )
         timeout = timeout_s if timeout_s is not None else max(2.0, 10 * self.interval_s)
-        with urllib.request.urlopen(req, timeout=timeout) as r:
-            answer = json.loads(r.read())
+        answer = _post(address, "/apply", {"from": self.name, "objects": objects}, timeout)
         if answer["epoch"] != epoch:
             acked = {}  # the peer restarted (or was wiped): send it everything again
         for uid_s, v in answer["versions"].items():
             acked[int(uid_s)] = tuple(v)
         self.acked[peer] = (answer["epoch"], acked)
 
-    def push_now(self, timeout_s: float = 2.0) -> list[str]:
-        """Push every change to every peer at once (in parallel); the peers that
-        acknowledged. Used by `sync` and `quorum` before a write is answered."""
-        versions = self.scan()
-        acked: list[str] = []
+    def _each_peer(self, action: Any, what: str, level: int = logging.DEBUG) -> list[str]:
+        """Run `action(peer, address)` for every peer at once (a thread each); the peers
+        for which it succeeded."""
+        done: list[str] = []
         lock = threading.Lock()
 
         def one(peer: str, address: str) -> None:
             try:
-                self.push(peer, address, versions, timeout_s)
+                action(peer, address)
             except (OSError, urllib.error.URLError, ValueError, KeyError) as e:
-                log.info("synchronous push to %s failed: %s", peer, e)
+                log.log(level, "%s %s failed: %s", what, peer, e)
                 return
             with lock:
-                acked.append(peer)
+                done.append(peer)
 
         threads = [
             threading.Thread(target=one, args=(p, a), daemon=True) for p, a in self.peers().items()
@@ -415,39 +418,28 @@ class Agent:
             t.start()
         for t in threads:
             t.join()
-        return acked
+        return done
+
+    def push_now(self, timeout_s: float = 2.0) -> list[str]:
+        """Push every change to every peer at once; the peers that acknowledged. Used by
+        `sync` and `quorum` before a write is answered."""
+        versions = self.scan()
+        return self._each_peer(
+            lambda peer, address: self.push(peer, address, versions, timeout_s),
+            "synchronous push to",
+            logging.INFO,
+        )
 
     def call(self, peer: str, path: str, body: dict[str, Any], timeout_s: float) -> Any:
         address = self.peers().get(peer)
         if address is None:
             raise OSError(f"no replication link to {peer}")
-        req = urllib.request.Request(
-            f"http://{address}{path}",
-            data=json.dumps(body).encode(),
-            headers={"Content-Type": "application/json"},
-            method="POST",
-        )
-        with urllib.request.urlopen(req, timeout=timeout_s) as r:
-            return json.loads(r.read())
+        return _post(address, path, body, timeout_s)
 
     def reachable_peers(self, timeout_s: float = 1.0) -> list[str]:
-        found: list[str] = []
-        lock = threading.Lock()
-
-        def one(peer: str) -> None:
-            try:
-                self.call(peer, "/ping", {}, timeout_s)
-            except (OSError, urllib.error.URLError, ValueError):
-                return
-            with lock:
-                found.append(peer)
-
-        threads = [threading.Thread(target=one, args=(p,), daemon=True) for p in self.peers()]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        return found
+        return self._each_peer(
+            lambda _peer, address: _post(address, "/ping", {}, timeout_s), "ping of"
+        )
 
     def loop(self) -> None:
         while not self.stop.wait(self.interval_s):
@@ -456,20 +448,9 @@ class Agent:
             except sqlite3.Error as e:
                 log.warning("scan failed: %s", e)
                 continue
-            threads = [
-                threading.Thread(target=self._try_push, args=(p, a, versions), daemon=True)
-                for p, a in self.peers().items()
-            ]
-            for t in threads:
-                t.start()
-            for t in threads:
-                t.join()
-
-    def _try_push(self, peer: str, address: str, versions: dict[int, Version]) -> None:
-        try:
-            self.push(peer, address, versions)
-        except (OSError, urllib.error.URLError, ValueError, KeyError) as e:
-            log.debug("push to %s failed: %s", peer, e)
+            self._each_peer(
+                lambda peer, address, v=versions: self.push(peer, address, v), "push to"
+            )
 
     def start(self) -> None:
         threading.Thread(target=self.server.serve_forever, daemon=True, name="repl-http").start()

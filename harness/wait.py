@@ -36,12 +36,19 @@ def wait_until(
             last_error = e
         if time.monotonic() - start > deadline_s:
             break
-        time.sleep(poll_s)
+        time.sleep(poll_s)  # wait-ok: the poll interval of this wait strategy
     msg = f"timed out after {deadline_s:g} s waiting for {what}"
     if last_error is not None:
         msg += f" (last error: {last_error!r})"
     for log in logs:
-        from harness.links import tail
-
         msg += f"\n--- last lines of {log} ---\n{tail(log)}"
     raise WaitTimeout(msg)
+
+
+def tail(path: Path, lines: int = 20) -> str:
+    """The last `lines` lines of a log file, for error messages."""
+    try:
+        text = path.read_text(errors="replace").splitlines()
+    except OSError:
+        return f"(no log at {path})"
+    return "\n".join(text[-lines:]) or "(log is empty)"

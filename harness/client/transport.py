@@ -64,14 +64,14 @@ def connect_tls(
     try:
         raw = socket.create_connection((ep.host, ep.port), timeout=connect_timeout)
     except BaseException as e:
-        raise AttemptError(classify(e, phase="connect"), _describe(e), sent=False) from e
+        raise AttemptError(classify(e, phase="connect"), describe(e), sent=False) from e
     try:
         raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         raw.settimeout(response_timeout)
         tls = client_context(ca, cert, key).wrap_socket(raw, server_hostname=ep.host)
     except BaseException as e:
         raw.close()
-        raise AttemptError(classify(e, phase="handshake"), _describe(e), sent=False) from e
+        raise AttemptError(classify(e, phase="handshake"), describe(e), sent=False) from e
     return tls
 
 
@@ -102,9 +102,6 @@ def classify(e: BaseException, phase: str) -> str:
     return "error"
 
 
-def _describe(e: BaseException) -> str:
+def describe(e: BaseException) -> str:
     text = str(e) or type(e).__name__
     return f"{type(e).__name__}: {text}"[:300]
-
-
-describe = _describe

@@ -14,6 +14,7 @@ means replica i. Every process carries the run's label (see `harness.registry`).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import signal
@@ -42,11 +43,11 @@ from harness.cluster.base import (
     locked,
     save_state,
 )
-from harness.links import Link, ToxiproxyAPI, start_toxiproxy, tail
+from harness.links import Link, ToxiproxyAPI, start_toxiproxy
 from harness.pki import CLIENT_IDENTITY, CertificateAuthority
-from harness.toolchain import find_toxiproxy_server, firewall_capability, repo_root
+from harness.toolchain import find_toxiproxy_server, firewall_capability
 from harness.topology import Topology, replica_names
-from harness.wait import WaitTimeout, wait_until
+from harness.wait import WaitTimeout, tail, wait_until
 
 READY_DEADLINE_S = 60.0
 
@@ -239,16 +240,7 @@ class LocalCluster:
                     listen=f"{rs.client_host}:{port}",
                     upstream=f"{rs.host}:{rs.port}",
                 )
-                self.api.create_proxy(link.name, link.listen, link.upstream)
-                st.links.append(
-                    {
-                        "name": link.name,
-                        "client": cname,
-                        "replica": r,
-                        "listen": link.listen,
-                        "upstream": link.upstream,
-                    }
-                )
+                self._open_link(link, st.links)
             conf = conf_dir / f"{cname}.pykmip.conf"
             conf.write_text(
                 "[client]\n"
@@ -278,6 +270,11 @@ class LocalCluster:
         self._save()
         return self
 
+    def _open_link(self, link: Link, into: list[dict[str, str]]) -> None:
+        """Create the link's Toxiproxy proxy and record it in the state."""
+        self.api.create_proxy(link.name, link.listen, link.upstream)
+        into.append(dataclasses.asdict(link))
+
     def _create_replication_links(self, names: list[str]) -> None:
         """One Toxiproxy link per replica pair and direction; each replica's agent finds
         its peers (through those links) in its ``peers.json``."""
@@ -296,16 +293,7 @@ class LocalCluster:
                     listen=f"{host}:{_free_port([host])}",
                     upstream=f"{d.host}:{d.repl_port}",
                 )
-                self.api.create_proxy(link.name, link.listen, link.upstream)
-                st.replication_links.append(
-                    {
-                        "name": link.name,
-                        "client": src,
-                        "replica": dst,
-                        "listen": link.listen,
-                        "upstream": link.upstream,
-                    }
-                )
+                self._open_link(link, st.replication_links)
                 peers[dst] = link.listen
             peers_file = Path(st.replicas[src].data_dir) / "peers.json"
             tmp = peers_file.with_suffix(".tmp")
@@ -346,10 +334,7 @@ class LocalCluster:
         with contextlib.suppress(FileNotFoundError):
             port_file.unlink()
         log = (data / "stdout.log").open("ab")
-        env = registry.labelled_env(st.run_id)
-        env["PYTHONPATH"] = os.pathsep.join(
-            p for p in (str(repo_root()), env.get("PYTHONPATH", "")) if p
-        )
+        env = registry.labelled_python_env(st.run_id)
         env["PYTHONWARNINGS"] = "ignore"
         proc = subprocess.Popen(
             [
@@ -479,12 +464,7 @@ class LocalCluster:
             proc = getattr(self, "_procs", {}).get(name)
             if proc is not None:
                 proc.wait(timeout=5)
-        with locked(Path(self.state.state_dir)):
-            self._reload()
-            r = self.state.replicas[name]
-            r.pid = None
-            r.status = "stopped"
-            self._save()
+        self._update_replica(name, pid=None, status="stopped")
 
     def start_replica(self, name: str) -> None:
         """Start a stopped replica again on its data, address and port; wait until it
@@ -515,16 +495,19 @@ class LocalCluster:
             raise ClusterError(f"unknown replica {name!r} (known: {known})") from None
 
     def _set_status(self, name: str, status: str) -> None:
-        with locked(Path(self.state.state_dir)):
-            self._reload()
-            self.state.replicas[name].status = status
-            self._save()
+        self._update_replica(name, status=status)
 
     def _save_replica(self, name: str) -> None:
-        mine = self.state.replicas[name]
+        self._update_replica(name, **dataclasses.asdict(self.state.replicas[name]))
+
+    def _update_replica(self, replica_name: str, /, **fields: object) -> None:
+        """Set fields of one replica's state under the state folder's lock, on top of
+        what other processes (CLI, tests) wrote meanwhile."""
         with locked(Path(self.state.state_dir)):
             self._reload()
-            self.state.replicas[name] = mine
+            replica = self.state.replicas[replica_name]
+            for key, value in fields.items():
+                setattr(replica, key, value)
             self._save()
 
     def _reload(self) -> None:

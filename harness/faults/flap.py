@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import os
 import signal
 import subprocess
 import sys
@@ -22,7 +21,6 @@ from typing import Any, ClassVar
 from harness import registry
 from harness.cluster.base import CAP_LINKS
 from harness.faults.base import Fault, FaultError
-from harness.toolchain import repo_root
 
 
 def _cycle(cluster: Any, target: str, down_s: float, up_s: float, stop: threading.Event) -> None:
@@ -62,10 +60,7 @@ class Flap(Fault):
         self._pid: int | None = self.params.get("_pid")
         if self.params.get("detached"):
             st = self.cluster.state
-            env = registry.labelled_env(st.run_id)
-            env["PYTHONPATH"] = os.pathsep.join(
-                p for p in (str(repo_root()), env.get("PYTHONPATH", "")) if p
-            )
+            env = registry.labelled_python_env(st.run_id)
             proc = subprocess.Popen(
                 [
                     sys.executable,
