@@ -47,19 +47,16 @@ def _print_err(msg: str) -> None:
 
 
 def cmd_up(args: argparse.Namespace) -> int:
-    from harness.cluster.local import LocalCluster
+    from harness.cluster.common import cluster_class
     from harness.topology import load_topology
 
     topo = load_topology(args.topology)
     if args.time_scale is not None:
         topo = topo.with_time_scale(args.time_scale)
-    if args.backend != "local":
-        raise UserError(
-            f"--backend {args.backend}: not available yet (available: local)", EXIT_USAGE
-        )
+    _check_backend(args.backend)
     _lint_warnings(topo)
     sdir = _state_dir(args)
-    cluster = LocalCluster.create(topo, sdir, detached=True)
+    cluster = cluster_class(args.backend).create(topo, sdir, detached=True)
     n = len(topo.replicas)
     print(f"starting {topo.name}: {n} replica(s), {len(topo.clients)} client(s) in {sdir}/ ...")
     t0 = time.monotonic()
@@ -77,19 +74,29 @@ def cmd_up(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _attach(args: argparse.Namespace) -> Any:
-    from harness.cluster.local import LocalCluster
+def _check_backend(backend: str) -> None:
+    from harness.cluster.common import BACKENDS
 
-    return LocalCluster.attach(_state_dir(args))
+    if backend not in BACKENDS:
+        raise UserError(
+            f"--backend {backend}: unknown backend (available: {', '.join(BACKENDS)})", EXIT_USAGE
+        )
+
+
+def _attach(args: argparse.Namespace) -> Any:
+    from harness.cluster.common import attach_cluster
+
+    return attach_cluster(_state_dir(args))
 
 
 def cmd_status(args: argparse.Namespace) -> int:
     from harness.cluster.base import load_state
-    from harness.cluster.local import LocalCluster
+    from harness.cluster.common import cluster_class
     from harness.faults import active_fault_records
 
     sdir = _state_dir(args)
-    cluster = LocalCluster(load_state(sdir.resolve()))
+    state = load_state(sdir.resolve())
+    cluster = cluster_class(state.backend)(state)
     doc = cluster.status()
     doc["faults"] = active_fault_records(sdir.resolve())
     if args.json:
@@ -141,7 +148,7 @@ def _print_status(doc: dict[str, Any]) -> None:
 def cmd_down(args: argparse.Namespace) -> int:
     from harness import registry
     from harness.cluster.base import ClusterError, load_state
-    from harness.cluster.local import LocalCluster
+    from harness.cluster.common import cluster_class
 
     if args.all:
         report = registry.reap(all_runs=True)
@@ -156,7 +163,7 @@ def cmd_down(args: argparse.Namespace) -> int:
         print(f"cluster {state.run_id} in {sdir}/ is already down")
         registry.reap_run(state.run_id)
         return EXIT_OK
-    LocalCluster(state).stop()
+    cluster_class(state.backend)(state).stop()
     print(f"cluster {state.run_id} ({state.topology.get('name')}) stopped; logs kept in {sdir}/")
     return EXIT_OK
 
@@ -260,6 +267,7 @@ def _heal_everything(cluster: Any) -> None:
 def cmd_run(args: argparse.Namespace) -> int:
     from harness.runner import run_catalogue
 
+    _check_backend(args.backend)
     return run_catalogue(
         scenarios=args.scenarios,
         workers=args.workers,
@@ -342,10 +350,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="start a cluster, wait until ready, print the endpoints, leave it running",
         description="Start every replica of TOPOLOGY (real PyKMIP servers over TLS) and one "
         "Toxiproxy with a link per client and replica, wait for a KMIP answer through every "
-        "link, print the endpoints and return. Stop it with `kmschaos down`.",
+        "link, print the endpoints and return. Stop it with `kmschaos down`. With --backend "
+        "docker the replicas and Toxiproxy are containers; the endpoints look the same.",
     )
     p.add_argument("topology", metavar="TOPOLOGY", help="topology YAML file")
-    p.add_argument("--backend", default="local", help="local (processes on loopback)")
+    p.add_argument(
+        "--backend",
+        default="local",
+        help="local: processes on loopback (default); docker: containers, one network "
+        "per site, Toxiproxy in a container (needs a Docker engine and `make images`)",
+    )
     p.add_argument(
         "--time-scale", type=float, help="override the topology's time_scale (client timeouts)"
     )
@@ -437,7 +451,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="multiply client timeouts (default: each topology's time_scale; 0.05 for a "
         "quick run: a 60 s response timeout becomes 3 s)",
     )
-    p.add_argument("--backend", default="local", help="local")
+    p.add_argument(
+        "--backend",
+        default="local",
+        help="local (default) or docker; a scenario needing what the backend lacks is skipped",
+    )
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser(

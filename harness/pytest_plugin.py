@@ -1,7 +1,7 @@
 """The kmschaos pytest plugin (entry point `pytest11: kmschaos`): options, markers,
 fixtures. Logic lives in the package; this module only wires it.
 
-Options: ``--kms-backend`` (local), ``--kms-time-scale``, ``--kms-report-dir``.
+Options: ``--kms-backend`` (local | docker), ``--kms-time-scale``, ``--kms-report-dir``.
 Markers: ``kms_topology(path)`` picks the topology; ``kms_needs(*faults)`` skips a
 test, before any cluster starts, when the machine cannot run one of its faults.
 Fixtures: ``kms_topology``, ``kms_cluster``, ``kms_history``, ``kms_scenario``,
@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from harness.client.failover_client import FailoverClient
-from harness.cluster.local import LocalCluster
+from harness.cluster.common import BACKENDS, BaseCluster, cluster_class
 from harness.faults import FAULTS, Fault
 from harness.history import History
 from harness.scenario import Scenario
@@ -28,7 +28,6 @@ from harness.toolchain import repo_root
 from harness.topology import Topology, TopologyError, load_topology
 from harness.workload import Workload
 
-BACKENDS = ("local",)
 DEFAULT_TOPOLOGY = "one-site.yaml"
 
 
@@ -37,7 +36,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption(
         "--kms-backend",
         default=os.environ.get("KMSCHAOS_BACKEND", "local"),
-        help="cluster backend for scenarios: local (processes on loopback). Default: local",
+        help="cluster backend for scenarios: local (processes on loopback, the default) or "
+        "docker (containers; needs a Docker engine and `make images`)",
     )
     g.addoption(
         "--kms-time-scale",
@@ -63,12 +63,31 @@ def pytest_configure(config: pytest.Config) -> None:
     backend = config.getoption("--kms-backend")
     if backend not in BACKENDS:
         raise pytest.UsageError(
-            f"--kms-backend {backend}: unknown or not yet available backend "
-            f"(available: {', '.join(BACKENDS)}; the docker backend is planned)"
+            f"--kms-backend {backend}: unknown backend (available: {', '.join(BACKENDS)})"
         )
+    if backend == "docker" and not hasattr(config, "workerinput"):
+        _check_docker_ready()
     scale = config.getoption("--kms-time-scale")
     if scale is not None and not 0 < scale <= 10:
         raise pytest.UsageError(f"--kms-time-scale {scale}: must be > 0 and <= 10")
+
+
+def _check_docker_ready() -> None:
+    """Fail the whole run at once (not scenario by scenario) when no engine or image."""
+    from harness import images
+    from harness.cluster.base import ClusterError
+    from harness.cluster.docker_backend import docker_client
+
+    try:
+        client = docker_client()
+        missing = images.missing_images(client)
+        client.close()
+    except ClusterError as e:
+        raise pytest.UsageError(f"--kms-backend docker: {e}") from None
+    if missing:
+        raise pytest.UsageError(
+            f"--kms-backend docker: image(s) {', '.join(missing)} not built: run `make images`"
+        )
 
 
 def _safe(nodeid: str) -> str:
@@ -121,8 +140,9 @@ def kms_report_dir(request: pytest.FixtureRequest, tmp_path: Path) -> Path:
 @pytest.fixture
 def kms_cluster(
     request: pytest.FixtureRequest, kms_topology: Topology, tmp_path: Path
-) -> Iterator[LocalCluster]:
-    cluster = LocalCluster.create(kms_topology, tmp_path / "cluster")
+) -> Iterator[BaseCluster]:
+    backend = request.config.getoption("--kms-backend")
+    cluster = cluster_class(backend).create(kms_topology, tmp_path / "cluster")
     marker = request.node.get_closest_marker("kms_needs")
     for kind in marker.args if marker else ():
         if kind not in FAULTS:
@@ -149,7 +169,7 @@ def kms_history(kms_report_dir: Path, kms_topology: Topology) -> Iterator[Histor
 @pytest.fixture
 def kms_scenario(
     request: pytest.FixtureRequest,
-    kms_cluster: LocalCluster,
+    kms_cluster: BaseCluster,
     kms_topology: Topology,
     kms_history: History,
     kms_report_dir: Path,

@@ -275,24 +275,34 @@ class ReapReport:
     runs: list[str]
     processes: int
     rules: int
+    docker_objects: int = 0
 
     def __str__(self) -> str:
-        if not self.runs and not self.processes and not self.rules:
+        if not self.runs and not self.processes and not self.rules and not self.docker_objects:
             return "nothing to reap"
+        docker = f", {self.docker_objects} docker object(s)" if self.docker_objects else ""
         return (
             f"reaped {len(self.runs)} run(s) {', '.join(self.runs) or '-'}: "
-            f"{self.processes} process(es), {self.rules} firewall rule(s)"
+            f"{self.processes} process(es), {self.rules} firewall rule(s){docker}"
         )
 
 
-def reap_run(run_id: str) -> tuple[int, int]:
-    """Kill every process labelled `run_id`, delete its rules, release its lease."""
+def reap_run(run_id: str) -> tuple[int, int, int]:
+    """Kill every process labelled `run_id`, remove its containers, networks and volumes
+    (docker runs, and runs nobody registered), delete its rules, release its lease."""
     procs = list(labelled_processes(run_id))
     kill_pids(procs)
-    rules = delete_rules(run_id)
     path = _entry_path(run_id)
+    entry = None
     with contextlib.suppress(OSError, ValueError, TypeError):
         entry = RunEntry(**json.loads(path.read_text()))
+    docker_objects = 0
+    if entry is None or entry.backend == "docker":
+        from harness.cluster.docker_backend import reap_docker
+
+        docker_objects = reap_docker(run_id)
+    rules = delete_rules(run_id)
+    if entry is not None:
         release_subnet(entry.subnet, run_id)
     with contextlib.suppress(FileNotFoundError):
         path.unlink()
@@ -300,7 +310,7 @@ def reap_run(run_id: str) -> tuple[int, int]:
         with contextlib.suppress(OSError):
             if _lease_owner(lease)[0] == run_id:
                 lease.unlink()
-    return len(procs), rules
+    return len(procs), rules, docker_objects
 
 
 def reap(all_runs: bool = False) -> ReapReport:
@@ -309,8 +319,10 @@ def reap(all_runs: bool = False) -> ReapReport:
     victims = [
         rid for rid, e in entries.items() if all_runs or (not e.detached and not e.owner_alive())
     ]
-    # labelled processes and rules of runs nobody registered (or registered and lost)
-    orphans = set(labelled_processes().values())
+    # labelled processes, containers and rules of runs nobody registered (or lost)
+    from harness.cluster.docker_backend import docker_run_ids
+
+    orphans = set(labelled_processes().values()) | docker_run_ids()
     prefix = f"{RULE_TAG}{registry_tag()}:"
     orphans |= {
         r.split(prefix, 1)[1].split(":", 1)[0]
@@ -321,12 +333,13 @@ def reap(all_runs: bool = False) -> ReapReport:
     # a run registers before it starts anything: re-reading the registry after the scan
     # keeps a run that started meanwhile (e.g. another xdist worker's) out of the orphans
     orphans -= set(entries) | {e.run_id for e in read_entries()}
-    procs = rules = 0
+    procs = rules = docker_objects = 0
     reaped = []
     for rid in sorted(set(victims) | orphans):
-        p, r = reap_run(rid)
+        p, r, d = reap_run(rid)
         procs += p
         rules += r
+        docker_objects += d
         reaped.append(rid)
     # leases whose run has no entry (a run writes its entry right after its lease, so
     # only leases older than a minute can be abandoned ones)
@@ -337,7 +350,7 @@ def reap(all_runs: bool = False) -> ReapReport:
             old = time.time() - lease.stat().st_mtime > 60
             if tag == me and ((rid not in entries and old) or rid in reaped):
                 lease.unlink()
-    return ReapReport(runs=reaped, processes=procs, rules=rules)
+    return ReapReport(runs=reaped, processes=procs, rules=rules, docker_objects=docker_objects)
 
 
 def is_permission_error(e: OSError) -> bool:

@@ -44,6 +44,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--interval-ms", type=float, default=250, help="async push interval")
     ap.add_argument("--repl-port", type=int, default=0, help="replication port (0: any)")
     ap.add_argument(
+        "--peers-file",
+        default="",
+        help="the agent's peers.json (peer -> address), re-read on every use "
+        "(default: DATA_DIR/peers.json)",
+    )
+    ap.add_argument(
         "--session-timeout",
         type=float,
         default=0,
@@ -90,7 +96,14 @@ def main(argv: list[str] | None = None) -> int:
             level=logging.INFO,
             format="%(asctime)s %(name)s %(levelname)s %(message)s",
         )
-        agent = Agent(args.name, args.host, args.repl_port, data, args.interval_ms / 1000)
+        agent = Agent(
+            args.name,
+            args.host,
+            args.repl_port,
+            data,
+            args.interval_ms / 1000,
+            Path(args.peers_file) if args.peers_file else None,
+        )
         if args.replication in ("sync", "quorum"):
             from harness.replication import WriteGate
 

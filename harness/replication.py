@@ -270,9 +270,18 @@ class Store:
 class Agent:
     """The async replication agent of one replica."""
 
-    def __init__(self, name: str, host: str, port: int, data_dir: Path, interval_s: float) -> None:
+    def __init__(
+        self,
+        name: str,
+        host: str,
+        port: int,
+        data_dir: Path,
+        interval_s: float,
+        peers_file: Path | None = None,
+    ) -> None:
         self.name = name
         self.data_dir = data_dir
+        self.peers_file = peers_file or data_dir / "peers.json"
         self.interval_s = interval_s
         self.epoch = secrets.token_hex(6)
         self.store = Store(data_dir / "kms.sqlite", data_dir / "replication.sqlite")
@@ -366,7 +375,7 @@ class Agent:
 
     def peers(self) -> dict[str, str]:
         try:
-            return dict(json.loads((self.data_dir / "peers.json").read_text())["peers"])
+            return dict(json.loads(self.peers_file.read_text())["peers"])
         except (OSError, ValueError, KeyError):
             return {}
 

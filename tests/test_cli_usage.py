@@ -119,10 +119,12 @@ def test_up_with_invalid_time_scale_override(tmp_path: Path) -> None:
     assert_nothing_started(tmp_path)
 
 
-def test_up_with_unavailable_backend(tmp_path: Path) -> None:
-    r = kmschaos(tmp_path, "up", str(ONE_SITE), "--backend", "docker")
+def test_up_with_unknown_backend(tmp_path: Path) -> None:
+    r = kmschaos(tmp_path, "up", str(ONE_SITE), "--backend", "podman")
     assert r.returncode == 2
-    assert one_error_line(r) == ("kmschaos: --backend docker: not available yet (available: local)")
+    assert one_error_line(r) == (
+        "kmschaos: --backend podman: unknown backend (available: local, docker)"
+    )
     assert_nothing_started(tmp_path)
 
 

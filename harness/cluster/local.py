@@ -14,197 +14,67 @@ means replica i. Every process carries the run's label (see `harness.registry`).
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from types import TracebackType
 
 from harness import registry
-from harness.client.operations import empty_client_config
-from harness.client.policies import TlsFiles, VCenterPolicy
-from harness.client.transport import Endpoint
 from harness.cluster.base import (
     CAP_FIREWALL,
     CAP_LINKS,
     CAP_RESTART,
     CAP_SIGNALS,
-    ClientState,
     ClusterError,
     ClusterState,
-    ReplicaState,
-    load_state,
-    locked,
-    save_state,
 )
-from harness.links import Link, ToxiproxyAPI, start_toxiproxy
-from harness.pki import CLIENT_IDENTITY, CertificateAuthority
+from harness.cluster.common import READY_DEADLINE_S, BaseCluster, free_port
+from harness.links import Link, start_toxiproxy
 from harness.toolchain import find_toxiproxy_server, firewall_capability
-from harness.topology import Topology, replica_names
-from harness.wait import WaitTimeout, tail, wait_until
+from harness.wait import tail, wait_until
 
-READY_DEADLINE_S = 60.0
-
-
-def _free_port(hosts: list[str]) -> int:
-    """A port free on every one of `hosts` (probed by binding, then released)."""
-    for _ in range(200):
-        with socket.socket() as probe:
-            probe.bind((hosts[0], 0))
-            port = probe.getsockname()[1]
-        held = []
-        try:
-            for h in hosts:
-                s = socket.socket()
-                held.append(s)
-                s.bind((h, port))
-            return port
-        except OSError:
-            continue
-        finally:
-            for s in held:
-                s.close()
-    raise ClusterError(f"no common free port on {hosts}")
+# a replica's databases: PyKMIP's objects and the replication agent's versions
+DATA_FILES = ("kms.sqlite", "replication.sqlite")
 
 
-class LocalCluster:
+def write_peers(folder: Path, me: str, peers: dict[str, str]) -> None:
+    """The replication agent's ``peers.json``: peer name -> address of the link to it."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "peers.json"
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"me": me, "peers": peers}, indent=2))
+    os.replace(tmp, path)
+
+
+class LocalCluster(BaseCluster):
     """A running (or starting) local cluster. Use as a context manager, or `start()`
     / `stop()`; `attach(state_dir)` acts on one started by another process."""
 
     backend = "local"
 
     def __init__(self, state: ClusterState) -> None:
-        self.state = state
-        self._api: ToxiproxyAPI | None = None
+        super().__init__(state)
+        self._procs: dict[str, subprocess.Popen[bytes]] = {}
         caps = {CAP_LINKS, CAP_SIGNALS, CAP_RESTART}
         if firewall_capability() is None:
             caps.add(CAP_FIREWALL)
         self.capabilities = frozenset(caps)
-
-    # ---- construction -----------------------------------------------------------
-
-    @classmethod
-    def create(
-        cls,
-        topology: Topology,
-        state_dir: Path,
-        *,
-        detached: bool = False,
-        run_id: str | None = None,
-    ) -> LocalCluster:
-        if not topology.replication_implemented:
-            raise ClusterError(
-                f"{topology.source}: replication.profile: '{topology.replication_profile}' "
-                "is not implemented yet (available: none, async)"
-            )
-        state_dir = state_dir.resolve()
-        existing = state_dir / "state.json"
-        if existing.exists():
-            with contextlib.suppress(ClusterError):
-                old = load_state(state_dir)
-                if old.status != "down" and _run_alive(old):
-                    raise ClusterError(
-                        f"a cluster ({old.run_id}, {old.topology.get('name')}) is already "
-                        f"running from {state_dir}/; run `kmschaos down --state-dir {state_dir}` "
-                        "first or choose another --state-dir"
-                    )
-        state = ClusterState(
-            run_id=run_id or registry.new_run_id(),
-            backend="local",
-            state_dir=str(state_dir),
-            subnet="",
-            topology=topology.to_dict(),
-            topology_source=topology.source,
-            detached=detached,
-            tls={},
-            created=time.time(),
-        )
-        return cls(state)
-
-    @classmethod
-    def attach(cls, state_dir: Path) -> LocalCluster:
-        state = load_state(state_dir.resolve())
-        if state.status == "down":
-            raise ClusterError(
-                f"the cluster in {state_dir}/ ({state.run_id}) is down; "
-                "start one with `kmschaos up`"
-            )
-        return cls(state)
-
-    def __enter__(self) -> LocalCluster:
-        try:
-            return self.start()
-        except BaseException:
-            self.stop()
-            raise
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     # ---- lifecycle ---------------------------------------------------------------
 
     def start(self, progress: bool = False) -> LocalCluster:
         st = self.state
         sdir = Path(st.state_dir)
-        sdir.mkdir(parents=True, exist_ok=True)
         binary, _version = find_toxiproxy_server()
-        registry.reap()  # leftovers of killed runs go first
-        st.subnet = registry.lease_subnet(st.run_id)
-        me = os.getpid()
-        registry.write_entry(
-            registry.RunEntry(
-                run_id=st.run_id,
-                subnet=st.subnet,
-                owner_pid=me,
-                owner_start=registry.process_start_time(me),
-                detached=st.detached,
-                state_dir=st.state_dir,
-                backend="local",
-                created=time.time(),
-            )
-        )
-        topo = st.topology
-        sites = {s: replica_names(v["replicas"]) for s, v in topo["sites"].items()}
-        names = [r for reps in sites.values() for r in reps]
-        site_of = {r: s for s, reps in sites.items() for r in reps}
-        subnet = st.subnet
+        self._register()
+        self._plan_replicas()
+        names = list(st.replicas)
 
-        ca = CertificateAuthority(sdir / "pki", st.run_id)
-        client_tls = ca.issue("client", CLIENT_IDENTITY, server=False)
-        st.tls = client_tls.to_dict()
-        for i, name in enumerate(names, 1):
-            rs = ReplicaState(
-                name=name,
-                site=site_of[name],
-                index=i,
-                client_host=f"{subnet}.{i}",
-                host=f"{subnet}.{100 + i}",
-                data_dir=str(sdir / "replicas" / name),
-            )
-            cert = ca.issue(
-                name,
-                name,
-                server=True,
-                addresses=(rs.client_host, rs.host, "127.0.0.1"),
-                dns_names=(name, "localhost"),
-            )
-            rs.cert, rs.key = cert.cert, cert.key
-            st.replicas[name] = rs
-        self._save()
-
-        api_host = f"{subnet}.254"
-        api_port = _free_port([api_host])
+        api_host = f"{st.subnet}.254"
+        api_port = free_port([api_host])
         proc = start_toxiproxy(
             binary, api_host, api_port, sdir / "toxiproxy.log", registry.labelled_env(st.run_id)
         )
@@ -222,50 +92,14 @@ class LocalCluster:
         if st.replication.get("profile", "none") != "none":
             self._create_replication_links(names)
 
-        conf_dir = sdir / "clients"
-        conf_dir.mkdir(exist_ok=True)
-        for cname, c in topo["clients"].items():
-            order: list[str] = c["order"]
-            hosts = [st.replicas[r].client_host for r in order]
-            port = _free_port(hosts)
-            endpoints = [
-                {"replica": r, "host": st.replicas[r].client_host, "port": port} for r in order
-            ]
-            for r in order:
-                rs = st.replicas[r]
-                link = Link(
-                    name=f"{cname}->{r}",
-                    client=cname,
-                    replica=r,
-                    listen=f"{rs.client_host}:{port}",
-                    upstream=f"{rs.host}:{rs.port}",
-                )
+        for plan in self._plan_clients(lambda rs: f"{rs.host}:{rs.port}"):
+            for link in plan.links:
                 self._open_link(link, st.links)
-            conf = conf_dir / f"{cname}.pykmip.conf"
-            conf.write_text(
-                "[client]\n"
-                f"host={','.join(hosts)}\n"
-                f"port={port}\n"
-                f"certfile={client_tls.cert}\n"
-                f"keyfile={client_tls.key}\n"
-                f"ca_certs={client_tls.ca}\n"
-                "cert_reqs=CERT_REQUIRED\n"
-                "ssl_version=PROTOCOL_SSLv23\n"
-                "do_handshake_on_connect=True\n"
-                "suppress_ragged_eofs=True\n"
-            )
-            st.clients[cname] = ClientState(
-                name=cname,
-                site=c["site"],
-                policy=c["policy"],
-                port=port,
-                endpoints=endpoints,
-                pykmip_conf=str(conf),
-            )
+            st.clients[plan.state.name] = plan.state
         self._save()
         # every link answers a real KMIP round trip
         with ThreadPoolExecutor(max_workers=4) as pool:
-            list(pool.map(self._await_link, st.link_objects()))
+            list(pool.map(self.await_link, st.link_objects()))
         st.status = "ready"
         self._save()
         return self
@@ -273,7 +107,7 @@ class LocalCluster:
     def _open_link(self, link: Link, into: list[dict[str, str]]) -> None:
         """Create the link's Toxiproxy proxy and record it in the state."""
         self.api.create_proxy(link.name, link.listen, link.upstream)
-        into.append(dataclasses.asdict(link))
+        self._record_link(link, into)
 
     def _create_replication_links(self, names: list[str]) -> None:
         """One Toxiproxy link per replica pair and direction; each replica's agent finds
@@ -290,15 +124,12 @@ class LocalCluster:
                     name=f"{src}=>{dst}",
                     client=src,
                     replica=dst,
-                    listen=f"{host}:{_free_port([host])}",
+                    listen=f"{host}:{free_port([host])}",
                     upstream=f"{d.host}:{d.repl_port}",
                 )
                 self._open_link(link, st.replication_links)
                 peers[dst] = link.listen
-            peers_file = Path(st.replicas[src].data_dir) / "peers.json"
-            tmp = peers_file.with_suffix(".tmp")
-            tmp.write_text(json.dumps({"me": src, "peers": peers}, indent=2))
-            os.replace(tmp, peers_file)
+            write_peers(Path(st.replicas[src].data_dir), src, peers)
         self._save()
 
     def stop(self) -> None:
@@ -312,9 +143,7 @@ class LocalCluster:
         if st.toxiproxy_pid:
             registry.kill_pids([st.toxiproxy_pid])
         registry.reap_run(st.run_id)
-        if self._api is not None:
-            self._api.close()
-            self._api = None
+        self._close_api()
         for r in st.replicas.values():
             r.status = "stopped"
             r.pid = None
@@ -322,6 +151,14 @@ class LocalCluster:
         st.status = "down"
         with contextlib.suppress(OSError):
             self._save()
+
+    def anything_running(self) -> bool:
+        st = self.state
+        if st.toxiproxy_pid and registry.process_alive(st.toxiproxy_pid, st.toxiproxy_pid_start):
+            return True
+        return any(
+            r.pid and registry.process_alive(r.pid, r.pid_start) for r in st.replicas.values()
+        )
 
     # ---- replicas ----------------------------------------------------------------
 
@@ -380,23 +217,24 @@ class LocalCluster:
         rs.pid = proc.pid
         rs.pid_start = registry.process_start_time(proc.pid)
         rs.status = "starting"
-        self._procs = getattr(self, "_procs", {})
         self._procs[name] = proc
 
     def _logs(self, name: str) -> list[Path]:
         data = Path(self.state.replicas[name].data_dir)
         return [data / "stdout.log", data / "pykmip-server.log"]
 
+    def replica_logs(self, name: str) -> str:
+        return "\n".join(f"--- {p} ---\n{tail(p)}" for p in self._logs(name))
+
     def _await_replica(self, name: str) -> None:
         rs = self.state.replicas[name]
-        data = Path(rs.data_dir)
-        port_file = data / "port"
+        port_file = Path(rs.data_dir) / "port"
 
         def bound() -> bool:
-            if not registry.process_alive(rs.pid or 0, rs.pid_start):
+            if not self.replica_running(name):
                 raise ClusterError(
                     f"replica {name} exited while starting on {rs.host}; last log lines:\n"
-                    + "\n".join(f"--- {p} ---\n{tail(p)}" for p in self._logs(name))
+                    + self.replica_logs(name)
                 )
             return port_file.exists()
 
@@ -406,42 +244,8 @@ class LocalCluster:
         ports = port_file.read_text().split()
         rs.port = int(ports[0])
         rs.repl_port = int(ports[1]) if len(ports) > 1 else 0
-        ep = Endpoint(name, rs.host, rs.port)
-        self._kmip_round_trip(ep, f"replica {name} at {rs.host}:{rs.port}", name)
+        self.await_direct(name)
         rs.status = "running"
-
-    def _await_link(self, link: Link) -> None:
-        ep = Endpoint(link.replica, link.host, link.port)
-        self._kmip_round_trip(ep, f"link {link.name} at {link.listen}", link.replica)
-
-    def _kmip_round_trip(self, ep: Endpoint, what: str, replica: str) -> None:
-        st = self.state
-        tls = TlsFiles(st.tls["ca"], st.tls["cert"], st.tls["key"])
-        conf = empty_client_config(Path(st.state_dir) / "clients")
-        policy = VCenterPolicy([ep], tls, 2.0, 5.0, conf)
-        last = {"error": ""}
-        rs = st.replicas[replica]
-
-        def answered() -> bool:
-            if not registry.process_alive(rs.pid or 0, rs.pid_start):
-                raise ClusterError(
-                    f"replica {replica} died before {what} answered; last log lines:\n"
-                    + "\n".join(f"--- {p} ---\n{tail(p)}" for p in self._logs(replica))
-                )
-            r = policy.execute("locate", None)
-            last["error"] = r.error
-            return r.outcome == "ok"
-
-        try:
-            wait_until(
-                answered,
-                READY_DEADLINE_S,
-                f"a KMIP Locate answer from {what}",
-                poll_s=0.05,
-                logs=self._logs(replica),
-            )
-        except WaitTimeout as e:
-            raise ClusterError(f"{e} (last attempt: {last['error']})") from None
 
     def pause_replica(self, name: str) -> None:
         self._signal(name, signal.SIGSTOP)
@@ -461,7 +265,7 @@ class LocalCluster:
                 10,
                 f"replica {name} (pid {rs.pid}) to die after SIGKILL",
             )
-            proc = getattr(self, "_procs", {}).get(name)
+            proc = self._procs.get(name)
             if proc is not None:
                 proc.wait(timeout=5)
         self._update_replica(name, pid=None, status="stopped")
@@ -477,125 +281,25 @@ class LocalCluster:
         self._await_replica(name)
         self._save_replica(name)
 
+    def wipe_replica(self, name: str) -> None:
+        """Kill the replica, delete its databases, start it again empty."""
+        self.kill_replica(name)
+        data = Path(self._replica(name).data_dir)
+        for db in DATA_FILES:
+            for suffix in ("", "-journal", "-wal", "-shm"):
+                with contextlib.suppress(FileNotFoundError):
+                    (data / f"{db}{suffix}").unlink()
+        self.start_replica(name)
+
     def replica_running(self, name: str) -> bool:
         rs = self._replica(name)
         return bool(rs.pid) and registry.process_alive(rs.pid or 0, rs.pid_start)
+
+    def replica_pid(self, name: str) -> int | None:
+        return self._replica(name).pid
 
     def _signal(self, name: str, sig: signal.Signals) -> None:
         rs = self._replica(name)
         if not rs.pid or not registry.process_alive(rs.pid, rs.pid_start):
             raise ClusterError(f"replica {name} is not running (status {rs.status})")
         os.killpg(rs.pid, sig)
-
-    def _replica(self, name: str) -> ReplicaState:
-        try:
-            return self.state.replicas[name]
-        except KeyError:
-            known = ", ".join(self.state.replicas)
-            raise ClusterError(f"unknown replica {name!r} (known: {known})") from None
-
-    def _set_status(self, name: str, status: str) -> None:
-        self._update_replica(name, status=status)
-
-    def _save_replica(self, name: str) -> None:
-        self._update_replica(name, **dataclasses.asdict(self.state.replicas[name]))
-
-    def _update_replica(self, replica_name: str, /, **fields: object) -> None:
-        """Set fields of one replica's state under the state folder's lock, on top of
-        what other processes (CLI, tests) wrote meanwhile."""
-        with locked(Path(self.state.state_dir)):
-            self._reload()
-            replica = self.state.replicas[replica_name]
-            for key, value in fields.items():
-                setattr(replica, key, value)
-            self._save()
-
-    def _reload(self) -> None:
-        with contextlib.suppress(ClusterError):
-            fresh = load_state(Path(self.state.state_dir))
-            if fresh.run_id == self.state.run_id:
-                self.state.replicas = fresh.replicas
-
-    def _save(self) -> None:
-        save_state(self.state)
-
-    # ---- links -------------------------------------------------------------------
-
-    @property
-    def api(self) -> ToxiproxyAPI:
-        if self._api is None:
-            if not self.state.toxiproxy_api:
-                raise ClusterError("Toxiproxy is not running for this cluster")
-            self._api = ToxiproxyAPI(self.state.toxiproxy_api)
-        return self._api
-
-    def links_into(self, replica: str) -> list[Link]:
-        self._replica(replica)
-        return [link for link in self.state.link_objects() if link.replica == replica]
-
-    def client_tls(self) -> TlsFiles:
-        t = self.state.tls
-        return TlsFiles(t["ca"], t["cert"], t["key"])
-
-    def status(self) -> dict[str, object]:
-        """The `status --json` document."""
-        st = self.state
-        replicas = {}
-        for name, rs in st.replicas.items():
-            alive = bool(rs.pid) and registry.process_alive(rs.pid or 0, rs.pid_start)
-            state = rs.status if alive else "stopped"
-            replicas[name] = {
-                "site": rs.site,
-                "host": rs.host,
-                "port": rs.port,
-                "client_host": rs.client_host,
-                "replication_port": rs.repl_port or None,
-                "pid": rs.pid if alive else None,
-                "state": state,
-            }
-        return {
-            "run_id": st.run_id,
-            "backend": st.backend,
-            "topology": st.topology.get("name"),
-            "topology_file": st.topology_source,
-            "state_dir": st.state_dir,
-            "status": st.status,
-            "toxiproxy_api": st.toxiproxy_api,
-            "tls": dict(st.tls),
-            "tls_identity": CLIENT_IDENTITY,
-            "replication": {
-                **st.replication,
-                "links": [
-                    {
-                        "name": d["name"],
-                        "from": d["client"],
-                        "to": d["replica"],
-                        "listen": d["listen"],
-                    }
-                    for d in st.replication_links
-                ],
-            },
-            "clients": {
-                name: {
-                    "site": c.site,
-                    "policy": c.policy,
-                    "port": c.port,
-                    "endpoints": c.endpoints,
-                    "hosts": ",".join(e["host"] for e in c.endpoints),
-                    "pykmip_conf": c.pykmip_conf,
-                    **st.tls,
-                }
-                for name, c in st.clients.items()
-            },
-            "replicas": replicas,
-        }
-
-
-def _run_alive(state: ClusterState) -> bool:
-    if state.toxiproxy_pid and registry.process_alive(
-        state.toxiproxy_pid, state.toxiproxy_pid_start
-    ):
-        return True
-    return any(
-        r.pid and registry.process_alive(r.pid, r.pid_start) for r in state.replicas.values()
-    )

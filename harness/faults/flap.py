@@ -111,7 +111,7 @@ class Flap(Fault):
 
 
 def main(argv: list[str] | None = None) -> int:
-    from harness.cluster.local import LocalCluster
+    from harness.cluster.common import attach_cluster
 
     ap = argparse.ArgumentParser(prog="python -m harness.faults.flap")
     ap.add_argument("--state-dir", required=True)
@@ -119,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--down-s", type=float, required=True)
     ap.add_argument("--up-s", type=float, required=True)
     args = ap.parse_args(argv)
-    cluster = LocalCluster.attach(Path(args.state_dir))
+    cluster = attach_cluster(Path(args.state_dir))
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     _cycle(cluster, args.target, args.down_s, args.up_s, stop)

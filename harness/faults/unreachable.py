@@ -61,8 +61,10 @@ class Unreachable(Fault):
         r = self._iptables("-I")
         if r.returncode != 0:
             raise FaultError(f"unreachable: iptables refused the rule: {r.stderr.strip()}")
+        self.cluster.take_off_network(self.target)
 
     def _heal(self) -> None:
+        self.cluster.put_on_network(self.target)
         while self._iptables("-C").returncode == 0:
             r = self._iptables("-D")
             if r.returncode != 0:

@@ -2,6 +2,8 @@
 
     kms-a (killed) ── rm kms.sqlite, replication.sqlite ──> kms-a (empty, refilled by peers)
 
+On docker the replica's volume is removed and a new one created.
+
 Under replication the empty replica is refilled from its peers; keys that existed only
 on it are gone for good (what the `durability` verdict looks for). Heal is a no-op: the
 data is not coming back.
@@ -9,14 +11,10 @@ data is not coming back.
 
 from __future__ import annotations
 
-import contextlib
-from pathlib import Path
 from typing import ClassVar
 
 from harness.cluster.base import CAP_RESTART
 from harness.faults.base import Fault
-
-DATA_FILES = ("kms.sqlite", "replication.sqlite")
 
 
 class Wipe(Fault):
@@ -26,13 +24,7 @@ class Wipe(Fault):
     requires: ClassVar[frozenset[str]] = frozenset({CAP_RESTART})
 
     def _inject(self) -> None:
-        self.cluster.kill_replica(self.target)
-        data = Path(self.cluster.state.replicas[self.target].data_dir)
-        for name in DATA_FILES:
-            for suffix in ("", "-journal", "-wal", "-shm"):
-                with contextlib.suppress(FileNotFoundError):
-                    (data / f"{name}{suffix}").unlink()
-        self.cluster.start_replica(self.target)
+        self.cluster.wipe_replica(self.target)
 
     def _heal(self) -> None:
         self.cluster.start_replica(self.target)  # no-op when it is running

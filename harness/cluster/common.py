@@ -1,0 +1,468 @@
+"""What every backend shares: state handling, links, readiness, the status document.
+
+A backend subclass starts replicas its own way (processes, containers) and answers
+`replica_running`, `replica_pid` and `replica_logs`; the rest — creating or attaching
+to a cluster, the client plan (one shared port per client over the replicas' client
+addresses, what PyKMIP's host list needs), KMIP readiness checks and ``status --json``
+— is the same for all, so both backends give the same document.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import os
+import socket
+import time
+from collections.abc import Callable
+from pathlib import Path
+from types import TracebackType
+from typing import Any, ClassVar, TypeVar
+
+from harness import registry
+from harness.client.operations import empty_client_config
+from harness.client.policies import TlsFiles, VCenterPolicy
+from harness.client.transport import Endpoint
+from harness.cluster.base import (
+    ClientState,
+    ClusterError,
+    ClusterState,
+    ReplicaState,
+    load_state,
+    locked,
+    save_state,
+)
+from harness.links import Link, ToxiproxyAPI
+from harness.pki import CLIENT_IDENTITY, CertificateAuthority
+from harness.topology import Topology, replica_names
+from harness.wait import WaitTimeout, wait_until
+
+READY_DEADLINE_S = 60.0
+
+C = TypeVar("C", bound="BaseCluster")
+
+
+def free_port(hosts: list[str]) -> int:
+    """A port free on every one of `hosts` (probed by binding, then released)."""
+    for _ in range(200):
+        with socket.socket() as probe:
+            probe.bind((hosts[0], 0))
+            port = probe.getsockname()[1]
+        held = []
+        try:
+            for h in hosts:
+                s = socket.socket()
+                held.append(s)
+                s.bind((h, port))
+            return port
+        except OSError:
+            continue
+        finally:
+            for s in held:
+                s.close()
+    raise ClusterError(f"no common free port on {hosts}")
+
+
+@dataclasses.dataclass
+class ClientPlan:
+    """One client's links (in its order) on one port shared by its replica addresses."""
+
+    state: ClientState
+    links: list[Link]
+
+
+class BaseCluster:
+    """A running (or starting) cluster. Use as a context manager, or `start()` /
+    `stop()`; `attach(state_dir)` acts on one started by another process."""
+
+    backend: ClassVar[str] = ""
+    capabilities: frozenset[str] = frozenset()
+
+    def __init__(self, state: ClusterState) -> None:
+        self.state = state
+        self._api: ToxiproxyAPI | None = None
+
+    # ---- to implement -------------------------------------------------------------
+
+    def start(self: C, progress: bool = False) -> C:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+    def replica_running(self, name: str) -> bool:
+        raise NotImplementedError
+
+    def replica_pid(self, name: str) -> int | None:
+        raise NotImplementedError
+
+    def replica_logs(self, name: str) -> str:
+        """The last lines of what the replica logged, for error messages."""
+        raise NotImplementedError
+
+    def anything_running(self) -> bool:
+        """True if any process or container of this run still runs."""
+        raise NotImplementedError
+
+    def pause_replica(self, name: str) -> None:
+        raise NotImplementedError
+
+    def resume_replica(self, name: str) -> None:
+        raise NotImplementedError
+
+    def kill_replica(self, name: str) -> None:
+        raise NotImplementedError
+
+    def start_replica(self, name: str) -> None:
+        raise NotImplementedError
+
+    def wipe_replica(self, name: str) -> None:
+        raise NotImplementedError
+
+    def take_off_network(self, name: str) -> None:
+        """Make the replica's own address unreachable where the backend can (docker:
+        disconnect it from its site network); a no-op where the client-side firewall
+        rule is the whole fault (local)."""
+
+    def put_on_network(self, name: str) -> None:
+        """Undo `take_off_network`."""
+
+    # ---- construction -----------------------------------------------------------
+
+    @classmethod
+    def create(
+        cls: type[C],
+        topology: Topology,
+        state_dir: Path,
+        *,
+        detached: bool = False,
+        run_id: str | None = None,
+    ) -> C:
+        state_dir = state_dir.resolve()
+        if (state_dir / "state.json").exists():
+            with contextlib.suppress(ClusterError):
+                old = load_state(state_dir)
+                if old.status != "down" and cluster_class(old.backend)(old).anything_running():
+                    raise ClusterError(
+                        f"a cluster ({old.run_id}, {old.topology.get('name')}) is already "
+                        f"running from {state_dir}/; run `kmschaos down --state-dir {state_dir}` "
+                        "first or choose another --state-dir"
+                    )
+        state = ClusterState(
+            run_id=run_id or registry.new_run_id(),
+            backend=cls.backend,
+            state_dir=str(state_dir),
+            subnet="",
+            topology=topology.to_dict(),
+            topology_source=topology.source,
+            detached=detached,
+            tls={},
+            created=time.time(),
+        )
+        return cls(state)
+
+    @classmethod
+    def attach(cls: type[C], state_dir: Path) -> C:
+        state = load_state(state_dir.resolve())
+        if state.status == "down":
+            raise ClusterError(
+                f"the cluster in {state_dir}/ ({state.run_id}) is down; "
+                "start one with `kmschaos up`"
+            )
+        if state.backend != cls.backend:
+            raise ClusterError(
+                f"the cluster in {state_dir}/ runs on the {state.backend} backend, not "
+                f"{cls.backend}"
+            )
+        return cls(state)
+
+    def __enter__(self: C) -> C:
+        try:
+            return self.start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    # ---- start-up steps shared by the backends -------------------------------------
+
+    def _register(self) -> None:
+        """Reap leftovers of killed runs, lease the run's loopback /24, register."""
+        st = self.state
+        Path(st.state_dir).mkdir(parents=True, exist_ok=True)
+        registry.reap()
+        st.subnet = registry.lease_subnet(st.run_id)
+        me = os.getpid()
+        registry.write_entry(
+            registry.RunEntry(
+                run_id=st.run_id,
+                subnet=st.subnet,
+                owner_pid=me,
+                owner_start=registry.process_start_time(me),
+                detached=st.detached,
+                state_dir=st.state_dir,
+                backend=self.backend,
+                created=time.time(),
+            )
+        )
+
+    def _sites(self) -> dict[str, list[str]]:
+        return {s: replica_names(v["replicas"]) for s, v in self.state.topology["sites"].items()}
+
+    def _plan_replicas(self, extra_addresses: tuple[str, ...] = ()) -> CertificateAuthority:
+        """Replica states (addresses, data folder) and certificates for every replica;
+        the client identity. Replica i is at S.(100+i) directly and S.i for clients."""
+        st = self.state
+        sdir = Path(st.state_dir)
+        ca = CertificateAuthority(sdir / "pki", st.run_id)
+        st.tls = ca.issue("client", CLIENT_IDENTITY, server=False).to_dict()
+        i = 0
+        for site, names in self._sites().items():
+            for name in names:
+                i += 1
+                rs = ReplicaState(
+                    name=name,
+                    site=site,
+                    index=i,
+                    client_host=f"{st.subnet}.{i}",
+                    host=f"{st.subnet}.{100 + i}",
+                    data_dir=str(sdir / "replicas" / name),
+                )
+                cert = ca.issue(
+                    name,
+                    name,
+                    server=True,
+                    addresses=(rs.client_host, rs.host, "127.0.0.1"),
+                    dns_names=(name, "localhost", *extra_addresses),
+                )
+                rs.cert, rs.key = cert.cert, cert.key
+                st.replicas[name] = rs
+        self._save()
+        return ca
+
+    def _plan_clients(self, upstream: Callable[[ReplicaState], str]) -> list[ClientPlan]:
+        """Each client's links and PyKMIP config: one port per client, free on every
+        client address it uses; `upstream` says where a link to a replica leads."""
+        st = self.state
+        conf_dir = Path(st.state_dir) / "clients"
+        conf_dir.mkdir(parents=True, exist_ok=True)
+        tls = st.tls
+        plans = []
+        for cname, c in st.topology["clients"].items():
+            order: list[str] = c["order"]
+            hosts = [st.replicas[r].client_host for r in order]
+            port = free_port(hosts)
+            links = [
+                Link(
+                    name=f"{cname}->{r}",
+                    client=cname,
+                    replica=r,
+                    listen=f"{st.replicas[r].client_host}:{port}",
+                    upstream=upstream(st.replicas[r]),
+                )
+                for r in order
+            ]
+            conf = conf_dir / f"{cname}.pykmip.conf"
+            conf.write_text(
+                "[client]\n"
+                f"host={','.join(hosts)}\n"
+                f"port={port}\n"
+                f"certfile={tls['cert']}\n"
+                f"keyfile={tls['key']}\n"
+                f"ca_certs={tls['ca']}\n"
+                "cert_reqs=CERT_REQUIRED\n"
+                "ssl_version=PROTOCOL_SSLv23\n"
+                "do_handshake_on_connect=True\n"
+                "suppress_ragged_eofs=True\n"
+            )
+            state = ClientState(
+                name=cname,
+                site=c["site"],
+                policy=c["policy"],
+                port=port,
+                endpoints=[{"replica": lk.replica, "host": lk.host, "port": port} for lk in links],
+                pykmip_conf=str(conf),
+            )
+            plans.append(ClientPlan(state, links))
+        return plans
+
+    def _record_link(self, link: Link, into: list[dict[str, str]]) -> None:
+        into.append(dataclasses.asdict(link))
+
+    # ---- readiness ---------------------------------------------------------------
+
+    def await_link(self, link: Link) -> None:
+        ep = Endpoint(link.replica, link.host, link.port)
+        self.kmip_round_trip(ep, f"link {link.name} at {link.listen}", link.replica)
+
+    def await_direct(self, name: str) -> None:
+        rs = self.state.replicas[name]
+        ep = Endpoint(name, rs.host, rs.port)
+        self.kmip_round_trip(ep, f"replica {name} at {rs.host}:{rs.port}", name)
+
+    def kmip_round_trip(self, ep: Endpoint, what: str, replica: str) -> None:
+        """Wait until `ep` answers a KMIP Locate; fail fast, with the replica's log, if
+        the replica stops running meanwhile."""
+        st = self.state
+        tls = TlsFiles(st.tls["ca"], st.tls["cert"], st.tls["key"])
+        conf = empty_client_config(Path(st.state_dir) / "clients")
+        policy = VCenterPolicy([ep], tls, 2.0, 5.0, conf)
+        last = {"error": ""}
+
+        def answered() -> bool:
+            if not self.replica_running(replica):
+                raise ClusterError(
+                    f"replica {replica} stopped before {what} answered; last log lines:\n"
+                    + self.replica_logs(replica)
+                )
+            r = policy.execute("locate", None)
+            last["error"] = r.error
+            return r.outcome == "ok"
+
+        try:
+            wait_until(answered, READY_DEADLINE_S, f"a KMIP Locate answer from {what}", poll_s=0.05)
+        except WaitTimeout as e:
+            raise ClusterError(
+                f"{e} (last attempt: {last['error']}); last log lines of {replica}:\n"
+                + self.replica_logs(replica)
+            ) from None
+
+    # ---- state -------------------------------------------------------------------
+
+    def _replica(self, name: str) -> ReplicaState:
+        try:
+            return self.state.replicas[name]
+        except KeyError:
+            known = ", ".join(self.state.replicas)
+            raise ClusterError(f"unknown replica {name!r} (known: {known})") from None
+
+    def _set_status(self, name: str, status: str) -> None:
+        self._update_replica(name, status=status)
+
+    def _save_replica(self, name: str) -> None:
+        self._update_replica(name, **dataclasses.asdict(self.state.replicas[name]))
+
+    def _update_replica(self, replica_name: str, /, **fields: object) -> None:
+        """Set fields of one replica's state under the state folder's lock, on top of
+        what other processes (CLI, tests) wrote meanwhile."""
+        with locked(Path(self.state.state_dir)):
+            self._reload()
+            replica = self.state.replicas[replica_name]
+            for key, value in fields.items():
+                setattr(replica, key, value)
+            self._save()
+
+    def _reload(self) -> None:
+        with contextlib.suppress(ClusterError):
+            fresh = load_state(Path(self.state.state_dir))
+            if fresh.run_id == self.state.run_id:
+                self.state.replicas = fresh.replicas
+
+    def _save(self) -> None:
+        save_state(self.state)
+
+    # ---- links -------------------------------------------------------------------
+
+    @property
+    def api(self) -> ToxiproxyAPI:
+        if self._api is None:
+            if not self.state.toxiproxy_api:
+                raise ClusterError("Toxiproxy is not running for this cluster")
+            self._api = ToxiproxyAPI(self.state.toxiproxy_api)
+        return self._api
+
+    def _close_api(self) -> None:
+        if self._api is not None:
+            self._api.close()
+            self._api = None
+
+    def links_into(self, replica: str) -> list[Link]:
+        self._replica(replica)
+        return [link for link in self.state.link_objects() if link.replica == replica]
+
+    def client_tls(self) -> TlsFiles:
+        t = self.state.tls
+        return TlsFiles(t["ca"], t["cert"], t["key"])
+
+    # ---- status ------------------------------------------------------------------
+
+    def status(self) -> dict[str, Any]:
+        """The `status --json` document (the same shape on every backend)."""
+        st = self.state
+        replicas = {}
+        for name, rs in st.replicas.items():
+            alive = self.replica_running(name)
+            replicas[name] = {
+                "site": rs.site,
+                "host": rs.host,
+                "port": rs.port,
+                "client_host": rs.client_host,
+                "replication_port": rs.repl_port or None,
+                "pid": self.replica_pid(name) if alive else None,
+                "state": rs.status if alive else "stopped",
+            }
+        return {
+            "run_id": st.run_id,
+            "backend": st.backend,
+            "topology": st.topology.get("name"),
+            "topology_file": st.topology_source,
+            "state_dir": st.state_dir,
+            "status": st.status,
+            "toxiproxy_api": st.toxiproxy_api,
+            "tls": dict(st.tls),
+            "tls_identity": CLIENT_IDENTITY,
+            "replication": {
+                **st.replication,
+                "links": [
+                    {
+                        "name": d["name"],
+                        "from": d["client"],
+                        "to": d["replica"],
+                        "listen": d["listen"],
+                    }
+                    for d in st.replication_links
+                ],
+            },
+            "clients": {
+                name: {
+                    "site": c.site,
+                    "policy": c.policy,
+                    "port": c.port,
+                    "endpoints": c.endpoints,
+                    "hosts": ",".join(e["host"] for e in c.endpoints),
+                    "pykmip_conf": c.pykmip_conf,
+                    **st.tls,
+                }
+                for name, c in st.clients.items()
+            },
+            "replicas": replicas,
+        }
+
+
+BACKENDS = ("local", "docker")
+
+
+def cluster_class(backend: str) -> type[BaseCluster]:
+    """The cluster class of a backend name (`BACKENDS`)."""
+    if backend == "local":
+        from harness.cluster.local import LocalCluster
+
+        return LocalCluster
+    if backend == "docker":
+        from harness.cluster.docker_backend import DockerCluster
+
+        return DockerCluster
+    raise ClusterError(f"unknown backend {backend!r} (available: {', '.join(BACKENDS)})")
+
+
+def attach_cluster(state_dir: Path) -> BaseCluster:
+    """Attach to the cluster started from `state_dir`, whatever its backend."""
+    state = load_state(state_dir.resolve())
+    return cluster_class(state.backend).attach(state_dir)

@@ -1,0 +1,568 @@
+"""The docker backend: replicas as containers on one network per site, one Toxiproxy
+container joined to every site network, ports published only on the run's loopback /24.
+
+    host client ──> S.i:P_client ──(published)──> toxiproxy:C ──[toxics]──> kms-a:5696
+    kms-a agent ──> toxiproxy:C' ──[toxics]──> kms-b:5697           (replication links)
+    auditor ──> S.(100+i):P ──(published)──> kms-a:5696              (direct, no link)
+
+The address plan on the host is the local backend's (replica i's client links at S.i,
+its direct port at S.(100+i), the Toxiproxy API at S.254), so clients, checkers and
+``status --json`` do not know which backend runs. Inside Docker, containers find each
+other by name on their site network.
+
+Each replica is two containers: a *holder* (``sleep infinity``) that owns the network
+namespace, its address and published port, and the *replica* (PyKMIP + the replication
+agent) that joins it, with its database in a named volume. So ``docker kill`` of the
+replica is a crash on a live host (connects refused at once, as on the local backend),
+``docker pause`` freezes it (connects accepted, no answer), and taking the holder off its
+network makes the address itself unreachable. Everything carries the labels
+``kmschaos.run`` and ``kmschaos.registry``; `reap_docker` removes what a killed run left.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from harness import registry
+from harness.cluster.base import (
+    CAP_FIREWALL,
+    CAP_LINKS,
+    CAP_RESTART,
+    CAP_SIGNALS,
+    ClusterError,
+    ClusterState,
+)
+from harness.cluster.common import BaseCluster, free_port
+from harness.cluster.local import write_peers
+from harness.links import Link, ToxiproxyAPI
+from harness.toolchain import firewall_capability
+from harness.wait import WaitTimeout, wait_until
+
+KMIP_PORT = 5696
+REPL_PORT = 5697
+TOXIPROXY_API_PORT = 8474
+FIRST_LINK_PORT = 20000
+LABEL_RUN = "kmschaos.run"
+LABEL_REGISTRY = "kmschaos.registry"
+LABEL_ROLE = "kmschaos.role"
+DOCKER_TIMEOUT_S = 60
+
+
+def docker_client() -> Any:
+    """A docker-py client that answered a ping, or `ClusterError` saying what to do."""
+    from docker.client import DockerClient
+
+    where = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
+    try:
+        client = DockerClient.from_env(timeout=DOCKER_TIMEOUT_S)
+        client.ping()
+    except Exception as e:  # noqa: BLE001 - docker-py raises several kinds here
+        raise ClusterError(
+            f"no Docker engine answers at {where} ({type(e).__name__}: {e}); start one "
+            "(Debian: `apt-get install docker.io && dockerd &`), or use --backend local"
+        ) from None
+    return client
+
+
+def engine_reachable() -> bool:
+    """Cheap: is there a Docker engine to ask (socket present, ping answered)?"""
+    if not os.environ.get("DOCKER_HOST") and not os.path.exists("/var/run/docker.sock"):
+        return False
+    try:
+        docker_client().close()
+        return True
+    except ClusterError:
+        return False
+
+
+def _labels(run_id: str, role: str) -> dict[str, str]:
+    return {LABEL_RUN: run_id, LABEL_REGISTRY: registry.registry_tag(), LABEL_ROLE: role}
+
+
+class DockerCluster(BaseCluster):
+    """A running (or starting) docker cluster; same interface as `LocalCluster`."""
+
+    backend = "docker"
+
+    def __init__(self, state: ClusterState) -> None:
+        super().__init__(state)
+        self._client: Any = None
+        caps = {CAP_LINKS, CAP_SIGNALS, CAP_RESTART}
+        # `unreachable` also drops the host client's SYNs (see take_off_network)
+        if firewall_capability() is None:
+            caps.add(CAP_FIREWALL)
+        self.capabilities = frozenset(caps)
+
+    @property
+    def docker(self) -> Any:
+        if self._client is None:
+            self._client = docker_client()
+        return self._client
+
+    # ---- names -----------------------------------------------------------------------
+
+    def _name(self, what: str) -> str:
+        return f"kmschaos-{self.state.run_id}-{what}"
+
+    def holder_name(self, replica: str) -> str:
+        return self._name(f"{replica}-net")
+
+    def container_name(self, replica: str) -> str:
+        return self._name(replica)
+
+    def volume_name(self, replica: str) -> str:
+        return self._name(f"{replica}-data")
+
+    def network_name(self, site: str) -> str:
+        return self._name(site)
+
+    @property
+    def toxiproxy_name(self) -> str:
+        return self._name("toxiproxy")
+
+    # ---- lifecycle -------------------------------------------------------------------
+
+    def start(self, progress: bool = False) -> DockerCluster:
+        from harness import images
+
+        st = self.state
+        client = self.docker
+        missing = images.missing_images(client)
+        if missing:
+            raise ClusterError(
+                f"docker image(s) {', '.join(missing)} not found in the local engine: run "
+                "`make images` (or `python -m harness.images build`) first"
+            )
+        kms_image, toxi_image = images.kms_image(), images.toxiproxy_image()
+        self._register()
+        self._plan_replicas(extra_addresses=())
+        sites = self._sites()
+        names = list(st.replicas)
+        for site in sites:
+            client.networks.create(
+                self.network_name(site), driver="bridge", labels=_labels(st.run_id, "network")
+            )
+        profile = str(st.replication.get("profile", "none"))
+
+        # links: the host side is the local plan; inside, Toxiproxy listens on port C
+        plans = self._plan_clients(lambda rs: f"{self.holder_name(rs.name)}:{KMIP_PORT}")
+        inner: dict[str, int] = {}  # link name -> Toxiproxy's port inside the container
+        next_port = FIRST_LINK_PORT
+        for plan in plans:
+            for link in plan.links:
+                inner[link.name] = next_port
+                next_port += 1
+        repl_links: list[Link] = []
+        if profile != "none":
+            for src in names:
+                for dst in names:
+                    if src != dst:
+                        link = Link(
+                            name=f"{src}=>{dst}",
+                            client=src,
+                            replica=dst,
+                            listen=f"{self.toxiproxy_name}:{next_port}",
+                            upstream=f"{self.holder_name(dst)}:{REPL_PORT}",
+                        )
+                        inner[link.name] = next_port
+                        next_port += 1
+                        repl_links.append(link)
+
+        # the replicas' read-only config: certificates and peers.json
+        for name, rs in st.replicas.items():
+            conf = self._config_dir(name)
+            conf.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(rs.cert, conf / "cert.pem")
+            shutil.copyfile(rs.key, conf / "key.pem")
+            os.chmod(conf / "key.pem", 0o600)
+            shutil.copyfile(st.tls["ca"], conf / "ca.pem")
+            peers = {lk.replica: lk.listen for lk in repl_links if lk.client == name}
+            write_peers(conf, name, peers)
+
+        # Toxiproxy: every client link port and the API published on the run's /24
+        api_host = f"{st.subnet}.254"
+        api_port = free_port([api_host])
+        ports: dict[str, tuple[str, int]] = {f"{TOXIPROXY_API_PORT}/tcp": (api_host, api_port)}
+        for plan in plans:
+            for link in plan.links:
+                ports[f"{inner[link.name]}/tcp"] = (link.host, link.port)
+        site_list = list(sites)
+        toxi = client.containers.run(
+            toxi_image,
+            ["-host=0.0.0.0", f"-port={TOXIPROXY_API_PORT}"],
+            name=self.toxiproxy_name,
+            labels=_labels(st.run_id, "toxiproxy"),
+            network=self.network_name(site_list[0]),
+            ports=ports,
+            detach=True,
+        )
+        for site in site_list[1:]:
+            client.networks.get(self.network_name(site)).connect(toxi)
+        st.toxiproxy_api = f"http://{api_host}:{api_port}"
+        self._save()
+
+        # holders first (they own the addresses), then the replicas in them
+        def holder(name: str) -> None:
+            rs = st.replicas[name]
+            rs.port = free_port([rs.host])
+            rs.repl_port = REPL_PORT if profile != "none" else 0
+            client.containers.run(
+                kms_image,
+                ["sleep", "infinity"],
+                name=self.holder_name(name),
+                hostname=name,
+                labels={**_labels(st.run_id, "holder"), "kmschaos.replica": name},
+                network=self.network_name(rs.site),
+                ports={f"{KMIP_PORT}/tcp": (rs.host, rs.port)},
+                detach=True,
+            )
+            client.volumes.create(self.volume_name(name), labels=_labels(st.run_id, "data"))
+            self._run_replica(name, kms_image)
+
+        with ThreadPoolExecutor(max_workers=min(8, len(names))) as pool:
+            list(pool.map(holder, names))
+        self._save()
+        self._await_toxiproxy()
+        for plan in plans:
+            for link in plan.links:
+                self._open_link(link, inner[link.name], st.links)
+            st.clients[plan.state.name] = plan.state
+        for link in repl_links:
+            self._open_link(link, inner[link.name], st.replication_links)
+        self._save()
+        with ThreadPoolExecutor(max_workers=min(8, len(names))) as pool:
+            list(pool.map(self._await_replica, names))
+        self._save()
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            list(pool.map(self.await_link, st.link_objects()))
+        st.status = "ready"
+        self._save()
+        return self
+
+    def _config_dir(self, name: str) -> Path:
+        return Path(self.state.replicas[name].data_dir) / "config"
+
+    def _run_replica(self, name: str, image: str) -> None:
+        st = self.state
+        rs = st.replicas[name]
+        rep = st.replication
+        cmd = [
+            "/opt/kms/bin/python",
+            "-m",
+            "harness.replica",
+            "--name",
+            name,
+            "--host",
+            "0.0.0.0",
+            "--port",
+            str(KMIP_PORT),
+            "--port-file",
+            "/tmp/port",
+            "--data-dir",
+            "/data",
+            "--cert",
+            "/config/cert.pem",
+            "--key",
+            "/config/key.pem",
+            "--ca",
+            "/config/ca.pem",
+            "--index",
+            str(rs.index),
+            "--replication",
+            str(rep.get("profile", "none")),
+            "--interval-ms",
+            str(rep.get("interval_ms", 250)),
+            "--repl-port",
+            str(REPL_PORT),
+            "--primary",
+            str(rep.get("primary", "")),
+            "--replicas",
+            str(len(st.replicas)),
+            "--peers-file",
+            "/config/peers.json",
+        ]
+        self.docker.containers.run(
+            image,
+            cmd,
+            name=self.container_name(name),
+            labels={**_labels(st.run_id, "replica"), "kmschaos.replica": name},
+            network_mode=f"container:{self.holder_name(name)}",
+            volumes={
+                self.volume_name(name): {"bind": "/data", "mode": "rw"},
+                str(self._config_dir(name)): {"bind": "/config", "mode": "ro"},
+            },
+            environment={"PYTHONWARNINGS": "ignore"},
+            detach=True,
+        )
+        rs.status = "starting"
+
+    def _open_link(self, link: Link, inner_port: int, into: list[dict[str, str]]) -> None:
+        self.api.create_proxy(link.name, f"0.0.0.0:{inner_port}", link.upstream)
+        self._record_link(link, into)
+
+    def _await_toxiproxy(self) -> None:
+        api = ToxiproxyAPI(self.state.toxiproxy_api, timeout_s=1.0)
+
+        def ready() -> bool:
+            c = self._container(self.toxiproxy_name)
+            if c is None or c.status not in ("running", "created"):
+                raise ClusterError(
+                    f"the Toxiproxy container {self.toxiproxy_name} stopped while starting; "
+                    f"last log lines:\n{self._tail(self.toxiproxy_name)}"
+                )
+            try:
+                api.version()
+                return True
+            except requests.RequestException:
+                return False
+
+        try:
+            wait_until(ready, 30, f"the Toxiproxy API at {self.state.toxiproxy_api}")
+        except WaitTimeout as e:
+            raise ClusterError(f"{e}; last log lines:\n{self._tail(self.toxiproxy_name)}") from None
+        finally:
+            api.close()
+
+    def _await_replica(self, name: str) -> None:
+        self.await_direct(name)
+        self.state.replicas[name].status = "running"
+
+    def stop(self) -> None:
+        """Remove every container, network and volume of the run, its firewall rules
+        and its lease. Safe to call twice and after a partial start."""
+        st = self.state
+        reap_docker(st.run_id)
+        registry.reap_run(st.run_id)
+        self._close_api()
+        for r in st.replicas.values():
+            r.status = "stopped"
+            r.pid = None
+        st.status = "down"
+        if self._client is not None:
+            with contextlib.suppress(Exception):
+                self._client.close()
+            self._client = None
+        with contextlib.suppress(OSError):
+            self._save()
+
+    # ---- replicas --------------------------------------------------------------------
+
+    def _container(self, name: str) -> Any:
+        import docker.errors
+
+        try:
+            return self.docker.containers.get(name)
+        except docker.errors.NotFound:
+            return None
+
+    def _replica_container(self, name: str) -> Any:
+        self._replica(name)
+        c = self._container(self.container_name(name))
+        if c is None:
+            raise ClusterError(f"replica {name}: container {self.container_name(name)} is gone")
+        return c
+
+    def _tail(self, container: str, lines: int = 40) -> str:
+        c = self._container(container)
+        if c is None:
+            return f"(container {container} is gone)"
+        try:
+            out: bytes = c.logs(tail=lines)
+        except Exception as e:  # noqa: BLE001 - logs are best effort in an error message
+            return f"(no logs of {container}: {e})"
+        return out.decode(errors="replace").rstrip() or f"(container {container} logged nothing)"
+
+    def replica_logs(self, name: str) -> str:
+        return f"--- docker logs {self.container_name(name)} ---\n" + self._tail(
+            self.container_name(name)
+        )
+
+    def replica_running(self, name: str) -> bool:
+        self._replica(name)
+        c = self._container(self.container_name(name))
+        return c is not None and c.status in ("running", "paused")
+
+    def replica_pid(self, name: str) -> int | None:
+        c = self._container(self.container_name(name))
+        pid = c.attrs.get("State", {}).get("Pid") if c is not None else None
+        return int(pid) if pid else None
+
+    def anything_running(self) -> bool:
+        try:
+            found = self.docker.containers.list(
+                filters={"label": f"{LABEL_RUN}={self.state.run_id}"}
+            )
+        except ClusterError:
+            return False
+        return bool(found)
+
+    def pause_replica(self, name: str) -> None:
+        c = self._replica_container(name)
+        if c.status != "running":
+            raise ClusterError(f"replica {name} is not running (container {c.status})")
+        c.pause()
+        self._set_status(name, "paused")
+
+    def resume_replica(self, name: str) -> None:
+        c = self._replica_container(name)
+        if c.status == "paused":
+            c.unpause()
+        self._set_status(name, "running")
+
+    def kill_replica(self, name: str) -> None:
+        c = self._replica_container(name)
+        if c.status == "paused":
+            c.unpause()
+            c.reload()
+        if c.status == "running":
+            c.kill()
+
+            def dead() -> bool:
+                c.reload()
+                return bool(c.status != "running")
+
+            wait_until(dead, 10, f"container {c.name} to stop after docker kill")
+        self._update_replica(name, pid=None, status="stopped")
+
+    def start_replica(self, name: str) -> None:
+        """Start the stopped replica container again (same volume, same address) and
+        wait until it answers KMIP."""
+        c = self._replica_container(name)
+        if c.status in ("running", "paused"):
+            return
+        c.start()
+        self._set_status(name, "starting")
+        self._await_replica(name)
+        self._set_status(name, "running")
+
+    def wipe_replica(self, name: str) -> None:
+        """Kill the replica, remove its volume, start it again on a new, empty one."""
+        from harness import images
+
+        self.kill_replica(name)
+        self._replica_container(name).remove(force=True)
+        with contextlib.suppress(Exception):
+            self.docker.volumes.get(self.volume_name(name)).remove(force=True)
+        self.docker.volumes.create(
+            self.volume_name(name), labels=_labels(self.state.run_id, "data")
+        )
+        self._run_replica(name, images.kms_image())
+        self._await_replica(name)
+        self._set_status(name, "running")
+
+    def take_off_network(self, name: str) -> None:
+        """Disconnect the replica (its holder) from its site network: Toxiproxy and the
+        peers can no longer reach it, its name stops resolving."""
+        rs = self._replica(name)
+        net = self.docker.networks.get(self.network_name(rs.site))
+        net.disconnect(self.holder_name(name), force=True)
+
+    def put_on_network(self, name: str) -> None:
+        import docker.errors
+
+        rs = self._replica(name)
+        net = self.docker.networks.get(self.network_name(rs.site))
+        with contextlib.suppress(docker.errors.APIError):  # already connected: fine
+            net.connect(self.holder_name(name))
+
+
+# ---- reaping ---------------------------------------------------------------------------
+
+
+def _run_filter(run_id: str | None) -> dict[str, str]:
+    if run_id:
+        return {"label": f"{LABEL_RUN}={run_id}"}
+    return {"label": f"{LABEL_REGISTRY}={registry.registry_tag()}"}
+
+
+def docker_run_ids() -> set[str]:
+    """Run ids of this registry that own containers, networks or volumes."""
+    if not os.environ.get("DOCKER_HOST") and not os.path.exists("/var/run/docker.sock"):
+        return set()
+    try:
+        client = docker_client()
+    except ClusterError:
+        return set()
+    found: set[str] = set()
+    with contextlib.suppress(Exception):
+        flt = _run_filter(None)
+        for c in client.containers.list(all=True, filters=flt):
+            found.add(c.labels.get(LABEL_RUN, ""))
+        for n in client.networks.list(filters=flt):
+            found.add((n.attrs.get("Labels") or {}).get(LABEL_RUN, ""))
+        for v in client.volumes.list(filters=flt):
+            found.add((v.attrs.get("Labels") or {}).get(LABEL_RUN, ""))
+    client.close()
+    found.discard("")
+    return found
+
+
+def reap_docker(run_id: str) -> int:
+    """Remove every container, network and volume labelled with `run_id`; how many."""
+    if not os.environ.get("DOCKER_HOST") and not os.path.exists("/var/run/docker.sock"):
+        return 0
+    try:
+        client = docker_client()
+    except ClusterError:
+        return 0
+    n = 0
+    flt = _run_filter(run_id)
+    try:
+        containers = client.containers.list(all=True, filters=flt)
+        # replicas before the holders whose network namespace they use
+        containers.sort(key=lambda c: c.labels.get(LABEL_ROLE) == "holder")
+        for c in containers:
+            with contextlib.suppress(Exception):
+                c.remove(force=True, v=True)
+                n += 1
+        for net in client.networks.list(filters=flt):
+            with contextlib.suppress(Exception):
+                net.remove()
+                n += 1
+        for vol in client.volumes.list(filters=flt):
+            with contextlib.suppress(Exception):
+                vol.remove(force=True)
+                n += 1
+    finally:
+        client.close()
+    return n
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m harness.cluster.docker_backend check``: exit 0 if the docker backend
+    can run here (engine answers, images built), else 1 with the reason."""
+    import sys
+
+    args = sys.argv[1:] if argv is None else argv
+    if args != ["check"]:
+        print("usage: python -m harness.cluster.docker_backend check", file=sys.stderr)
+        return 2
+    from harness import images
+
+    try:
+        client = docker_client()
+    except ClusterError as e:
+        print(f"docker backend: {e}")
+        return 1
+    missing = images.missing_images(client)
+    version = client.version().get("Version", "?")
+    client.close()
+    if missing:
+        print(f"docker backend: engine {version} answers; image(s) {', '.join(missing)} missing")
+        return 1
+    print(
+        f"docker backend: engine {version}, images {images.kms_image()} and "
+        f"{images.toxiproxy_image()} ready"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
