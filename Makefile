@@ -8,17 +8,28 @@ TOPOLOGY   ?= scenarios/topologies/one-site.yaml
 TIME_SCALE ?= 0.05
 WORKERS    ?= 2
 REPORT_DIR ?= reports/demo
+BACKEND    ?= local
+# the docker-backend subset of the scenario catalogue (make test-docker)
+DOCKER_SCENARIOS := scenarios/test_steady_state.py scenarios/test_refuse.py \
+	scenarios/test_reset.py scenarios/test_blackhole.py scenarios/test_stall.py \
+	scenarios/test_kill.py scenarios/test_unreachable.py scenarios/test_async_partition.py \
+	scenarios/test_async_crash_window.py
 
-.PHONY: setup demo test test-unit test-scenarios up down status bench lint clean help
+.PHONY: setup demo test test-unit test-scenarios up down status bench lint clean help \
+	images images-offline test-docker
 
 help:
 	@echo "make setup   create $(VENV), install kmschaos and Toxiproxy v2.12.0"
 	@echo "make demo    run the scenario catalogue (local backend), print verdicts + report path"
-	@echo "make test    unit, integration and scenario tests (time scale $(TIME_SCALE), $(WORKERS) workers)"
-	@echo "make up      start $(TOPOLOGY) and leave it running (TIME_SCALE=... to override)"
+	@echo "make test    unit, integration and scenario tests (time scale $(TIME_SCALE), $(WORKERS) workers);"
+	@echo "             then the docker subset (make test-docker) when a Docker engine answers"
+	@echo "make test-docker  build the images, run the docker-backend tests and scenario subset"
+	@echo "make up      start $(TOPOLOGY) and leave it running (TIME_SCALE=..., BACKEND=docker)"
 	@echo "make down    stop it;  make status   show endpoints"
 	@echo "make bench   benchmarks -> bench/results/"
 	@echo "make lint    ruff + mypy"
+	@echo "make images  the Docker backend's images (online if a registry answers, else offline)"
+	@echo "make images-offline  the same without any registry (debootstrap base, host wheels)"
 
 setup: $(VENV)/.installed
 	@$(BIN)/python -m harness.toolchain install-toxiproxy
@@ -34,13 +45,21 @@ demo: setup
 
 test: setup
 	$(BIN)/python -m pytest tests scenarios -n $(WORKERS) --kms-time-scale $(TIME_SCALE) \
-		--kms-report-dir reports/test -q -rs
+		--kms-report-dir reports/test -q -rs -m "not docker"
+	@if [ "$$KMSCHAOS_REQUIRE_DOCKER" = 1 ] || $(BIN)/python -m harness.cluster.docker_backend engine; \
+	then $(MAKE) --no-print-directory test-docker; \
+	else echo "make test: docker-backend tests skipped (no Docker engine; make test-docker runs them)"; fi
+
+test-docker: images
+	KMSCHAOS_REQUIRE_DOCKER=1 $(BIN)/python -m pytest tests/test_docker_backend.py \
+		tests/test_images.py $(DOCKER_SCENARIOS) --kms-backend docker -n $(WORKERS) \
+		--kms-time-scale $(TIME_SCALE) --kms-report-dir reports/test-docker -q -rs
 
 test-unit: setup
 	$(BIN)/python -m pytest tests -m "not integration" -q
 
-up: setup
-	$(BIN)/kmschaos up $(TOPOLOGY) --time-scale $(TIME_SCALE)
+up: setup $(if $(filter docker,$(BACKEND)),images)
+	$(BIN)/kmschaos up $(TOPOLOGY) --time-scale $(TIME_SCALE) --backend $(BACKEND)
 
 down: setup
 	$(BIN)/kmschaos down
@@ -50,6 +69,12 @@ status: setup
 
 bench: setup
 	$(BIN)/python bench/run.py
+
+images: setup
+	$(BIN)/python -m harness.images build
+
+images-offline: setup
+	$(BIN)/python -m harness.images build --offline
 
 lint: setup
 	$(BIN)/ruff check harness tests scenarios bench

@@ -262,6 +262,10 @@ def delete_rules(run_id: str | None = None) -> int:
     for rule in tagged_rules(run_id):
         args = [a.strip('"') for a in rule]
         args[0] = "-D"
+        # `-S` prints a /32 address match bare; deleting by spec needs the mask back
+        for i, a in enumerate(args[:-1]):
+            if a in ("-d", "--ctorigdst") and "/" not in args[i + 1]:
+                args[i + 1] += "/32"
         r = subprocess.run([ipt or "iptables", "-w", "5", *args], capture_output=True, timeout=10)
         n += r.returncode == 0
     return n

@@ -25,6 +25,7 @@ CAP_LINKS = "links"  # Toxiproxy in front of every client -> replica path
 CAP_SIGNALS = "signals"  # freeze / resume a replica (SIGSTOP / SIGCONT, docker pause)
 CAP_RESTART = "restart"  # kill a replica and start it again on the same data
 CAP_FIREWALL = "firewall"  # drop packets to an address (iptables / network disconnect)
+CAP_RESETS = "resets"  # a TCP RST from a link reaches the client as a reset
 
 
 class ClusterError(RuntimeError):

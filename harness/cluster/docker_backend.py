@@ -34,6 +34,7 @@ from harness import registry
 from harness.cluster.base import (
     CAP_FIREWALL,
     CAP_LINKS,
+    CAP_RESETS,
     CAP_RESTART,
     CAP_SIGNALS,
     ClusterError,
@@ -82,6 +83,33 @@ def engine_reachable() -> bool:
         return False
 
 
+def userland_proxy() -> bool:
+    """Does the engine publish ports through docker-proxy (its default)? Read from the
+    local dockerd's command line and /etc/docker/daemon.json; a remote engine counts
+    as default."""
+    import json
+
+    flag: bool | None = None
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            args = (proc / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if args and args[0].endswith(b"dockerd"):
+            for a in args:
+                if a.startswith(b"--userland-proxy"):
+                    flag = not a.endswith(b"=false")
+            break
+    if flag is None:
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            conf = json.loads(Path("/etc/docker/daemon.json").read_text())
+            if "userland-proxy" in conf:
+                flag = bool(conf["userland-proxy"])
+    return True if flag is None else flag
+
+
 def _labels(run_id: str, role: str) -> dict[str, str]:
     return {LABEL_RUN: run_id, LABEL_REGISTRY: registry.registry_tag(), LABEL_ROLE: role}
 
@@ -98,6 +126,8 @@ class DockerCluster(BaseCluster):
         # `unreachable` also drops the host client's SYNs (see take_off_network)
         if firewall_capability() is None:
             caps.add(CAP_FIREWALL)
+        if not userland_proxy():
+            caps.add(CAP_RESETS)
         self.capabilities = frozenset(caps)
 
     @property
@@ -537,12 +567,13 @@ def reap_docker(run_id: str) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m harness.cluster.docker_backend check``: exit 0 if the docker backend
-    can run here (engine answers, images built), else 1 with the reason."""
+    can run here (engine answers, images built), else 1 with the reason; ``engine``:
+    only whether an engine answers."""
     import sys
 
     args = sys.argv[1:] if argv is None else argv
-    if args != ["check"]:
-        print("usage: python -m harness.cluster.docker_backend check", file=sys.stderr)
+    if args not in (["check"], ["engine"]):
+        print("usage: python -m harness.cluster.docker_backend check|engine", file=sys.stderr)
         return 2
     from harness import images
 
@@ -551,6 +582,10 @@ def main(argv: list[str] | None = None) -> int:
     except ClusterError as e:
         print(f"docker backend: {e}")
         return 1
+    if args == ["engine"]:
+        print(f"docker backend: engine {client.version().get('Version', '?')} answers")
+        client.close()
+        return 0
     missing = images.missing_images(client)
     version = client.version().get("Version", "?")
     client.close()

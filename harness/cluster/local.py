@@ -26,6 +26,7 @@ from harness import registry
 from harness.cluster.base import (
     CAP_FIREWALL,
     CAP_LINKS,
+    CAP_RESETS,
     CAP_RESTART,
     CAP_SIGNALS,
     ClusterError,
@@ -58,7 +59,7 @@ class LocalCluster(BaseCluster):
     def __init__(self, state: ClusterState) -> None:
         super().__init__(state)
         self._procs: dict[str, subprocess.Popen[bytes]] = {}
-        caps = {CAP_LINKS, CAP_SIGNALS, CAP_RESTART}
+        caps = {CAP_LINKS, CAP_SIGNALS, CAP_RESTART, CAP_RESETS}
         if firewall_capability() is None:
             caps.add(CAP_FIREWALL)
         self.capabilities = frozenset(caps)

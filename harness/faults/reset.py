@@ -4,18 +4,31 @@
 
 Toxiproxy's `reset_peer` toxic on the upstream stream closes with SO_LINGER 0 as
 soon as the client sends (its TLS ClientHello), after `after_ms` (default 0).
+On docker the client only sees the RST when ports are published without docker-proxy.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
+from harness.cluster.base import CAP_LINKS, CAP_RESETS, Cluster
 from harness.faults.link import LinkFault
 
 
 class Reset(LinkFault):
     kind = "reset"
     summary = "connections accepted then reset (RST) when the client sends"
+    requires: ClassVar[frozenset[str]] = frozenset({CAP_LINKS, CAP_RESETS})
+
+    @classmethod
+    def _explain_missing(cls, cluster: Cluster, missing: frozenset[str]) -> str:
+        if missing == {CAP_RESETS}:
+            return (
+                "fault 'reset' cannot run here: the Docker engine publishes ports through "
+                "docker-proxy (userland-proxy), which turns the link's RST into an orderly "
+                "close; start dockerd with --userland-proxy=false to test resets"
+            )
+        return super()._explain_missing(cluster, missing)
 
     def toxics(self) -> list[tuple[str, str, dict[str, Any]]]:
         return [("reset_peer", "upstream", {"timeout": int(self.params.get("after_ms", 0))})]

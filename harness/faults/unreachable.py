@@ -1,6 +1,6 @@
 """`unreachable`: packets to the replica's client address are dropped.
 
-    client ──SYN──X (iptables DROP on 127.X.Y.i)      replica
+    client ──SYN──X (iptables DROP of SYNs for 127.X.Y.i)      replica
 
 A SYN that is never answered makes the client wait for its connect timeout — unlike
 `refuse`, which answers at once. Needs root (or CAP_NET_ADMIN) and iptables; where it
@@ -35,12 +35,16 @@ class Unreachable(Fault):
 
     def _rule(self) -> list[str]:
         comment = rule_comment(self.cluster.state.run_id, self.fault_id)
+        # matched on the connection's original destination: where the engine publishes
+        # ports by DNAT (docker without userland proxy), -d would see the container
         return [
             "OUTPUT",
-            "-d",
-            f"{self._address()}/32",
             "-p",
             "tcp",
+            "-m",
+            "conntrack",
+            "--ctorigdst",
+            f"{self._address()}/32",
             "-m",
             "comment",
             "--comment",

@@ -1,0 +1,343 @@
+"""The docker backend end to end, through the CLI, PyKMIP's own client and a vCenter-like
+client: the same `status --json` as local; container faults with their meaning (pause =
+stall, kill = refused at once and restart on the same volume, unreachable = network
+disconnect + connect timeout, wipe = new volume refilled by peers); `down` and the reaper
+leave no container, network or volume.
+
+Skipped when no Docker engine answers or the images are missing, unless
+``KMSCHAOS_REQUIRE_DOCKER=1`` (CI), which turns the skip into a failure.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from harness import registry
+from harness.checkers.failover import wait_bounds
+from harness.client.operations import empty_client_config
+from harness.client.policies import TlsFiles, VCenterPolicy
+from harness.client.transport import Endpoint
+from harness.toolchain import repo_root
+from harness.wait import wait_until
+
+pytestmark = [pytest.mark.integration, pytest.mark.docker]
+
+TOPOLOGIES = repo_root() / "scenarios" / "topologies"
+SCALE = 0.05
+
+
+@pytest.fixture(scope="module")
+def docker_engine() -> Any:
+    from harness import images
+    from harness.cluster.base import ClusterError
+    from harness.cluster.docker_backend import docker_client
+
+    try:
+        client = docker_client()
+        missing = images.missing_images(client)
+        if missing:
+            raise ClusterError(f"images missing: {', '.join(missing)}; run `make images`")
+    except ClusterError as e:
+        if os.environ.get("KMSCHAOS_REQUIRE_DOCKER") == "1":
+            pytest.fail(f"KMSCHAOS_REQUIRE_DOCKER=1 but: {e}")
+        pytest.skip(f"docker backend not available here: {e}")
+    yield client
+    client.close()
+
+
+def objects(client: Any, run_id: str) -> dict[str, list[str]]:
+    flt = {"label": f"kmschaos.run={run_id}"}
+    return {
+        "containers": sorted(c.name for c in client.containers.list(all=True, filters=flt)),
+        "networks": sorted(n.name for n in client.networks.list(filters=flt)),
+        "volumes": sorted(v.name for v in client.volumes.list(filters=flt)),
+    }
+
+
+@pytest.fixture
+def cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, docker_engine: Any) -> Iterator[Any]:
+    reg = tmp_path / "registry"
+    monkeypatch.setenv("KMSCHAOS_REGISTRY", str(reg))
+    env = dict(os.environ, KMSCHAOS_REGISTRY=str(reg), PYTHONWARNINGS="ignore")
+
+    def run(*args: str, check: bool = True) -> str:
+        r = subprocess.run(
+            [sys.executable, "-m", "harness.cli", *args],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=180,
+        )
+        if check:
+            assert r.returncode == 0, f"kmschaos {' '.join(args)}: {r.returncode}\n{r.stderr}"
+        return r.stdout
+
+    yield run
+    run("down", check=False)
+    registry.reap(all_runs=True)
+
+
+def shape(doc: Any) -> Any:
+    """The keys of a JSON document, recursively (lists by their first item)."""
+    if isinstance(doc, dict):
+        return {k: shape(v) for k, v in doc.items()}
+    if isinstance(doc, list):
+        return [shape(doc[0])] if doc else []
+    return type(doc).__name__ if doc is not None else "null"
+
+
+def pykmip(status: dict[str, Any], client: str = "vc-a", replica: str | None = None) -> Any:
+    from kmip.pie.client import ProxyKmipClient
+
+    c = status["clients"][client]
+    if replica is None:
+        hosts, port = [e["host"] for e in c["endpoints"]], c["endpoints"][0]["port"]
+    else:
+        r = status["replicas"][replica]
+        hosts, port = [r["host"]], r["port"]
+    p = ProxyKmipClient(
+        hostname=",".join(hosts),
+        port=port,
+        cert=c["cert"],
+        key=c["key"],
+        ca=c["ca"],
+        ssl_version="PROTOCOL_SSLv23",
+        config_file=c["pykmip_conf"],
+    )
+    p.proxy.timeout = 5
+    p.open()
+    return p
+
+
+def vcenter(status: dict[str, Any], client: str, tmp_path: Path) -> VCenterPolicy:
+    c = status["clients"][client]
+    eps = [Endpoint(e["replica"], e["host"], int(e["port"])) for e in c["endpoints"]]
+    timeouts = {"connect": 5 * SCALE, "response": 60 * SCALE}
+    return VCenterPolicy(
+        eps,
+        TlsFiles(c["ca"], c["cert"], c["key"]),
+        timeouts["connect"],
+        timeouts["response"],
+        empty_client_config(tmp_path / "conf"),
+    )
+
+
+def baseline_p99(policy: VCenterPolicy, n: int = 20) -> float:
+    durations = []
+    for _ in range(n):
+        t0 = time.monotonic()
+        r = policy.execute("locate", None)
+        durations.append(time.monotonic() - t0)
+        assert r.outcome == "ok", r.error
+    return sorted(durations)[int(0.99 * (n - 1))]
+
+
+def timed(policy: VCenterPolicy, op: str = "create") -> tuple[Any, float]:
+    t0 = time.monotonic()
+    r = policy.execute(op, None)
+    return r, time.monotonic() - t0
+
+
+def holdings(status: dict[str, Any], replica: str) -> dict[str, str]:
+    p = pykmip(status, replica=replica)
+    try:
+        return {str(u): hashlib.sha256(bytes(p.get(u).value)).hexdigest() for u in p.locate()}
+    finally:
+        p.close()
+
+
+def test_two_sites_on_docker_same_status_pykmip_works_pause_fails_over_down_is_clean(
+    cli: Any, docker_engine: Any, tmp_path: Path
+) -> None:
+    from kmip import enums
+
+    topo = str(TOPOLOGIES / "two-sites.yaml")
+    cli("up", topo, "--time-scale", str(SCALE), "--backend", "docker")
+    status = json.loads(cli("status", "--json"))
+    run_id = status["run_id"]
+    assert status["backend"] == "docker"
+    assert {r["state"] for r in status["replicas"].values()} == {"running"}
+
+    # the same document as the local backend's, key for key
+    local_dir = tmp_path / "local-state"
+    cli("up", topo, "--time-scale", str(SCALE), "--state-dir", str(local_dir))
+    local = json.loads(cli("status", "--json", "--state-dir", str(local_dir)))
+    cli("down", "--state-dir", str(local_dir))
+    assert shape(status) == shape(local)
+
+    # everything labelled and published on the run's loopback /24 only
+    objs = objects(docker_engine, run_id)
+    assert len(objs["containers"]) == 13, objs  # 6 holders, 6 replicas, Toxiproxy
+    assert len(objs["networks"]) == 2 and len(objs["volumes"]) == 6, objs
+    for c in docker_engine.containers.list(filters={"label": f"kmschaos.run={run_id}"}):
+        for bindings in (c.attrs["NetworkSettings"]["Ports"] or {}).values():
+            for b in bindings or []:
+                assert b["HostIp"].startswith("127."), f"{c.name} publishes on {b['HostIp']}"
+
+    # PyKMIP's own client creates and gets keys through the links
+    p = pykmip(status)
+    uid = p.create(enums.CryptographicAlgorithm.AES, 256)
+    assert len(p.get(uid).value) == 32
+    p.close()
+
+    # stall = docker pause: a vCenter-like client waits its response timeout, then kms-b
+    vc = vcenter(status, "vc-a", tmp_path)
+    p99 = baseline_p99(vc)
+    cli("inject", "stall", "kms-a")
+    assert docker_engine.containers.get(f"kmschaos-{run_id}-kms-a").status == "paused"
+    st = json.loads(cli("status", "--json"))
+    assert st["replicas"]["kms-a"]["state"] == "paused"
+    r, took = timed(vc)
+    assert r.outcome == "ok" and r.served_by == "kms-b", r
+    lower, upper = wait_bounds(vc.response_timeout, baseline_p99=p99, min_upper_slack=0.25)
+    assert lower <= took <= upper, f"failover took {took:.3f} s, expected [{lower}, {upper}]"
+    assert r.attempts[0].server == "kms-a" and r.attempts[0].outcome != "ok"
+    cli("heal", "--all")
+    assert docker_engine.containers.get(f"kmschaos-{run_id}-kms-a").status == "running"
+    r, _ = timed(vc, "locate")
+    assert r.served_by == "kms-a"
+
+    cli("down")
+    assert objects(docker_engine, run_id) == {"containers": [], "networks": [], "volumes": []}
+
+
+def test_kill_refuses_at_once_restart_keeps_the_volume_unreachable_times_out(
+    cli: Any, docker_engine: Any, tmp_path: Path
+) -> None:
+    from kmip import enums
+
+    from harness.toolchain import firewall_capability
+
+    cli("up", str(TOPOLOGIES / "one-site.yaml"), "--time-scale", str(SCALE), "--backend", "docker")
+    status = json.loads(cli("status", "--json"))
+    run_id = status["run_id"]
+    direct = pykmip(status, replica="kms-a")
+    uid = direct.create(enums.CryptographicAlgorithm.AES, 256)
+    before = bytes(direct.get(uid).value)
+    direct.close()
+    vc = vcenter(status, "vc-a", tmp_path)
+    p99 = baseline_p99(vc)
+
+    # kill: the holder keeps the address up, so connects are refused, as a crashed process
+    cli("inject", "kill", "kms-a")
+    assert docker_engine.containers.get(f"kmschaos-{run_id}-kms-a").status == "exited"
+    r, took = timed(vc, "locate")
+    assert r.served_by == "kms-b", r
+    _, upper = wait_bounds(0.0, baseline_p99=p99, min_upper_slack=0.25)
+    assert took <= upper, f"failover after kill took {took:.3f} s (bound {upper:.3f} s)"
+    cli("heal", "--all")
+    again = pykmip(status, replica="kms-a")
+    assert bytes(again.get(uid).value) == before, "kms-a lost its key across docker kill/start"
+    again.close()
+
+    if firewall_capability() is not None:
+        pytest.skip(f"unreachable part: {firewall_capability()}")
+    # unreachable: kms-a leaves its network; the client's SYNs go unanswered
+    cli("inject", "unreachable", "kms-a")
+    net = docker_engine.networks.get(f"kmschaos-{run_id}-site-a")
+    net.reload()
+    attached = {c["Name"] for c in net.attrs["Containers"].values()}
+    assert f"kmschaos-{run_id}-kms-a-net" not in attached
+    r, took = timed(vc, "locate")
+    assert r.served_by == "kms-b", r
+    lower, upper = wait_bounds(vc.connect_timeout, baseline_p99=p99, min_upper_slack=0.25)
+    assert lower <= took <= upper, f"unreachable failover {took:.3f} s, not [{lower}, {upper}]"
+    assert r.attempts[0].outcome == "connect-timeout", r.attempts[0]
+    cli("heal", "--all")
+    net.reload()
+    attached = {c["Name"] for c in net.attrs["Containers"].values()}
+    assert f"kmschaos-{run_id}-kms-a-net" in attached
+    r, _ = timed(vc, "locate")
+    assert r.served_by == "kms-a", "kms-a not reachable through its link after heal"
+    direct = pykmip(status, replica="kms-a")
+    assert bytes(direct.get(uid).value) == before, "direct address lost after reconnect"
+    direct.close()
+
+
+def test_wipe_gives_a_new_volume_refilled_by_peers(
+    cli: Any, docker_engine: Any, tmp_path: Path
+) -> None:
+    from kmip import enums
+
+    cli(
+        "up",
+        str(TOPOLOGIES / "two-sites-async.yaml"),
+        "--time-scale",
+        str(SCALE),
+        "--backend",
+        "docker",
+    )
+    status = json.loads(cli("status", "--json"))
+    run_id = status["run_id"]
+    assert len(status["replication"]["links"]) == 30
+    interval = status["replication"]["interval_ms"] / 1000
+    p = pykmip(status)
+    made = {p.create(enums.CryptographicAlgorithm.AES, 256) for _ in range(10)}
+    p.close()
+    wait_until(
+        lambda: made <= set(holdings(status, "kms-f")),
+        100 * interval + 10,
+        "10 keys made on site-a to replicate to kms-f (across the sites' networks)",
+        poll_s=interval,
+    )
+    replica = f"kmschaos-{run_id}-kms-f"
+    assert docker_engine.containers.get(replica).exec_run(["touch", "/data/marker"]).exit_code == 0
+    cli("inject", "wipe", "kms-f")
+    probe = docker_engine.containers.get(replica).exec_run(["test", "-e", "/data/marker"])
+    assert probe.exit_code == 1, "kms-f's volume survived the wipe (marker still there)"
+    wait_until(
+        lambda: made <= set(holdings(status, "kms-f")),
+        100 * interval + 10,
+        "the wiped kms-f to be refilled from its peers",
+        poll_s=interval,
+    )
+
+
+def test_sigkilled_owner_leaves_nothing_after_the_next_reap(
+    docker_engine: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    reg = tmp_path / "registry"
+    monkeypatch.setenv("KMSCHAOS_REGISTRY", str(reg))
+    env = dict(os.environ, KMSCHAOS_REGISTRY=str(reg), PYTHONWARNINGS="ignore")
+    code = (
+        "import sys, time\n"
+        "from pathlib import Path\n"
+        "from harness.cluster.docker_backend import DockerCluster\n"
+        "from harness.topology import load_topology\n"
+        f"t = load_topology({str(TOPOLOGIES / 'one-site.yaml')!r})\n"
+        f"c = DockerCluster.create(t, Path({str(tmp_path / 'st')!r}))\n"
+        "c.start()\n"
+        "print(c.state.run_id, flush=True)\n"
+        "time.sleep(600)\n"
+    )
+    owner = subprocess.Popen(
+        [sys.executable, "-c", code],
+        env=env,
+        cwd=repo_root(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert owner.stdout is not None
+        run_id = owner.stdout.readline().strip()
+        assert run_id.startswith("kc"), owner.stderr.read() if owner.stderr else ""
+        assert objects(docker_engine, run_id)["containers"], "nothing started"
+    finally:
+        owner.send_signal(signal.SIGKILL)
+        owner.wait(timeout=10)
+    report = registry.reap()
+    assert run_id in report.runs
+    assert objects(docker_engine, run_id) == {"containers": [], "networks": [], "volumes": []}
