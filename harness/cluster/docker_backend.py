@@ -160,6 +160,17 @@ class DockerCluster(BaseCluster):
     # ---- lifecycle -------------------------------------------------------------------
 
     def start(self, progress: bool = False) -> DockerCluster:
+        from docker.errors import DockerException
+
+        try:
+            return self._start()
+        except DockerException as e:
+            raise ClusterError(
+                f"the Docker engine refused a step of starting {self.state.run_id}: "
+                f"{type(e).__name__}: {e}"
+            ) from e
+
+    def _start(self) -> DockerCluster:
         from harness import images
 
         st = self.state
