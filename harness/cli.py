@@ -483,6 +483,8 @@ def main(argv: list[str] | None = None) -> int:
     from harness.topology import TopologyError
     from harness.wait import WaitTimeout
 
+    from docker.errors import DockerException
+
     argv = list(sys.argv[1:] if argv is None else argv)
     passthrough: list[str] = []
     if "--" in argv:  # `kmschaos run ... -- PYTEST ARGS`
@@ -500,6 +502,9 @@ def main(argv: list[str] | None = None) -> int:
         return e.status
     except (ClusterError, FaultError, ToolchainError, ToxiproxyError, WaitTimeout) as e:
         _print_err(str(e))
+        return EXIT_FAIL
+    except DockerException as e:  # a docker-backend step the engine refused
+        _print_err(f"the Docker engine refused: {type(e).__name__}: {e}")
         return EXIT_FAIL
     except KeyboardInterrupt:
         _print_err("interrupted; everything this command started was stopped")
