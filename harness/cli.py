@@ -476,14 +476,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from docker.errors import DockerException
+
     from harness.cluster.base import ClusterError
     from harness.faults import FaultError
     from harness.links import ToxiproxyError
     from harness.toolchain import ToolchainError
     from harness.topology import TopologyError
     from harness.wait import WaitTimeout
-
-    from docker.errors import DockerException
 
     argv = list(sys.argv[1:] if argv is None else argv)
     passthrough: list[str] = []
