@@ -52,7 +52,7 @@ test: setup
 
 test-docker: images
 	KMSCHAOS_REQUIRE_DOCKER=1 $(BIN)/python -m pytest tests/test_docker_backend.py \
-		tests/test_images.py $(DOCKER_SCENARIOS) --kms-backend docker -n $(WORKERS) \
+		tests/test_images.py tests/test_compose.py $(DOCKER_SCENARIOS) --kms-backend docker -n $(WORKERS) \
 		--kms-time-scale $(TIME_SCALE) --kms-report-dir reports/test-docker -q -rs
 
 test-unit: setup

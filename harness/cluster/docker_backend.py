@@ -110,6 +110,47 @@ def userland_proxy() -> bool:
     return True if flag is None else flag
 
 
+def replica_command(state: ClusterState, name: str) -> list[str]:
+    """The replica container's command (also what docker/compose.yaml runs)."""
+    rs = state.replicas[name]
+    rep = state.replication
+    return [
+        "/opt/kms/bin/python",
+        "-m",
+        "harness.replica",
+        "--name",
+        name,
+        "--host",
+        "0.0.0.0",
+        "--port",
+        str(KMIP_PORT),
+        "--port-file",
+        "/tmp/port",
+        "--data-dir",
+        "/data",
+        "--cert",
+        "/config/cert.pem",
+        "--key",
+        "/config/key.pem",
+        "--ca",
+        "/config/ca.pem",
+        "--index",
+        str(rs.index),
+        "--replication",
+        str(rep.get("profile", "none")),
+        "--interval-ms",
+        str(rep.get("interval_ms", 250)),
+        "--repl-port",
+        str(REPL_PORT),
+        "--primary",
+        str(rep.get("primary", "")),
+        "--replicas",
+        str(len(state.replicas)),
+        "--peers-file",
+        "/config/peers.json",
+    ]
+
+
 def _labels(run_id: str, role: str) -> dict[str, str]:
     return {LABEL_RUN: run_id, LABEL_REGISTRY: registry.registry_tag(), LABEL_ROLE: role}
 
@@ -293,42 +334,7 @@ class DockerCluster(BaseCluster):
     def _run_replica(self, name: str, image: str) -> None:
         st = self.state
         rs = st.replicas[name]
-        rep = st.replication
-        cmd = [
-            "/opt/kms/bin/python",
-            "-m",
-            "harness.replica",
-            "--name",
-            name,
-            "--host",
-            "0.0.0.0",
-            "--port",
-            str(KMIP_PORT),
-            "--port-file",
-            "/tmp/port",
-            "--data-dir",
-            "/data",
-            "--cert",
-            "/config/cert.pem",
-            "--key",
-            "/config/key.pem",
-            "--ca",
-            "/config/ca.pem",
-            "--index",
-            str(rs.index),
-            "--replication",
-            str(rep.get("profile", "none")),
-            "--interval-ms",
-            str(rep.get("interval_ms", 250)),
-            "--repl-port",
-            str(REPL_PORT),
-            "--primary",
-            str(rep.get("primary", "")),
-            "--replicas",
-            str(len(st.replicas)),
-            "--peers-file",
-            "/config/peers.json",
-        ]
+        cmd = replica_command(st, name)
         self.docker.containers.run(
             image,
             cmd,
