@@ -475,6 +475,34 @@ def build_parser() -> argparse.ArgumentParser:
     return ap
 
 
+def _second_interrupt_forces() -> None:
+    """The first Ctrl-C stops cleanly (faults healed, clusters stopped, partial report);
+    a second one while that runs forces: kill what this command's runs started, exit."""
+    import os
+    import signal
+
+    pressed = {"n": 0}
+    # pytest (in-process for `run`) captures fd 2 while a scenario runs: keep the real one
+    terminal = os.dup(2)
+
+    def say(msg: str) -> None:
+        os.write(terminal, f"kmschaos: {msg}\n".encode())
+
+    def on_sigint(signum: int, frame: Any) -> None:
+        pressed["n"] += 1
+        if pressed["n"] == 1:
+            say("interrupted: healing faults and stopping clusters (Ctrl-C again to force)")
+            signal.default_int_handler(signum, frame)
+        from harness import registry
+
+        say("forced: killing this command's clusters now")
+        report = registry.reap_owned_by(os.getpid())
+        say(f"{report}; anything left is reaped by the next run or `kmschaos down --all`")
+        os._exit(130)
+
+    signal.signal(signal.SIGINT, on_sigint)
+
+
 def main(argv: list[str] | None = None) -> int:
     from docker.errors import DockerException
 
@@ -492,6 +520,7 @@ def main(argv: list[str] | None = None) -> int:
         argv, passthrough = argv[:cut], argv[cut + 1 :]
     args = build_parser().parse_args(argv)
     args.pytest_args = passthrough
+    _second_interrupt_forces()
     try:
         return int(args.func(args))
     except TopologyError as e:

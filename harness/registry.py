@@ -357,5 +357,26 @@ def reap(all_runs: bool = False) -> ReapReport:
     return ReapReport(runs=reaped, processes=procs, rules=rules, docker_objects=docker_objects)
 
 
+def _parent_pid(pid: int) -> int | None:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return int(stat.rsplit(")", 1)[1].split()[1])
+
+
+def reap_owned_by(pid: int) -> ReapReport:
+    """Reap every run owned by `pid` or by one of its children (pytest-xdist workers):
+    what a forced stop (a second Ctrl-C) leaves no time to stop cleanly."""
+    owned = [
+        e.run_id for e in read_entries() if e.owner_pid == pid or _parent_pid(e.owner_pid) == pid
+    ]
+    procs = rules = docker_objects = 0
+    for rid in owned:
+        p, r, d = reap_run(rid)
+        procs, rules, docker_objects = procs + p, rules + r, docker_objects + d
+    return ReapReport(runs=owned, processes=procs, rules=rules, docker_objects=docker_objects)
+
+
 def is_permission_error(e: OSError) -> bool:
     return e.errno in (errno.EPERM, errno.EACCES)
