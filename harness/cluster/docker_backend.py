@@ -561,22 +561,26 @@ def reap_docker(run_id: str) -> int:
         return 0
     n = 0
     flt = _run_filter(run_id)
+
+    def removed(remove: Any, **kwargs: Any) -> int:
+        try:
+            remove(**kwargs)
+            return 1
+        except Exception:  # noqa: BLE001 - gone already, or in use: the next reap retries
+            return 0
+
     try:
         containers = client.containers.list(all=True, filters=flt)
-        # replicas before the holders whose network namespace they use
-        containers.sort(key=lambda c: c.labels.get(LABEL_ROLE) == "holder")
-        for c in containers:
-            with contextlib.suppress(Exception):
-                c.remove(force=True, v=True)
-                n += 1
-        for net in client.networks.list(filters=flt):
-            with contextlib.suppress(Exception):
-                net.remove()
-                n += 1
-        for vol in client.volumes.list(filters=flt):
-            with contextlib.suppress(Exception):
-                vol.remove(force=True)
-                n += 1
+        # replicas before the holders whose network namespace they use; each group at once
+        holders = [c for c in containers if c.labels.get(LABEL_ROLE) == "holder"]
+        others = [c for c in containers if c.labels.get(LABEL_ROLE) != "holder"]
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            for group in (others, holders):
+                n += sum(pool.map(lambda c: removed(c.remove, force=True, v=True), group))
+            networks = client.networks.list(filters=flt)
+            n += sum(pool.map(lambda net: removed(net.remove), networks))
+            volumes = client.volumes.list(filters=flt)
+            n += sum(pool.map(lambda v: removed(v.remove, force=True), volumes))
     finally:
         client.close()
     return n
