@@ -20,7 +20,8 @@ DOCKER_SCENARIOS := scenarios/test_steady_state.py scenarios/test_refuse.py \
 
 help:
 	@echo "make setup   create $(VENV), install kmschaos and Toxiproxy v2.12.0"
-	@echo "make demo    run the scenario catalogue (local backend), print verdicts + report path"
+	@echo "make demo    run the scenario catalogue (local backend), print verdicts + report path,"
+	@echo "             then the resilience matrix of $(TOPOLOGY) (policies x faults)"
 	@echo "make test    unit, integration and scenario tests (time scale $(TIME_SCALE), $(WORKERS) workers);"
 	@echo "             then the docker subset (make test-docker) when a Docker engine answers"
 	@echo "make test-docker  build the images, run the docker-backend tests and scenario subset"
@@ -42,6 +43,8 @@ $(VENV)/.installed: pyproject.toml
 
 demo: setup
 	$(BIN)/kmschaos run -n $(WORKERS) --time-scale $(TIME_SCALE) --report-dir $(REPORT_DIR)
+	$(BIN)/kmschaos matrix $(TOPOLOGY) --time-scale $(TIME_SCALE) -j $(WORKERS) \
+		--report-dir $(REPORT_DIR)/matrix
 
 test: setup
 	$(BIN)/python -m pytest tests scenarios -n $(WORKERS) --kms-time-scale $(TIME_SCALE) \

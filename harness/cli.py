@@ -472,6 +472,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("faults", help="list the faults and their exact semantics")
     p.set_defaults(func=cmd_faults)
+
+    from harness.matrix import add_matrix_parser
+
+    add_matrix_parser(sub)
     return ap
 
 

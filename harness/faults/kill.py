@@ -15,6 +15,8 @@ from harness.faults.base import Fault
 
 
 class Kill(Fault):
+    # in effect from the SIGKILL on, not only once its death was confirmed and recorded
+    window_from_start = True
     kind = "kill"
     summary = "replica killed (SIGKILL); heal starts it again on the same data"
     requires: ClassVar[frozenset[str]] = frozenset({CAP_RESTART})
