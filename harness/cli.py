@@ -474,8 +474,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_faults)
 
     from harness.matrix import add_matrix_parser
+    from harness.report import add_report_parser
 
     add_matrix_parser(sub)
+    add_report_parser(sub)
     return ap
 
 

@@ -119,14 +119,14 @@ def run_catalogue(
     t0 = time.monotonic()
     code = pytest.main(args, plugins=[progress])
     elapsed = time.monotonic() - t0
-    summary = write_summary(report_dir, progress.results, elapsed, time_scale)
+    summary = write_summary(report_dir, progress.results, elapsed, time_scale, backend)
     print_table(console, summary)
     failed = [t for t in summary["scenarios"] if t["outcome"] == "failed"]
     for t in failed:
         console.print(
             f"\n[bold red]FAILED[/] {escape(t['id'])}\n{escape(t['detail'])}", highlight=False
         )
-    console.print(f"\nreport: {report_dir.resolve()}/ (summary.json, junit.xml, history.jsonl)")
+    console.print(f"\nreport: {_render_page(console, report_dir, backend)}")
     if code == pytest.ExitCode.NO_TESTS_COLLECTED:
         console.print("[red]no scenario collected[/]: check the SCENARIO arguments")
         return 2
@@ -141,8 +141,29 @@ def run_catalogue(
     return 0 if code == pytest.ExitCode.OK else 1
 
 
+def _render_page(console: Console, report_dir: Path, backend: str) -> str:
+    """Write report.html; the report line to print. A page that cannot be drawn is a
+    warning: the verdicts above and the files stand without it."""
+    from harness.report import render_report
+
+    files = "summary.json, junit.xml, history.jsonl"
+    try:
+        page = render_report(report_dir, backend=backend)
+    except Exception as e:  # noqa: BLE001 - the verdicts stand without the page
+        console.print(
+            f"[yellow]report.html not written[/]: {escape(f'{type(e).__name__}: {e}')}",
+            highlight=False,
+        )
+        return f"{report_dir.resolve()}/ ({files})"
+    return f"{page.resolve()} (and {files} in {report_dir.resolve()}/)"
+
+
 def write_summary(
-    report_dir: Path, results: dict[str, dict[str, Any]], elapsed: float, time_scale: float | None
+    report_dir: Path,
+    results: dict[str, dict[str, Any]],
+    elapsed: float,
+    time_scale: float | None,
+    backend: str = "local",
 ) -> dict[str, Any]:
     from harness.pytest_plugin import _safe
 
@@ -178,6 +199,7 @@ def write_summary(
         "started": time.time() - elapsed,
         "duration_s": round(elapsed, 2),
         "time_scale": time_scale,
+        "backend": backend,
         "totals": {
             k: sum(1 for r in rows if r["outcome"] == k)
             for k in ("passed", "failed", "skipped", "interrupted")
