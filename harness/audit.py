@@ -2,8 +2,10 @@
 
 A round reads every replica once, directly (not through a link, so a fault on the
 links does not hide what a replica holds): Locate every object, then Get each (the
-digest of its key material) and its State. `until_converged` runs rounds until all
-replicas agree, with a deadline, and returns how long that took.
+digest of its key material) and its State. On an external target (a real KMS) only the
+keys this run created there are read (`harness.external.run_key_uids`).
+`until_converged` runs rounds until all replicas agree, with a deadline, and returns how
+long that took.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import Any
 
 from harness.client.operations import empty_client_config, new_pie_client
 from harness.cluster.base import Cluster
+from harness.external import external_names, run_key_uids
 from harness.history import History, Snapshot
 
 
@@ -28,6 +31,15 @@ class Auditor:
         # rounds are numbered per history, so several audits never share a number
         self.rounds = max((e.round for e in history.events() if isinstance(e, Snapshot)), default=0)
         self._conf = empty_client_config(Path(cluster.state.state_dir) / "clients")
+        self._external = external_names(cluster.state)
+
+    def _located(self, pie: Any, replica: str) -> list[str]:
+        """Uids to read on `replica`: all it lists, or on an external target the run's."""
+        uids = [str(u) for u in pie.locate()]
+        if replica not in self._external:
+            return uids
+        ours = run_key_uids(Path(self.cluster.state.state_dir), replica)
+        return [u for u in uids if u in ours]
 
     def _read(self, replica: str, n: int) -> Snapshot:
         from kmip.core import enums
@@ -38,7 +50,7 @@ class Auditor:
         try:
             pie.open()
             try:
-                for uid in pie.locate():
+                for uid in self._located(pie, replica):
                     key = pie.get(uid)
                     _, attrs = pie.get_attributes(uid, ["State"])
                     state = next(
@@ -68,7 +80,7 @@ class Auditor:
         try:
             pie.open()
             try:
-                return {str(u) for u in pie.locate()}
+                return set(self._located(pie, replica))
             finally:
                 with contextlib.suppress(Exception):
                     pie.close()

@@ -54,9 +54,15 @@ def cmd_up(args: argparse.Namespace) -> int:
     if args.time_scale is not None:
         topo = topo.with_time_scale(args.time_scale)
     _check_backend(args.backend)
-    _lint_warnings(topo)
     sdir = _state_dir(args)
-    cluster = cluster_class(args.backend).create(topo, sdir, detached=True)
+    cluster = cluster_class(args.backend).create(
+        topo,
+        sdir,
+        detached=True,
+        allow_external=args.allow_external,
+        keep_keys=args.keep_keys,
+    )
+    _lint_warnings(topo)
     n = len(topo.replicas)
     print(f"starting {topo.name}: {n} replica(s), {len(topo.clients)} client(s) in {sdir}/ ...")
     t0 = time.monotonic()
@@ -146,7 +152,7 @@ def _print_status(doc: dict[str, Any]) -> None:
 
 
 def cmd_down(args: argparse.Namespace) -> int:
-    from harness import registry
+    from harness import external, registry
     from harness.cluster.base import ClusterError, load_state
     from harness.cluster.common import cluster_class
 
@@ -162,9 +168,15 @@ def cmd_down(args: argparse.Namespace) -> int:
     if state.status == "down":
         print(f"cluster {state.run_id} in {sdir}/ is already down")
         registry.reap_run(state.run_id)
+        if external.external_names(state):  # what a killed or --keep-keys run left
+            print(external.settle_keys(state, keep=args.keep_keys).summary())
         return EXIT_OK
-    cluster_class(state.backend)(state).stop()
+    cluster = cluster_class(state.backend)(state)
+    cluster.keep_keys = True if args.keep_keys else None  # None: as at `up`
+    cluster.stop()
     print(f"cluster {state.run_id} ({state.topology.get('name')}) stopped; logs kept in {sdir}/")
+    if cluster.key_settlement is not None:
+        print(cluster.key_settlement.summary())
     return EXIT_OK
 
 
@@ -274,7 +286,13 @@ def cmd_run(args: argparse.Namespace) -> int:
         report_dir=Path(args.report_dir),
         time_scale=args.time_scale,
         backend=args.backend,
-        extra=getattr(args, "pytest_args", []),
+        extra=[
+            *(["--kms-interactive"] if args.interactive else []),
+            *([f"--kms-seed={args.seed}"] if args.seed is not None else []),
+            *getattr(args, "pytest_args", []),
+        ],
+        allow_external=args.allow_external,
+        keep_keys=args.keep_keys,
     )
 
 
@@ -338,6 +356,25 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = ap.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
+    def external_opts(p: argparse.ArgumentParser, consent: bool = True) -> None:
+        from harness.external import CONSENT_FLAG
+
+        if consent:
+            p.add_argument(
+                CONSENT_FLAG,
+                dest="allow_external",
+                action="store_true",
+                help="allow a topology with external targets (a real KMS kmschaos does "
+                "not start: keys are created and destroyed there, link faults injected in "
+                "front of it); the topology must also say allow_external: true",
+            )
+        p.add_argument(
+            "--keep-keys",
+            action="store_true",
+            help="keep the keys created on external targets (default: destroyed when the "
+            "cluster stops; recorded in the state folder's external-keys.json)",
+        )
+
     def state_opt(p: argparse.ArgumentParser) -> None:
         p.add_argument(
             "--state-dir",
@@ -363,6 +400,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--time-scale", type=float, help="override the topology's time_scale (client timeouts)"
     )
+    external_opts(p)
     state_opt(p)
     p.set_defaults(func=cmd_up)
 
@@ -430,6 +468,7 @@ def build_parser() -> argparse.ArgumentParser:
         "this user on this machine by label, also runs whose harness was killed.",
     )
     p.add_argument("--all", action="store_true", help="reap every kmschaos run on this machine")
+    external_opts(p, consent=False)
     state_opt(p)
     p.set_defaults(func=cmd_down)
 
@@ -456,6 +495,18 @@ def build_parser() -> argparse.ArgumentParser:
         default="local",
         help="local (default) or docker; a scenario needing what the backend lacks is skipped",
     )
+    p.add_argument(
+        "--interactive",
+        action="store_true",
+        help="rehearsals: wait for Enter at every `checkpoint` step (not with -n > 1)",
+    )
+    p.add_argument(
+        "--seed",
+        metavar="N|random",
+        help="rehearsals: the seed of `random` steps and the workload mix (default: the "
+        "file's `seed`); a failure prints the seed to replay it",
+    )
+    external_opts(p)
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser(
@@ -513,6 +564,7 @@ def main(argv: list[str] | None = None) -> int:
     from docker.errors import DockerException
 
     from harness.cluster.base import ClusterError
+    from harness.external import ExternalRefused
     from harness.faults import FaultError
     from harness.links import ToxiproxyError
     from harness.toolchain import ToolchainError
@@ -535,6 +587,9 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as e:
         _print_err(str(e))
         return e.status
+    except ExternalRefused as e:  # a safety switch is missing: nothing started
+        _print_err(str(e))
+        return EXIT_USAGE
     except (ClusterError, FaultError, ToolchainError, ToxiproxyError, WaitTimeout) as e:
         _print_err(str(e))
         return EXIT_FAIL

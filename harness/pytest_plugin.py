@@ -1,7 +1,11 @@
 """The kmschaos pytest plugin (entry point `pytest11: kmschaos`): options, markers,
 fixtures. Logic lives in the package; this module only wires it.
 
-Options: ``--kms-backend`` (local | docker), ``--kms-time-scale``, ``--kms-report-dir``.
+Options: ``--kms-backend`` (local | docker), ``--kms-time-scale``, ``--kms-report-dir``,
+``--kms-seed`` and ``--kms-interactive`` (rehearsals).
+Rehearsal files (``*.yaml`` in a ``rehearsals/`` folder, or any YAML file with a
+top-level ``steps:`` named on the command line) are collected as one test each, run by
+`harness.rehearse` on the same fixtures as Python scenarios.
 Markers: ``kms_topology(path)`` picks the topology; ``kms_needs(*faults)`` skips a
 test, before any cluster starts, when the machine cannot run one of its faults.
 Fixtures: ``kms_topology``, ``kms_cluster``, ``kms_history``, ``kms_scenario``,
@@ -21,8 +25,17 @@ import pytest
 
 from harness.client.failover_client import FailoverClient
 from harness.cluster.common import BACKENDS, BaseCluster, cluster_class
+from harness.external import ExternalRefused, export_ledger
 from harness.faults import FAULTS, Fault
 from harness.history import History
+from harness.rehearsal import Rehearsal, RehearsalError, is_rehearsal_file, load_rehearsal
+from harness.rehearse import (
+    RehearsalFailure,
+    TerminalIO,
+    check_seed_option,
+    resolve_seed,
+    run_rehearsal,
+)
 from harness.scenario import Scenario
 from harness.toolchain import repo_root
 from harness.topology import Topology, TopologyError, load_topology
@@ -51,6 +64,32 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=None,
         help="write each scenario's history.jsonl and outcome.json under this folder",
     )
+    g.addoption(
+        "--kms-allow-external",
+        action="store_true",
+        default=False,
+        help="allow topologies with external targets (a real KMS kmschaos does not "
+        "start; the topology must also say allow_external: true)",
+    )
+    g.addoption(
+        "--kms-keep-keys",
+        action="store_true",
+        default=False,
+        help="keep the keys scenarios create on external targets (default: destroyed "
+        "when the cluster stops; listed in external-keys.json)",
+    )
+    g.addoption(
+        "--kms-seed",
+        default=None,
+        help="seed of rehearsals (random fault schedules, workload mix): a whole number, or "
+        "`random` for a fresh one; default: each rehearsal's `seed`",
+    )
+    g.addoption(
+        "--kms-interactive",
+        action="store_true",
+        default=False,
+        help="rehearsal checkpoints wait for Enter (one process: not with -n)",
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -70,6 +109,16 @@ def pytest_configure(config: pytest.Config) -> None:
     scale = config.getoption("--kms-time-scale")
     if scale is not None and not 0 < scale <= 10:
         raise pytest.UsageError(f"--kms-time-scale {scale}: must be > 0 and <= 10")
+    try:
+        check_seed_option(config.getoption("--kms-seed"))
+    except ValueError as e:
+        raise pytest.UsageError(str(e)) from None
+    workers = getattr(config.option, "numprocesses", None)
+    if config.getoption("--kms-interactive") and (workers or hasattr(config, "workerinput")):
+        raise pytest.UsageError(
+            f"--kms-interactive with -n {workers}: checkpoints wait for Enter on this "
+            "terminal, which xdist workers do not have; run with one process (no -n)"
+        )
 
 
 def _check_docker_ready() -> None:
@@ -139,10 +188,21 @@ def kms_report_dir(request: pytest.FixtureRequest, tmp_path: Path) -> Path:
 
 @pytest.fixture
 def kms_cluster(
-    request: pytest.FixtureRequest, kms_topology: Topology, tmp_path: Path
+    request: pytest.FixtureRequest,
+    kms_topology: Topology,
+    kms_report_dir: Path,
+    tmp_path: Path,
 ) -> Iterator[BaseCluster]:
     backend = request.config.getoption("--kms-backend")
-    cluster = cluster_class(backend).create(kms_topology, tmp_path / "cluster")
+    try:
+        cluster = cluster_class(backend).create(
+            kms_topology,
+            tmp_path / "cluster",
+            allow_external=request.config.getoption("--kms-allow-external"),
+            keep_keys=request.config.getoption("--kms-keep-keys"),
+        )
+    except (ExternalRefused, TopologyError) as e:  # refused before anything started
+        pytest.fail(str(e), pytrace=False)
     marker = request.node.get_closest_marker("kms_needs")
     for kind in marker.args if marker else ():
         if kind not in FAULTS:
@@ -152,8 +212,11 @@ def kms_cluster(
         reason = FAULTS[kind].unsupported_reason(cluster)
         if reason:
             pytest.skip(reason)
-    with cluster:
-        yield cluster
+    try:
+        with cluster:
+            yield cluster
+    finally:  # the keys made on external targets, for the report
+        export_ledger(Path(cluster.state.state_dir), kms_report_dir)
 
 
 @pytest.fixture
@@ -224,3 +287,55 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         for key, value in item.user_properties:
             if key == "history":
                 report.sections.append(("kmschaos", f"history: {value}"))
+
+
+# ---- rehearsal files ---------------------------------------------------------------------
+
+
+def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
+    explicit = parent.session.isinitpath(file_path)
+    if is_rehearsal_file(file_path, explicit=explicit, root=parent.config.rootpath):
+        return RehearsalFile.from_parent(parent, path=file_path)
+    return None
+
+
+class RehearsalFile(pytest.File):
+    """A rehearsal YAML file: one test. An invalid file is a one-line collection error."""
+
+    def collect(self) -> Iterator[pytest.Item]:
+        try:
+            rehearsal = load_rehearsal(self.path)
+        except RehearsalError as e:
+            raise self.CollectError(str(e)) from None
+        yield RehearsalItem.from_parent(
+            self, name=rehearsal.name, callobj=_rehearsal_test(rehearsal)
+        )
+
+
+def _rehearsal_test(rehearsal: Rehearsal) -> Callable[..., None]:
+    @pytest.mark.kms_topology(str(rehearsal.topology_path))
+    @pytest.mark.kms_needs(*rehearsal.fault_kinds())
+    def rehearse(kms_scenario: Scenario, pytestconfig: pytest.Config) -> None:
+        run_rehearsal(
+            rehearsal,
+            kms_scenario,
+            seed=resolve_seed(pytestconfig.getoption("--kms-seed"), rehearsal.seed),
+            io=TerminalIO(pytestconfig.pluginmanager.getplugin("capturemanager")),
+            interactive=pytestconfig.getoption("--kms-interactive"),
+        )
+
+    return rehearse
+
+
+class RehearsalItem(pytest.Function):
+    """A rehearsal run on the `kms_scenario` fixture, like a Python scenario."""
+
+    def reportinfo(self) -> tuple[Path, int, str]:
+        return self.path, 0, f"rehearsal {self.name}"
+
+    def repr_failure(  # type: ignore[override]  # as pytest's Function
+        self, excinfo: pytest.ExceptionInfo[BaseException]
+    ) -> Any:
+        if isinstance(excinfo.value, RehearsalFailure):
+            return str(excinfo.value)
+        return super().repr_failure(excinfo)

@@ -37,6 +37,15 @@ class Progress:
     def __init__(self, console: Console) -> None:
         self.console = console
         self.results: dict[str, dict[str, Any]] = {}
+        self.collect_errors: list[str] = []
+
+    def pytest_collectreport(self, report: pytest.CollectReport) -> None:
+        """A file that cannot be collected (a broken rehearsal, a scenario that does not
+        import): its message, not an empty table."""
+        if report.failed:
+            text = str(report.longrepr).strip()
+            self.collect_errors.append(text)
+            self.console.print(f"[bold red]cannot load[/] {escape(text)}", highlight=False)
         self.done = 0
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
@@ -77,6 +86,8 @@ def run_catalogue(
     time_scale: float | None,
     backend: str,
     extra: list[str],
+    allow_external: bool = False,
+    keep_keys: bool = False,
 ) -> int:
     import sys
 
@@ -103,6 +114,10 @@ def run_catalogue(
     ]
     if time_scale is not None:
         args.append(f"--kms-time-scale={time_scale}")
+    if allow_external:
+        args.append("--kms-allow-external")
+    if keep_keys:
+        args.append("--kms-keep-keys")
     if workers > 1:
         args += ["-n", str(workers)]
     args += extra
@@ -127,6 +142,12 @@ def run_catalogue(
             f"\n[bold red]FAILED[/] {escape(t['id'])}\n{escape(t['detail'])}", highlight=False
         )
     console.print(f"\nreport: {_render_page(console, report_dir, backend)}")
+    if progress.collect_errors:
+        console.print(
+            f"[red]{len(progress.collect_errors)} file(s) could not be loaded[/]: fix them and "
+            "run again (nothing was started)"
+        )
+        return 2
     if code == pytest.ExitCode.NO_TESTS_COLLECTED:
         console.print("[red]no scenario collected[/]: check the SCENARIO arguments")
         return 2

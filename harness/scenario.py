@@ -34,6 +34,7 @@ from harness.client.failover_client import FailoverClient
 from harness.client.operations import empty_client_config
 from harness.client.policies import make_policy
 from harness.cluster.base import Cluster
+from harness.external import RunKeys
 from harness.faults import Fault, make_fault
 from harness.history import Complete, History, Note
 from harness.topology import Topology
@@ -106,6 +107,7 @@ class Scenario:
         self._faults: list[Fault] = []
         self._workloads: list[Workload] = []
         self._clients: list[FailoverClient] = []
+        self._keys = RunKeys.for_state(cluster.state)  # names (and records) created keys
 
     # ---- parts ------------------------------------------------------------------
 
@@ -123,6 +125,7 @@ class Scenario:
             self.topology.connect_timeout,
             self.topology.response_timeout,
             conf,
+            self._keys,
         )
         fc = FailoverClient(name, pol, self.history, worker)
         self._clients.append(fc)

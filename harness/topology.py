@@ -10,6 +10,23 @@ where the replica runs and what protects its storage (both optional; read by the
     replicas:
       - kms-a
       - {name: kms-b, host: hv-1, encrypted_by: kms-prod}
+
+A replica may be an **external target**, a KMS kmschaos does not start (see
+`harness.external`)::
+
+    allow_external: true                    # safety switch 1 (2: the command-line flag)
+    tls: {ca: kms-ca.pem, cert: client.pem, key: client.key}   # relative to this file
+    sites:
+      site-a:
+        replicas:
+          - {name: kms-prod-1, external: {host: kms1.example.net, port: 5696}}
+
+Its ``tls`` (top level, or per external replica) names the CA that signed the server's
+certificate and the client certificate the KMS knows; a run has one client identity, so
+every external replica resolves to the same ``cert`` and ``key``. An external replica is
+not replicated by kmschaos: a topology with one needs ``replication.profile: none``.
+Whether the files exist is checked when a cluster is created (`check_tls_files`), so a
+topology can be linted on a machine without them.
 """
 
 from __future__ import annotations
@@ -28,8 +45,20 @@ DEFAULT_INTERVAL_MS = 250.0
 NAME_RE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,30}[a-z0-9])?$")
 MAX_REPLICAS = 99  # replica i listens on 127.X.Y.i and 127.X.Y.(100+i)
 
-TOP_KEYS = ("name", "sites", "clients", "replication", "timeouts", "time_scale")
-REPLICA_KEYS = ("name", "host", "encrypted_by")
+TOP_KEYS = (
+    "name",
+    "sites",
+    "clients",
+    "replication",
+    "timeouts",
+    "time_scale",
+    "allow_external",
+    "tls",
+)
+REPLICA_KEYS = ("name", "host", "encrypted_by", "external", "tls")
+EXTERNAL_KEYS = ("host", "port", "server_name")
+TLS_KEYS = ("ca", "cert", "key")
+KMIP_PORT = 5696
 
 
 class TopologyError(ValueError):
@@ -52,17 +81,60 @@ class Timeouts:
 
 
 @dataclass(frozen=True)
+class TlsPaths:
+    """TLS files of an external target, absolute (relative paths in the file are taken
+    from the topology file's folder). `where` is the field path, for error messages."""
+
+    ca: str | None = None
+    cert: str | None = None
+    key: str | None = None
+    where: str = field(default="tls", compare=False)
+
+    def to_dict(self) -> dict[str, str]:
+        return {k: v for k, v in (("ca", self.ca), ("cert", self.cert), ("key", self.key)) if v}
+
+
+@dataclass(frozen=True)
+class ExternalTarget:
+    """A KMS that kmschaos does not start: clients reach it through Toxiproxy links.
+
+    `server_name` is the name its certificate is checked against (default `host`)."""
+
+    host: str
+    port: int = KMIP_PORT
+    server_name: str | None = None
+
+    @property
+    def address(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{host}:{self.port}"
+
+    @property
+    def tls_name(self) -> str:
+        return self.server_name or self.host
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"host": self.host, "port": self.port}
+        if self.server_name:
+            d["server_name"] = self.server_name
+        return d
+
+
+@dataclass(frozen=True)
 class ReplicaInfo:
     """What the file says about one replica beyond its name.
 
     `host` is the failure domain it runs in (hypervisor, rack); `encrypted_by` names the
     KMS cluster whose keys encrypt the replica's own storage. Either may be unknown.
+    `external` is set for a KMS kmschaos does not start, `tls` for its own TLS files.
     """
 
     name: str
     site: str
     host: str | None = None
     encrypted_by: str | None = None
+    external: ExternalTarget | None = None
+    tls: TlsPaths | None = None
 
 
 @dataclass(frozen=True)
@@ -85,6 +157,8 @@ class Topology:
     time_scale: float = 1.0
     source: str = "<topology>"
     replica_info: dict[str, ReplicaInfo] = field(default_factory=dict)
+    allow_external: bool = False
+    tls: TlsPaths | None = None  # the top-level `tls`, for external targets
 
     @property
     def replicas(self) -> tuple[str, ...]:
@@ -101,6 +175,29 @@ class Topology:
         """The replica's `ReplicaInfo`; host and encrypted_by unknown if not given."""
         info = self.replica_info.get(replica)
         return info if info is not None else ReplicaInfo(replica, self.site_of(replica))
+
+    @property
+    def external_replicas(self) -> tuple[str, ...]:
+        """Replicas kmschaos does not start (`external:`), in file order."""
+        return tuple(r for r in self.replicas if self.info_of(r).external is not None)
+
+    def external_tls(self, replica: str) -> TlsPaths:
+        """The TLS files for an external replica: its own `tls`, else the top level's."""
+        own = self.info_of(replica).tls or TlsPaths()
+        top = self.tls or TlsPaths()
+        return TlsPaths(
+            ca=own.ca or top.ca,
+            cert=own.cert or top.cert,
+            key=own.key or top.key,
+            where=own.where if own.ca else top.where,
+        )
+
+    @property
+    def client_identity(self) -> TlsPaths | None:
+        """The run's one client identity when it has external replicas (cert, key, and
+        the CA of the first external replica); None for a topology of own replicas."""
+        ext = self.external_replicas
+        return self.external_tls(ext[0]) if ext else None
 
     @property
     def replication_implemented(self) -> bool:
@@ -127,25 +224,35 @@ class Topology:
         time_scale = _number(self.source, "time_scale", time_scale, 0, 10)
         return replace(self, time_scale=time_scale)
 
-    def _replica_entry(self, replica: str) -> str | dict[str, str]:
+    def _replica_entry(self, replica: str) -> str | dict[str, Any]:
         info = self.replica_info.get(replica)
-        if info is None or (info.host is None and info.encrypted_by is None):
+        if info is None or info == ReplicaInfo(replica, info.site):
             return replica
-        entry = {"name": replica}
+        entry: dict[str, Any] = {"name": replica}
         if info.host is not None:
             entry["host"] = info.host
         if info.encrypted_by is not None:
             entry["encrypted_by"] = info.encrypted_by
+        if info.external is not None:
+            entry["external"] = info.external.to_dict()
+        if info.tls is not None:
+            entry["tls"] = info.tls.to_dict()
         return entry
 
     def to_dict(self) -> dict[str, Any]:
         """The topology as file data; `parse_topology` of its YAML gives it back.
 
-        A replica entry is a plain name unless it has a host or encrypted_by; read
-        names with `replica_names`.
+        A replica entry is a plain name unless it has a host, encrypted_by, external or
+        tls; read names with `replica_names`. TLS paths are absolute.
         """
+        extra: dict[str, Any] = {}
+        if self.allow_external:
+            extra["allow_external"] = True
+        if self.tls is not None:
+            extra["tls"] = self.tls.to_dict()
         return {
             "name": self.name,
+            **extra,
             "sites": {
                 s: {"replicas": [self._replica_entry(r) for r in reps]}
                 for s, reps in self.sites.items()
@@ -193,6 +300,13 @@ def parse_topology(text: str, source: str = "<topology>") -> Topology:
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
         problem = getattr(e, "problem", None) or str(e).splitlines()[0]
         raise TopologyError(source, "", f"{where}invalid YAML: {problem}") from None
+    except Exception as e:  # noqa: BLE001 - PyYAML's constructors crash on `!!int ''`, `!!bool ''`
+        raise TopologyError(source, "", f"invalid YAML: {type(e).__name__}: {e}") from None
+    return _validate(data, source)
+
+
+def topology_from_dict(data: dict[str, Any], source: str = "<topology>") -> Topology:
+    """A `Topology` from `Topology.to_dict()` output (validated like a file)."""
     return _validate(data, source)
 
 
@@ -249,10 +363,10 @@ def _text(source: str, path: str, value: Any) -> str:
     return value
 
 
-def _replica_entry(source: str, path: str, entry: Any) -> tuple[str, str, str | None, str | None]:
-    """(name, path of the name, host, encrypted_by) of one `replicas` entry."""
+def _replica_entry(source: str, path: str, entry: Any, base: Path) -> tuple[ReplicaInfo, str]:
+    """The `ReplicaInfo` of one `replicas` entry (site left empty) and its name's path."""
     if not isinstance(entry, dict):
-        return _name(source, path, entry, "replica"), path, None, None
+        return ReplicaInfo(_name(source, path, entry, "replica"), ""), path
     body = _mapping(source, path, entry)
     _unknown_keys(source, path, body, REPLICA_KEYS)
     if "name" not in body:
@@ -264,7 +378,129 @@ def _replica_entry(source: str, path: str, entry: Any) -> tuple[str, str, str | 
     encrypted_by = body.get("encrypted_by")
     if "encrypted_by" in body:
         encrypted_by = _text(source, f"{path}.encrypted_by", encrypted_by)
-    return name, f"{path}.name", host, encrypted_by
+    external = None
+    if "external" in body:
+        external = _external(source, f"{path}.external", body["external"])
+    tls = None
+    if "tls" in body:
+        if external is None:
+            raise _err(
+                source,
+                f"{path}.tls",
+                "only an external replica has its own TLS files (add `external: {host, port}`"
+                " or remove `tls`); kmschaos makes the certificates of replicas it starts",
+            )
+        tls = _tls(source, f"{path}.tls", body["tls"], base)
+    return ReplicaInfo(name, "", host, encrypted_by, external, tls), f"{path}.name"
+
+
+def _external(source: str, path: str, value: Any) -> ExternalTarget:
+    body = _mapping(source, path, value)
+    _unknown_keys(source, path, body, EXTERNAL_KEYS)
+    if "host" not in body:
+        raise _err(source, f"{path}.host", "missing; the KMS server's address or DNS name")
+    host = _text(source, f"{path}.host", body["host"]).strip()
+    port = body.get("port", KMIP_PORT)
+    if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
+        raise _err(source, f"{path}.port", f"must be a TCP port (1-65535), got {port!r}")
+    server_name = None
+    if "server_name" in body:
+        server_name = _text(source, f"{path}.server_name", body["server_name"]).strip()
+    return ExternalTarget(host, port, server_name)
+
+
+def _tls(source: str, path: str, value: Any, base: Path) -> TlsPaths:
+    body = _mapping(source, path, value)
+    _unknown_keys(source, path, body, TLS_KEYS)
+    files = {
+        k: str(base / Path(_text(source, f"{path}.{k}", v)).expanduser()) for k, v in body.items()
+    }
+    return TlsPaths(files.get("ca"), files.get("cert"), files.get("key"), where=path)
+
+
+def _check_external(
+    source: str,
+    top_tls: TlsPaths | None,
+    info: dict[str, ReplicaInfo],
+    paths: dict[str, str],
+    profile: str,
+) -> None:
+    """One client identity per run, a CA for every external replica, no replication."""
+    external = [r for r, i in info.items() if i.external is not None]
+    if not external:
+        if top_tls is not None:
+            raise _err(
+                source,
+                "tls",
+                "only used with external replicas (kmschaos makes a throwaway CA for the "
+                "replicas it starts); remove it, or add a replica with `external:`",
+            )
+        return
+    if profile != "none":
+        raise _err(
+            source,
+            "replication.profile",
+            f"profile {profile!r} with external replica(s) {', '.join(external)}: kmschaos "
+            "replicates only the replicas it starts, and an external KMS replicates itself "
+            "(if at all); use profile none",
+        )
+    top = top_tls or TlsPaths()
+    first: tuple[str, str | None, str | None] | None = None
+    for r in external:
+        own = info[r].tls or TlsPaths(where=top.where if top_tls else f"{paths[r]}.tls")
+        for k in TLS_KEYS:
+            if getattr(own, k) is None and getattr(top, k) is None:
+                raise _err(
+                    source,
+                    f"{own.where}.{k}",
+                    f"missing for external replica '{r}': give it here or in the top-level "
+                    f"tls.{k} ({_TLS_ROLE[k]})",
+                )
+        cert, key = own.cert or top.cert, own.key or top.key
+        if first is None:
+            first = (r, cert, key)
+        elif (cert, key) != first[1:]:
+            where = f"{own.where}.cert" if own.cert or own.key else f"{paths[r]}.tls"
+            raise _err(
+                source,
+                where,
+                f"external replica '{r}' uses another client certificate than '{first[0]}': "
+                "a run has one client identity (PyKMIP-style clients send one certificate to "
+                "every server of their list); use the same cert and key for both",
+            )
+
+
+_TLS_ROLE = {
+    "ca": "the CA certificate(s) that signed the KMS server's certificate",
+    "cert": "the client certificate the KMS knows",
+    "key": "that certificate's private key",
+}
+
+
+def check_tls_files(topology: Topology) -> None:
+    """Every TLS file an external target names exists and looks like PEM; raise
+    `TopologyError` naming the field otherwise. Run when a cluster is created."""
+    found = [topology.tls] if topology.tls is not None else []
+    found += [i.tls for i in topology.replica_info.values() if i.tls is not None]
+    for paths in found:
+        for k in TLS_KEYS:
+            f = getattr(paths, k)
+            if f is None:
+                continue
+            try:
+                text = Path(f).read_text(encoding="utf-8", errors="replace")
+            except FileNotFoundError:
+                raise TopologyError(
+                    topology.source, f"{paths.where}.{k}", f"file not found: {f}"
+                ) from None
+            except OSError as e:
+                raise TopologyError(
+                    topology.source, f"{paths.where}.{k}", f"cannot read {f}: {e.strerror}"
+                ) from None
+            marker = "PRIVATE KEY-----" if k == "key" else "-----BEGIN CERTIFICATE-----"
+            if marker not in text:
+                what = "a PEM private key" if k == "key" else "a PEM certificate"
+                raise TopologyError(topology.source, f"{paths.where}.{k}", f"{f} is not {what}")
 
 
 def _validate(data: Any, source: str) -> Topology:
@@ -278,6 +514,11 @@ def _validate(data: Any, source: str) -> Topology:
     name = top.get("name", Path(source).stem if source != "<topology>" else "topology")
     if not isinstance(name, str) or not name.strip():
         raise _err(source, "name", "must be a non-empty string")
+    base = Path(source).resolve().parent if source != "<topology>" else Path.cwd()
+    allow_external = top.get("allow_external", False)
+    if not isinstance(allow_external, bool):
+        raise _err(source, "allow_external", f"must be true or false, got {_kind(allow_external)}")
+    top_tls = _tls(source, "tls", top["tls"], base) if "tls" in top else None
 
     if "sites" not in top:
         raise _err(source, "sites", "missing; add at least one site with its replicas")
@@ -286,6 +527,7 @@ def _validate(data: Any, source: str) -> Topology:
         raise _err(source, "sites", "no sites; add at least one site with its replicas")
     sites: dict[str, tuple[str, ...]] = {}
     replica_info: dict[str, ReplicaInfo] = {}
+    name_paths: dict[str, str] = {}
     seen: dict[str, str] = {}
     for site, body in sites_raw.items():
         _name(source, f"sites.{site}", site, "site")
@@ -297,12 +539,14 @@ def _validate(data: Any, source: str) -> Topology:
             raise _err(source, f"{spath}.replicas", "must be a non-empty list of replica names")
         names: list[str] = []
         for i, entry in enumerate(reps):
-            r, rpath, host, encrypted_by = _replica_entry(source, f"{spath}.replicas[{i}]", entry)
+            info, rpath = _replica_entry(source, f"{spath}.replicas[{i}]", entry, base)
+            r = info.name
             if r in seen:
                 raise _err(source, rpath, f"replica '{r}' already listed in site '{seen[r]}'")
             seen[r] = site
             names.append(r)
-            replica_info[r] = ReplicaInfo(r, site, host, encrypted_by)
+            replica_info[r] = replace(info, site=site)
+            name_paths[r] = f"{spath}.replicas[{i}]"
         sites[site] = tuple(names)
     all_replicas = tuple(seen)
     if len(all_replicas) > MAX_REPLICAS:
@@ -374,7 +618,7 @@ def _validate(data: Any, source: str) -> Topology:
             primary = rep["primary"]
             if profile != "sync":
                 raise _err(source, "replication.primary", "only the sync profile has a primary")
-            if primary not in seen:
+            if not isinstance(primary, str) or primary not in seen:
                 raise _err(
                     source,
                     "replication.primary",
@@ -391,6 +635,7 @@ def _validate(data: Any, source: str) -> Topology:
         )
 
     time_scale = _number(source, "time_scale", top.get("time_scale", 1.0), 0, 10)
+    _check_external(source, top_tls, replica_info, name_paths, profile)
 
     return Topology(
         name=name,
@@ -403,4 +648,6 @@ def _validate(data: Any, source: str) -> Topology:
         time_scale=time_scale,
         source=source,
         replica_info=replica_info,
+        allow_external=allow_external,
+        tls=top_tls,
     )

@@ -444,7 +444,7 @@ NAME_HINT = "use 1-32 lowercase letters, digits and '-'"
         (
             "{name: kms-b, colour: red}",
             "sites.site-a.replicas[1].colour",
-            "unknown key (known: name, host, encrypted_by)",
+            "unknown key (known: name, host, encrypted_by, external, tls)",
         ),
         ("{host: hv-1}", "sites.site-a.replicas[1].name", "missing; name the replica"),
         (

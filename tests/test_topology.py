@@ -296,7 +296,8 @@ def test_unknown_top_level_key_typo(tmp_path: Path) -> None:
     err = load_error(tmp_path, text)
     assert err.field_path == "timeout"
     assert err.message == (
-        "unknown key (known: name, sites, clients, replication, timeouts, time_scale)"
+        "unknown key (known: name, sites, clients, replication, timeouts, time_scale, "
+        "allow_external, tls)"
     )
 
 

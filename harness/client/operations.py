@@ -1,7 +1,9 @@
 """KMIP operations a virtual client performs, on a connected PyKMIP client.
 
 Every operation goes through PyKMIP's own `ProxyKmipClient` encoding, so the bytes on
-the wire are what a real PyKMIP user sends.
+the wire are what a real PyKMIP user sends. A Create carries a KMIP Name when the policy
+has `KeyNames` (``kmschaos-<run id>-<n>``, see `harness.external`): on a real KMS every
+key the harness made can be found and destroyed.
 """
 
 from __future__ import annotations
@@ -9,7 +11,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 OPERATIONS = ("create", "get", "activate", "destroy", "locate")
 MUTATING = frozenset({"create", "activate", "destroy"})
@@ -21,6 +23,15 @@ class OpValue:
     key: str | None = None  # the unique identifier created or used
     digest: str | None = None  # sha256 of the key material a Get returned
     count: int | None = None  # objects a Locate returned
+    name: str | None = None  # the Name a Create gave the key
+
+
+class KeyNames(Protocol):
+    """Names for the keys a run creates, and the record of where they were made."""
+
+    def next_name(self) -> str: ...
+
+    def created(self, name: str, uid: str, replica: str) -> None: ...
 
 
 def empty_client_config(directory: Path) -> str:
@@ -47,13 +58,14 @@ def new_pie_client(hosts: list[str], port: int, ca: str, cert: str, key: str, co
     )
 
 
-def perform(pie: Any, op: str, key: str | None) -> OpValue:
-    """Run `op` on an open PyKMIP client; KMIP failures raise KmipOperationFailure."""
+def perform(pie: Any, op: str, key: str | None, name: str | None = None) -> OpValue:
+    """Run `op` on an open PyKMIP client; KMIP failures raise KmipOperationFailure. A
+    Create names its key `name` (KMIP Name attribute) when given."""
     from kmip import enums
 
     if op == "create":
-        uid = pie.create(enums.CryptographicAlgorithm.AES, 256)
-        return OpValue(key=str(uid))
+        uid = pie.create(enums.CryptographicAlgorithm.AES, 256, name=name)
+        return OpValue(key=str(uid), name=name)
     if op == "get":
         obj = pie.get(key)
         return OpValue(key=key, digest=hashlib.sha256(bytes(obj.value)).hexdigest())

@@ -23,7 +23,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from harness.client.operations import MUTATING, OpValue, new_pie_client, perform
+from harness.client.operations import MUTATING, KeyNames, OpValue, new_pie_client, perform
 from harness.client.transport import AttemptError, Endpoint, classify, connect_tls, describe
 from harness.history import Attempt, OpOutcome
 
@@ -57,6 +57,17 @@ class TlsFiles:
     key: str
 
 
+def _key_name(keys: KeyNames | None, op: str) -> str | None:
+    return keys.next_name() if keys is not None and op == "create" else None
+
+
+def _record_created(
+    keys: KeyNames | None, key_name: str | None, value: OpValue, replica: str
+) -> None:
+    if keys is not None and key_name is not None and value.key:
+        keys.created(key_name, value.key, replica)
+
+
 def _unanswered(op: str, attempts: list[Attempt], sent: bool, error: str) -> PolicyResult:
     outcome: OpOutcome = "info" if sent and op in MUTATING else "fail"
     return PolicyResult(outcome, None, None, attempts, error)
@@ -72,11 +83,13 @@ class VCenterPolicy:
         connect_timeout: float,
         response_timeout: float,
         empty_conf: str,
+        keys: KeyNames | None = None,
     ) -> None:
         self.endpoints = endpoints
         self.tls = tls
         self.connect_timeout = connect_timeout
         self.response_timeout = response_timeout
+        self.keys = keys
         self._pie = new_pie_client(
             [endpoints[0].host], endpoints[0].port, tls.ca, tls.cert, tls.key, empty_conf
         )
@@ -105,12 +118,14 @@ class VCenterPolicy:
                 )
                 last_error = f"{ep.replica}: {e.outcome}"
                 continue
+            # a name per request sent: a Create lost on one server stays findable there
+            key_name = _key_name(self.keys, op)
             pie = self._pie
             pie.proxy.socket = sock
             pie.proxy.protocol = KMIPProtocol(sock)
             pie._is_open = True
             try:
-                value = perform(pie, op, key)
+                value = perform(pie, op, key, key_name)
             except KmipOperationFailure as e:
                 attempts.append(
                     Attempt(ep.replica, ep.address, t0, time.monotonic(), "kmip-error", str(e))
@@ -129,6 +144,7 @@ class VCenterPolicy:
                 with contextlib.suppress(OSError):
                     sock.close()
             attempts.append(Attempt(ep.replica, ep.address, t0, time.monotonic(), "ok"))
+            _record_created(self.keys, key_name, value, ep.replica)
             return PolicyResult("ok", value, ep.replica, attempts)
         return _unanswered(op, attempts, sent_any, f"all servers failed ({last_error})")
 
@@ -140,7 +156,12 @@ class PyKmipPolicy:
     name = "pykmip"
 
     def __init__(
-        self, endpoints: list[Endpoint], tls: TlsFiles, response_timeout: float, empty_conf: str
+        self,
+        endpoints: list[Endpoint],
+        tls: TlsFiles,
+        response_timeout: float,
+        empty_conf: str,
+        keys: KeyNames | None = None,
     ) -> None:
         ports = {ep.port for ep in endpoints}
         if len(ports) != 1:
@@ -148,6 +169,7 @@ class PyKmipPolicy:
                 f"PyKMIP's client needs one shared port; endpoints use {sorted(ports)}"
             )
         self.endpoints = endpoints
+        self.keys = keys
         self._replica_of = {ep.host: ep for ep in endpoints}
         self.response_timeout = response_timeout
         self._pie = new_pie_client(
@@ -217,8 +239,9 @@ class PyKmipPolicy:
         attempts = list(self._connect_log)
         ep = self._current()
         t0 = t_op if reused else (self._connected_at or t_op)
+        key_name = _key_name(self.keys, op)
         try:
-            value = perform(self._pie, op, key)
+            value = perform(self._pie, op, key, key_name)
         except KmipOperationFailure as e:
             attempts.append(
                 Attempt(ep.replica, ep.address, t0, time.monotonic(), "kmip-error", str(e), reused)
@@ -232,6 +255,7 @@ class PyKmipPolicy:
             self._reset_connection()
             return _unanswered(op, attempts, True, f"{ep.replica}: {outcome} (no failover)")
         attempts.append(Attempt(ep.replica, ep.address, t0, time.monotonic(), "ok", "", reused))
+        _record_created(self.keys, key_name, value, ep.replica)
         return PolicyResult("ok", value, ep.replica, attempts)
 
     def _reset_connection(self) -> None:
@@ -254,9 +278,11 @@ def make_policy(
     connect_timeout: float,
     response_timeout: float,
     empty_conf: str,
+    keys: KeyNames | None = None,
 ) -> FailoverPolicy:
+    """A policy by name; with `keys`, every Create names its key and is recorded."""
     if policy == "vcenter":
-        return VCenterPolicy(endpoints, tls, connect_timeout, response_timeout, empty_conf)
+        return VCenterPolicy(endpoints, tls, connect_timeout, response_timeout, empty_conf, keys)
     if policy == "pykmip":
-        return PyKmipPolicy(endpoints, tls, response_timeout, empty_conf)
+        return PyKmipPolicy(endpoints, tls, response_timeout, empty_conf, keys)
     raise ValueError(f"unknown policy {policy!r} (known: vcenter, pykmip)")

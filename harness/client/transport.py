@@ -17,11 +17,14 @@ from functools import lru_cache
 
 @dataclass(frozen=True)
 class Endpoint:
-    """Where a client reaches one replica (through its link)."""
+    """Where a client reaches one replica (through its link). `server_name` is the name
+    the server's certificate is checked against when it is not `host` (an external KMS
+    reached through a link)."""
 
     replica: str
     host: str
     port: int
+    server_name: str = ""
 
     @property
     def address(self) -> str:
@@ -68,7 +71,9 @@ def connect_tls(
     try:
         raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         raw.settimeout(response_timeout)
-        tls = client_context(ca, cert, key).wrap_socket(raw, server_hostname=ep.host)
+        tls = client_context(ca, cert, key).wrap_socket(
+            raw, server_hostname=ep.server_name or ep.host
+        )
     except BaseException as e:
         raw.close()
         raise AttemptError(classify(e, phase="handshake"), describe(e), sent=False) from e

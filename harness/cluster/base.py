@@ -91,7 +91,10 @@ class ClusterState:
 
     def endpoints(self, client: str) -> list[Endpoint]:
         c = self.clients[client]
-        return [Endpoint(e["replica"], e["host"], int(e["port"])) for e in c.endpoints]
+        return [
+            Endpoint(e["replica"], e["host"], int(e["port"]), e.get("server_name", ""))
+            for e in c.endpoints
+        ]
 
     def link_objects(self) -> list[Link]:
         return [Link(**d) for d in self.links]

@@ -5,6 +5,11 @@ A backend subclass starts replicas its own way (processes, containers) and answe
 to a cluster, the client plan (one shared port per client over the replicas' client
 addresses, what PyKMIP's host list needs), KMIP readiness checks and ``status --json``
 — is the same for all, so both backends give the same document.
+
+External targets (`harness.external`) are planned here too: a replica state whose
+direct address is the user's KMS, links in front of it like any other, and the user's
+client identity for the whole run. A backend that can reach them says
+`supports_external`.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, ClassVar, TypeVar
 
-from harness import registry
+from harness import external, registry
 from harness.client.operations import empty_client_config
 from harness.client.policies import TlsFiles, VCenterPolicy
 from harness.client.transport import Endpoint
@@ -34,10 +39,11 @@ from harness.cluster.base import (
 )
 from harness.links import Link, ToxiproxyAPI
 from harness.pki import CLIENT_IDENTITY, CertificateAuthority
-from harness.topology import Topology, replica_names
+from harness.topology import Topology, replica_names, topology_from_dict
 from harness.wait import WaitTimeout, wait_until
 
 READY_DEADLINE_S = 60.0
+EXTERNAL_READY_S = 15.0  # a KMS already running answers at once, or its setup is wrong
 
 C = TypeVar("C", bound="BaseCluster")
 
@@ -76,11 +82,15 @@ class BaseCluster:
     `stop()`; `attach(state_dir)` acts on one started by another process."""
 
     backend: ClassVar[str] = ""
+    supports_external: ClassVar[bool] = False
     capabilities: frozenset[str] = frozenset()
 
     def __init__(self, state: ClusterState) -> None:
         self.state = state
         self._api: ToxiproxyAPI | None = None
+        # keys on external replicas at stop: None = as recorded when the cluster started
+        self.keep_keys: bool | None = None
+        self.key_settlement: external.Settlement | None = None
 
     # ---- to implement -------------------------------------------------------------
 
@@ -137,7 +147,14 @@ class BaseCluster:
         *,
         detached: bool = False,
         run_id: str | None = None,
+        allow_external: bool = False,
+        keep_keys: bool = False,
     ) -> C:
+        """A cluster for `topology`, not started. A topology with external targets is
+        refused here (`external.ExternalRefused`) unless it says ``allow_external:
+        true`` and `allow_external` (the command-line flag) is set; `keep_keys` keeps
+        the keys the run makes on them."""
+        external.require_consent(topology, allow_external, cls.backend, cls.supports_external)
         state_dir = state_dir.resolve()
         if (state_dir / "state.json").exists():
             with contextlib.suppress(ClusterError):
@@ -159,7 +176,9 @@ class BaseCluster:
             tls={},
             created=time.time(),
         )
-        return cls(state)
+        cluster = cls(state)
+        cluster.keep_keys = keep_keys
+        return cluster
 
     @classmethod
     def attach(cls: type[C], state_dir: Path) -> C:
@@ -218,15 +237,35 @@ class BaseCluster:
 
     def _plan_replicas(self, extra_addresses: tuple[str, ...] = ()) -> CertificateAuthority:
         """Replica states (addresses, data folder) and certificates for every replica;
-        the client identity. Replica i is at S.(100+i) directly and S.i for clients."""
+        the client identity. Replica i is at S.(100+i) directly and S.i for clients;
+        an external replica's direct address is the user's KMS."""
         st = self.state
         sdir = Path(st.state_dir)
         ca = CertificateAuthority(sdir / "pki", st.run_id)
-        st.tls = ca.issue("client", CLIENT_IDENTITY, server=False).to_dict()
+        ext = self.external_replicas()
+        if ext:
+            topo = topology_from_dict(st.topology, st.topology_source)
+            external.init_ledger(sdir, st.run_id, bool(self.keep_keys))
+            st.tls = external.client_tls(topo, sdir / "pki", str(ca.ca_path))
+        else:
+            st.tls = ca.issue("client", CLIENT_IDENTITY, server=False).to_dict()
         i = 0
         for site, names in self._sites().items():
             for name in names:
                 i += 1
+                if name in ext:
+                    target = topo.info_of(name).external
+                    assert target is not None
+                    st.replicas[name] = ReplicaState(
+                        name=name,
+                        site=site,
+                        index=i,
+                        client_host=f"{st.subnet}.{i}",
+                        host=target.host,
+                        port=target.port,
+                        status="external",
+                    )
+                    continue
                 rs = ReplicaState(
                     name=name,
                     site=site,
@@ -269,6 +308,7 @@ class BaseCluster:
                 )
                 for r in order
             ]
+            tls_names = {r: external.tls_name(st, r) for r in order}
             conf = conf_dir / f"{cname}.pykmip.conf"
             conf.write_text(
                 "[client]\n"
@@ -287,7 +327,11 @@ class BaseCluster:
                 site=c["site"],
                 policy=c["policy"],
                 port=port,
-                endpoints=[{"replica": lk.replica, "host": lk.host, "port": port} for lk in links],
+                endpoints=[
+                    {"replica": lk.replica, "host": lk.host, "port": port}
+                    | ({"server_name": tls_names[lk.replica]} if tls_names[lk.replica] else {})
+                    for lk in links
+                ],
                 pykmip_conf=str(conf),
             )
             plans.append(ClientPlan(state, links))
@@ -299,15 +343,21 @@ class BaseCluster:
     # ---- readiness ---------------------------------------------------------------
 
     def await_link(self, link: Link) -> None:
-        ep = Endpoint(link.replica, link.host, link.port)
+        name = external.tls_name(self.state, link.replica)
+        ep = Endpoint(link.replica, link.host, link.port, name)
         self.kmip_round_trip(ep, f"link {link.name} at {link.listen}", link.replica)
 
     def await_direct(self, name: str) -> None:
         rs = self.state.replicas[name]
-        ep = Endpoint(name, rs.host, rs.port)
-        self.kmip_round_trip(ep, f"replica {name} at {rs.host}:{rs.port}", name)
+        server_name = external.tls_name(self.state, name)
+        ep = Endpoint(name, rs.host, rs.port, server_name)
+        what = f"{'external ' if server_name else ''}replica {name} at {rs.host}:{rs.port}"
+        deadline = EXTERNAL_READY_S if server_name else READY_DEADLINE_S
+        self.kmip_round_trip(ep, what, name, deadline)
 
-    def kmip_round_trip(self, ep: Endpoint, what: str, replica: str) -> None:
+    def kmip_round_trip(
+        self, ep: Endpoint, what: str, replica: str, deadline_s: float = READY_DEADLINE_S
+    ) -> None:
         """Wait until `ep` answers a KMIP Locate; fail fast, with the replica's log, if
         the replica stops running meanwhile."""
         st = self.state
@@ -323,12 +373,18 @@ class BaseCluster:
                     + self.replica_logs(replica)
                 )
             r = policy.execute("locate", None)
-            last["error"] = r.error
+            detail = r.attempts[-1].detail if r.attempts else ""
+            last["error"] = f"{r.error}: {detail}" if detail else r.error
             return r.outcome == "ok"
 
         try:
-            wait_until(answered, READY_DEADLINE_S, f"a KMIP Locate answer from {what}", poll_s=0.05)
+            wait_until(answered, deadline_s, f"a KMIP Locate answer from {what}", poll_s=0.05)
         except WaitTimeout as e:
+            if replica in self.external_replicas():
+                raise ClusterError(
+                    f"{e} (last attempt: {last['error']}); check the external target's "
+                    "address, that it runs, and the topology's tls files"
+                ) from None
             raise ClusterError(
                 f"{e} (last attempt: {last['error']}); last log lines of {replica}:\n"
                 + self.replica_logs(replica)
@@ -391,12 +447,34 @@ class BaseCluster:
         t = self.state.tls
         return TlsFiles(t["ca"], t["cert"], t["key"])
 
+    # ---- external targets ----------------------------------------------------------
+
+    def external_replicas(self) -> frozenset[str]:
+        """Replicas kmschaos does not run (the topology's `external:` entries)."""
+        return external.external_names(self.state)
+
+    def _own(self, name: str, action: str) -> None:
+        """Refuse `action` on an external replica (faults refuse earlier, by name)."""
+        if name in self.external_replicas():
+            raise ClusterError(
+                f"cannot {action} {name}: it is an external target, kmschaos does not run it"
+            )
+
+    def settle_external_keys(self) -> external.Settlement | None:
+        """Destroy the keys the run made on external replicas (unless `keep_keys`);
+        what happened is kept in `key_settlement` and ``external-keys.json``."""
+        if not self.external_replicas():
+            return None
+        self.key_settlement = external.settle_keys(self.state, self.keep_keys)
+        return self.key_settlement
+
     # ---- status ------------------------------------------------------------------
 
     def status(self) -> dict[str, Any]:
         """The `status --json` document (the same shape on every backend)."""
         st = self.state
         replicas = {}
+        ext = self.external_replicas()
         for name, rs in st.replicas.items():
             alive = self.replica_running(name)
             replicas[name] = {
@@ -407,6 +485,7 @@ class BaseCluster:
                 "replication_port": rs.repl_port or None,
                 "pid": self.replica_pid(name) if alive else None,
                 "state": rs.status if alive else "stopped",
+                "external": name in ext,
             }
         return {
             "run_id": st.run_id,
@@ -417,7 +496,9 @@ class BaseCluster:
             "status": st.status,
             "toxiproxy_api": st.toxiproxy_api,
             "tls": dict(st.tls),
-            "tls_identity": CLIENT_IDENTITY,
+            "tls_identity": external.identity_of(st.tls.get("cert", ""))
+            if ext
+            else CLIENT_IDENTITY,
             "replication": {
                 **st.replication,
                 "links": [

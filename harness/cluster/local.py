@@ -9,6 +9,10 @@ Address plan inside the run's leased /24 ``S = 127.X.Y``:
 so a client reaches kms-a, kms-b, kms-c at S.1, S.2, S.3 on one shared port (what
 PyKMIP's client, which takes a host list and one port, needs), and address S.i always
 means replica i. Every process carries the run's label (see `harness.registry`).
+
+An external replica (`harness.external`) is not started: its links lead to the user's
+KMS, it is checked directly before anything else starts, and the keys the run made on it
+are destroyed at `stop` unless kept.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from harness.cluster.base import (
     CAP_SIGNALS,
     ClusterError,
     ClusterState,
+    ReplicaState,
 )
 from harness.cluster.common import READY_DEADLINE_S, BaseCluster, free_port
 from harness.links import Link, start_toxiproxy
@@ -50,11 +55,18 @@ def write_peers(folder: Path, me: str, peers: dict[str, str]) -> None:
     os.replace(tmp, path)
 
 
+def _upstream(rs: ReplicaState) -> str:
+    """Where a client link to the replica leads (its direct address)."""
+    host = f"[{rs.host}]" if ":" in rs.host else rs.host
+    return f"{host}:{rs.port}"
+
+
 class LocalCluster(BaseCluster):
     """A running (or starting) local cluster. Use as a context manager, or `start()`
     / `stop()`; `attach(state_dir)` acts on one started by another process."""
 
     backend = "local"
+    supports_external = True
 
     def __init__(self, state: ClusterState) -> None:
         super().__init__(state)
@@ -73,6 +85,12 @@ class LocalCluster(BaseCluster):
         self._register()
         self._plan_replicas()
         names = list(st.replicas)
+        external = sorted(self.external_replicas())
+        own = [n for n in names if n not in external]
+        # a real KMS that does not answer (or does not know the client) fails the start
+        # before any process runs
+        for name in external:
+            self.await_direct(name)
 
         api_host = f"{st.subnet}.254"
         api_port = free_port([api_host])
@@ -84,16 +102,17 @@ class LocalCluster(BaseCluster):
         st.toxiproxy_pid_start = registry.process_start_time(proc.pid)
         self._save()
 
-        for name in names:
+        for name in own:
             self._spawn(name)
         self._save()
-        with ThreadPoolExecutor(max_workers=len(names)) as pool:
-            list(pool.map(self._await_replica, names))
+        if own:
+            with ThreadPoolExecutor(max_workers=len(own)) as pool:
+                list(pool.map(self._await_replica, own))
         self._save()
         if st.replication.get("profile", "none") != "none":
             self._create_replication_links(names)
 
-        for plan in self._plan_clients(lambda rs: f"{rs.host}:{rs.port}"):
+        for plan in self._plan_clients(_upstream):
             for link in plan.links:
                 self._open_link(link, st.links)
             st.clients[plan.state.name] = plan.state
@@ -134,9 +153,15 @@ class LocalCluster(BaseCluster):
         self._save()
 
     def stop(self) -> None:
-        """Heal nothing, keep nothing: kill every process of the run, delete its
-        firewall rules, release its addresses. Safe to call twice and after a
-        partial start."""
+        """Heal nothing, keep nothing: destroy the keys made on external replicas
+        (unless `keep_keys`), kill every process of the run, delete its firewall
+        rules, release its addresses. Safe to call twice and after a partial start."""
+        try:
+            self.settle_external_keys()
+        finally:
+            self._stop_processes()
+
+    def _stop_processes(self) -> None:
         st = self.state
         # PyKMIP's server only notices SIGTERM when its accept() times out (10 s), and
         # SQLite survives SIGKILL: replicas get SIGKILL at once, Toxiproxy a SIGTERM.
@@ -146,7 +171,7 @@ class LocalCluster(BaseCluster):
         registry.reap_run(st.run_id)
         self._close_api()
         for r in st.replicas.values():
-            r.status = "stopped"
+            r.status = "external" if r.name in self.external_replicas() else "stopped"
             r.pid = None
         st.toxiproxy_pid = None
         st.status = "down"
@@ -225,6 +250,8 @@ class LocalCluster(BaseCluster):
         return [data / "stdout.log", data / "pykmip-server.log"]
 
     def replica_logs(self, name: str) -> str:
+        if name in self.external_replicas():
+            return f"(external target {name}: kmschaos has no log of it)"
         return "\n".join(f"--- {p} ---\n{tail(p)}" for p in self._logs(name))
 
     def _await_replica(self, name: str) -> None:
@@ -249,14 +276,18 @@ class LocalCluster(BaseCluster):
         rs.status = "running"
 
     def pause_replica(self, name: str) -> None:
+        self._own(name, "freeze")
         self._signal(name, signal.SIGSTOP)
         self._set_status(name, "paused")
 
     def resume_replica(self, name: str) -> None:
+        if name in self.external_replicas():
+            return  # never frozen
         self._signal(name, signal.SIGCONT)
         self._set_status(name, "running")
 
     def kill_replica(self, name: str) -> None:
+        self._own(name, "kill")
         rs = self._replica(name)
         if rs.pid and registry.process_alive(rs.pid, rs.pid_start):
             with contextlib.suppress(ProcessLookupError):
@@ -275,6 +306,8 @@ class LocalCluster(BaseCluster):
         """Start a stopped replica again on its data, address and port; wait until it
         answers KMIP."""
         rs = self._replica(name)
+        if name in self.external_replicas():
+            return  # not ours to start; it runs (or not) on its own
         if rs.pid and registry.process_alive(rs.pid, rs.pid_start):
             return
         self._spawn(name)
@@ -284,6 +317,7 @@ class LocalCluster(BaseCluster):
 
     def wipe_replica(self, name: str) -> None:
         """Kill the replica, delete its databases, start it again empty."""
+        self._own(name, "wipe")
         self.kill_replica(name)
         data = Path(self._replica(name).data_dir)
         for db in DATA_FILES:
@@ -294,6 +328,8 @@ class LocalCluster(BaseCluster):
 
     def replica_running(self, name: str) -> bool:
         rs = self._replica(name)
+        if name in self.external_replicas():
+            return True  # not ours to know; links and checkers see what it does
         return bool(rs.pid) and registry.process_alive(rs.pid or 0, rs.pid_start)
 
     def replica_pid(self, name: str) -> int | None:

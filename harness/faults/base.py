@@ -3,7 +3,9 @@
 A fault records its inject and heal in the history (when given one) and in the state
 folder (``faults/<id>.json``), so ``kmschaos heal`` in another process can heal it.
 `heal()` is idempotent. `requires` names the cluster capabilities the fault needs;
-`check_supported` refuses a fault before a run starts, with the reason.
+`check_supported` refuses a fault before a run starts, with the reason. A fault that
+needs a replica's process (signals, restart) is refused when it is made, before it
+touches anything, if it would act on an external target (`harness.external.refusal`).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from types import TracebackType
 from typing import Any, ClassVar
 
 from harness.cluster.base import Cluster, ClusterError
+from harness.external import refusal
 from harness.history import FaultEvent, History
 
 
@@ -52,6 +55,9 @@ class Fault:
         self.injected_at: float | None = None
         self.healed_at: float | None = None
         self.check_target()
+        why = refusal(self.kind, self.requires, cluster.state, self.affected_replicas())
+        if why:
+            raise FaultError(why)
 
     # ---- to implement -------------------------------------------------------------
 

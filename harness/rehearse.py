@@ -1,0 +1,648 @@
+"""Running a rehearsal (`harness.rehearsal`) on a scenario's cluster, history and report.
+
+The file's workload runs in the background from before the first step to the end; the
+steps run one after another:
+
+- ``wait`` holds for wall-clock time as written — not multiplied by --kms-time-scale:
+  waits are the rehearsal's own pacing. Client timeouts follow the time scale as in
+  every scenario, so write waits and ``within`` bounds for the scale you run at.
+- ``inject`` / ``heal`` / ``random`` use the faults of `harness.faults` (healed in
+  ``finally`` and at teardown whatever happens).
+- ``expect`` runs checkers over the history recorded so far. A failover expectation
+  first waits (a condition with a deadline) for the clients to be served elsewhere;
+  durability and convergence pause the workload while the auditor reads every replica.
+  Every verdict goes into the scenario's outcome, under the checker's name (the verdict
+  table) and under ``steps[i].<checker>``; one that differs from its expectation fails
+  the rehearsal with the file, line and step.
+- ``run`` starts a shell command with the cluster's endpoints in its environment.
+- ``checkpoint`` prints a message past pytest's capture; interactive, it waits for Enter.
+
+Every failure names the seed, so a run is replayed exactly with ``--kms-seed``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import random
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, cast
+
+from harness import registry
+from harness.checkers import Status, Verdict
+from harness.cluster.base import ClusterError
+from harness.faults import Fault, FaultError, active_fault_records
+from harness.rehearsal import (
+    AUDITED,
+    CheckpointStep,
+    Draw,
+    Expectation,
+    ExpectStep,
+    HealStep,
+    InjectStep,
+    RandomStep,
+    Rehearsal,
+    RunStep,
+    Step,
+    WaitStep,
+    WorkloadSpec,
+    format_duration,
+)
+from harness.scenario import Scenario, ScenarioError
+from harness.wait import WaitTimeout, wait_until
+from harness.workload import Workload
+
+OUTPUT_NOTE_CHARS = 4000  # of each stream of a `run` step, kept in the history
+CONVERGENCE_GRACE_S = 5.0  # the audit goes on past `within`, so a late one is measured
+
+
+class RehearsalFailure(ScenarioError):
+    """A step of a rehearsal failed; the message names file, line, step and seed."""
+
+
+# ---- seeds ------------------------------------------------------------------------------
+
+
+def check_seed_option(value: str | None) -> None:
+    """Raise ValueError unless `value` is None, `random` or a whole number >= 0."""
+    if value is None or value == "random":
+        return
+    if not re.fullmatch(r"\d{1,19}", value.strip()):
+        raise ValueError(f"--kms-seed {value}: must be a whole number >= 0, or `random`")
+
+
+def resolve_seed(option: str | None, file_seed: int | None) -> int:
+    """The seed of a run: `--kms-seed N`, else the file's `seed`, else a fresh one
+    (also with `--kms-seed random`). It is always reported."""
+    check_seed_option(option)
+    if option is not None and option != "random":
+        return int(option)
+    if option is None and file_seed is not None:
+        return file_seed
+    return random.SystemRandom().randrange(2**32)
+
+
+# ---- talking to the person running it -------------------------------------------------
+
+
+class TerminalIO:
+    """Messages for the person at the terminal, past pytest's output capture (given
+    its `capturemanager` plugin); `pause` waits for Enter, releasing stdin too."""
+
+    def __init__(self, capture_manager: Any = None) -> None:
+        self._capture = capture_manager
+
+    @contextlib.contextmanager
+    def _terminal(self, stdin: bool) -> Iterator[None]:
+        if self._capture is None:
+            yield
+            return
+        with self._capture.global_and_fixture_disabled():
+            if stdin:  # the context above leaves stdin captured; resumed on its exit
+                self._capture.suspend_global_capture(in_=True)
+            yield
+
+    def show(self, text: str) -> None:
+        with self._terminal(stdin=False):
+            print(text, flush=True)
+
+    def pause(self, prompt: str) -> None:
+        with self._terminal(stdin=True):
+            try:
+                input(prompt)
+            except EOFError:
+                print("(no input: continuing)", flush=True)
+
+
+# ---- the environment of a `run` step ----------------------------------------------------
+
+
+def env_name(client: str) -> str:
+    """A client's name as it appears in variable names: vc-a -> VC_A."""
+    return re.sub(r"[^A-Za-z0-9]", "_", client).upper()
+
+
+def client_env(status: dict[str, Any], status_path: Path) -> dict[str, str]:
+    """The variables a `run` step's command gets, from a `status --json` document
+    (written at `status_path`)."""
+    tls = status["tls"]
+    env = {
+        "KMSCHAOS_STATUS_JSON": str(status_path),
+        "KMSCHAOS_STATE_DIR": str(status["state_dir"]),
+        "KMSCHAOS_CA": str(tls["ca"]),
+        "KMSCHAOS_CERT": str(tls["cert"]),
+        "KMSCHAOS_KEY": str(tls["key"]),
+    }
+    for name, c in status["clients"].items():
+        prefix = f"KMSCHAOS_CLIENT_{env_name(name)}"
+        env[f"{prefix}_HOSTS"] = str(c["hosts"])
+        env[f"{prefix}_PORT"] = str(c["port"])
+        if c.get("pykmip_conf"):
+            env[f"{prefix}_PYKMIP_CONF"] = str(c["pykmip_conf"])
+    return env
+
+
+def _tail(data: bytes, limit: int = OUTPUT_NOTE_CHARS) -> str:
+    text = data.decode("utf-8", errors="replace").rstrip()
+    return text if len(text) <= limit else "…" + text[-limit:]
+
+
+# ---- the workload -----------------------------------------------------------------------
+
+
+class Traffic:
+    """The rehearsal's background workload; `paused()` stops it (operations in flight
+    complete) and starts a fresh one after. Each start has its own worker numbers, so
+    operation ids never repeat in the history."""
+
+    def __init__(self, scenario: Scenario, spec: WorkloadSpec | None, seed: int) -> None:
+        self.scenario = scenario
+        self.spec = spec
+        self.seed = seed
+        self.generation = 0
+        self.workload: Workload | None = None
+
+    @property
+    def clients(self) -> tuple[str, ...]:
+        return self.spec.clients if self.spec else ()
+
+    def start(self) -> None:
+        if self.spec is None or self.workload is not None:
+            return
+        s = self.spec
+        base = self.generation * s.per_client
+        clients = [
+            self.scenario.client(name, s.policy, base + w)
+            for name in s.clients
+            for w in range(s.per_client)
+        ]
+        self.workload = Workload(
+            clients, self.scenario.history, s.rate_per_s, s.ops, self.seed + self.generation
+        )
+        self.generation += 1
+        self.workload.start()
+
+    def stop(self) -> None:
+        if self.workload is not None:
+            wl, self.workload = self.workload, None
+            wl.stop()
+
+    @contextlib.contextmanager
+    def paused(self) -> Iterator[None]:
+        was_running = self.workload is not None
+        self.stop()
+        try:
+            yield
+        finally:
+            if was_running:
+                self.start()
+
+
+# ---- judging a failover expectation ------------------------------------------------------
+
+
+def judge_failover(
+    verdict: Verdict,
+    exp: Expectation,
+    *,
+    fault_ids: list[str],
+    clients: tuple[str, ...],
+    site_of: dict[str, str],
+) -> Verdict:
+    """The failover checker's verdict narrowed to what `exp` asks: its client (or every
+    client that tried an affected replica), within its bound on `detect_s` (fault → first
+    operation served elsewhere), to its site or replica; the checker's own policy bound
+    must hold too."""
+    problems: list[str] = []
+    met: list[str] = []
+    for fid in fault_ids:
+        fault_fig = verdict.figures.get(fid)
+        per_client = fault_fig.get("clients", {}) if isinstance(fault_fig, dict) else {}
+        for client in [exp.client] if exp.client else list(clients):
+            fig = per_client.get(client)
+            explicit = exp.client is not None
+            if fig is None:
+                if explicit:
+                    problems.append(f"{client} started no operation during {fid}")
+                continue
+            client_status = fig.get("status")
+            if client_status in ("not-exercised", "not-applicable"):
+                if explicit:
+                    why = fig.get("note", client_status)
+                    problems.append(f"{client} did not fail over under {fid}: {why}")
+                continue
+            if client_status != "pass":
+                if fig.get("failover_s") is None:
+                    problems.append(f"{client} never reached an unaffected replica under {fid}")
+                else:
+                    problems.append(
+                        f"{client} failed over in {fig['failover_s']:.3f} s under {fid}, "
+                        f"outside its policy's bound {fig.get('lower_s', 0):.3f}–"
+                        f"{fig.get('upper_s', 0):.3f} s"
+                    )
+                continue
+            served = str(fig.get("served_by"))
+            detect = float(fig.get("detect_s") or 0.0)
+            line = (
+                f"{client} failed over to {served} ({site_of.get(served, '?')}) in "
+                f"{fig['failover_s']:.3f} s, served {detect:.3f} s after {fid}"
+            )
+            if exp.within_s is not None and detect > exp.within_s:
+                problems.append(f"{line}: later than {format_duration(exp.within_s)}")
+            elif exp.to_site is not None and site_of.get(served) != exp.to_site:
+                problems.append(f"{line}: not to site {exp.to_site}")
+            elif exp.to_replica is not None and served != exp.to_replica:
+                problems.append(f"{line}: not to {exp.to_replica}")
+            else:
+                met.append(line)
+    bound = []
+    if exp.within_s is not None:
+        bound.append(f"served elsewhere within {format_duration(exp.within_s)} of the fault")
+    if exp.to_site or exp.to_replica:
+        bound.append(f"by {exp.to_site or exp.to_replica}")
+    figures = dict(verdict.figures)
+    figures["expectation"] = {
+        "client": exp.client,
+        "faults": fault_ids,
+        "within_s": exp.within_s,
+        "to_site": exp.to_site,
+        "to_replica": exp.to_replica,
+    }
+    status: Status
+    if problems:
+        status = "fail"
+        summary = problems[0] + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else "")
+    elif met:
+        status = "pass"
+        summary = met[0] + (f" (and {len(met) - 1} more)" if len(met) > 1 else "")
+    else:
+        status = "unknown"
+        summary = f"no client tried an affected replica under {', '.join(fault_ids)}"
+    return Verdict(
+        name="failover",
+        status=status,
+        summary=summary,
+        figures=figures,
+        details=problems + met + list(verdict.details),
+        bound="; ".join([*bound, verdict.bound or ""]).strip("; ") or None,
+    )
+
+
+# ---- the run ---------------------------------------------------------------------------
+
+
+class RehearsalRun:
+    """One rehearsal on one scenario: steps in order, verdicts into its outcome."""
+
+    def __init__(
+        self,
+        rehearsal: Rehearsal,
+        scenario: Scenario,
+        *,
+        seed: int,
+        io: TerminalIO | None = None,
+        interactive: bool = False,
+    ) -> None:
+        self.r = rehearsal
+        self.sc = scenario
+        self.seed = seed
+        self.io = io or TerminalIO()
+        self.interactive = interactive
+        self.schedule = rehearsal.schedule(seed)
+        self.traffic = Traffic(scenario, rehearsal.workload, seed)
+        self.injected: list[Fault] = []
+        self.by_step: dict[int, list[Fault]] = {}
+        self.by_name: dict[str, list[Fault]] = {}
+        self.drawn: list[str] = []  # schedule lines of the random steps begun
+        self._clock = threading.Event()  # never set: waits are durations, not conditions
+        self.figures: dict[str, Any] = {
+            "file": rehearsal.source,
+            "seed": seed,
+            "steps": len(rehearsal.steps),
+            "expectations": [],
+            "schedule": {},
+            "runs": [],
+        }
+
+    def run(self) -> None:
+        self.sc.outcome.figures["rehearsal"] = self.figures
+        self.sc.note(f"rehearsal {self.r.name} ({self.r.source}), seed {self.seed}")
+        try:
+            self.traffic.start()
+            for step in self.r.steps:
+                self._step(step)
+        finally:
+            self.traffic.stop()
+        self.sc.note(f"rehearsal {self.r.name} done")
+
+    # ---- steps -------------------------------------------------------------------------
+
+    def _step(self, step: Step) -> None:
+        self.sc.note(f"{step.path} (line {step.line}): {step.describe()}")
+        try:
+            if isinstance(step, WaitStep):
+                self._hold(step.seconds)
+            elif isinstance(step, InjectStep):
+                self._inject(step)
+            elif isinstance(step, HealStep):
+                self._heal(step)
+            elif isinstance(step, ExpectStep):
+                self._expect(step)
+            elif isinstance(step, RunStep):
+                self._run(step)
+            elif isinstance(step, CheckpointStep):
+                self._checkpoint(step)
+            elif isinstance(step, RandomStep):
+                self._random(step)
+            else:  # pragma: no cover - the loader makes only the kinds above
+                raise TypeError(f"unknown step {step!r}")
+        except RehearsalFailure:
+            raise
+        except (FaultError, ClusterError, WaitTimeout, OSError, subprocess.SubprocessError) as e:
+            raise self.failure(step.line, f"{step.path}.{step.kind}", str(e)) from e
+        except Exception as e:
+            e.add_note(f"during {self.r.source}: line {step.line}: {step.path} ({step.kind})")
+            e.add_note(self._replay())
+            raise
+
+    def _hold(self, seconds: float) -> None:
+        self._clock.wait(seconds)
+
+    def _inject(self, step: InjectStep) -> None:
+        faults = [self.sc.fault(f.kind, f.target, **dict(f.params)) for f in step.faults]
+        self.by_step[step.index] = faults
+        if step.name:
+            self.by_name[step.name] = faults
+        for f in faults:
+            self.injected.append(f)
+            f.inject()
+
+    def _heal(self, step: HealStep) -> None:
+        if step.names is None:
+            chosen = list(self.injected)
+        else:
+            chosen = [f for n in step.names for f in self.by_name.get(n, [])]
+        for f in chosen:
+            f.heal()
+
+    def _checkpoint(self, step: CheckpointStep) -> None:
+        self.io.show(f"[{self.r.name}] checkpoint ({step.path}, line {step.line}): {step.message}")
+        if self.interactive:
+            self.io.pause("  press Enter to go on with the rehearsal ")
+            self.sc.note(f"{step.path}: continued")
+
+    def _random(self, step: RandomStep) -> None:
+        draws = self.schedule[step.index]
+        lines = [f"{i}. {d.describe()}" for i, d in enumerate(draws, 1)]
+        head = f"{step.path} (line {step.line}) random schedule, seed {self.seed}"
+        self.drawn.append(f"{head}: " + "; ".join(lines))
+        self.figures["schedule"][step.path] = [d.to_dict() for d in draws]
+        self.sc.note(f"{head}: " + "; ".join(lines))
+        self.io.show(f"[{self.r.name}] {head}:\n  " + "\n  ".join(lines))
+        for d in draws:
+            self._draw(d)
+
+    def _draw(self, d: Draw) -> None:
+        fault = self.sc.fault(d.kind, d.target, **dict(d.params))
+        self.injected.append(fault)
+        try:
+            fault.inject()
+            self._hold(d.hold_s)
+        finally:
+            fault.heal()
+        self._hold(d.gap_s)
+
+    # ---- expect ------------------------------------------------------------------------
+
+    def _expect(self, step: ExpectStep) -> None:
+        judged: list[tuple[Expectation, Verdict]] = []
+        for e in step.expectations:
+            if e.checker not in AUDITED:
+                judged.append((e, self._verdict(e)))
+        audited = [e for e in step.expectations if e.checker in AUDITED]
+        if audited:
+            with self.traffic.paused():
+                self.sc.audit_until_converged(self._audit_deadline(audited))
+                judged += [(e, self._verdict(e)) for e in audited]
+        problems = []
+        for e, v in judged:
+            self._record(step, e, v)
+            if v.status != e.want:
+                detail = "".join(f"\n    {d}" for d in v.details[:9] if d != v.summary)
+                problems.append(
+                    f"{self.r.source}: line {e.line}: {e.path}: expected {e.want}, got "
+                    f"{v.status}: {v.summary}{detail}"
+                )
+        if problems:
+            raise RehearsalFailure("\n".join(problems) + "\n" + self._replay())
+
+    def _audit_deadline(self, audited: list[Expectation]) -> float | None:
+        bounds = [
+            e.within_s + (CONVERGENCE_GRACE_S if e.checker == "convergence" else 0.0)
+            for e in audited
+            if e.within_s is not None
+        ]
+        return max(bounds) if bounds else None
+
+    def _verdict(self, e: Expectation) -> Verdict:
+        if e.checker == "failover":
+            faults = self.by_step.get(e.fault_step, []) if e.fault_step is not None else []
+            self._await_failover(e, faults)
+            v = self.sc.check(include=("failover",))["failover"]
+            if not e.bounded:
+                return v
+            topo = self.sc.topology
+            return judge_failover(
+                v,
+                e,
+                fault_ids=[f.fault_id for f in faults],
+                clients=self.traffic.clients,
+                site_of={r: topo.site_of(r) for r in topo.replicas},
+            )
+        kw: dict[str, Any] = {}
+        if e.checker == "availability":
+            kw["min_ok_share"] = 1.0 if e.min_ok_share is None else e.min_ok_share
+            kw["max_gap_s"] = e.max_gap_s
+        if e.checker == "convergence":
+            kw["convergence_s"] = e.within_s
+        return self.sc.check(include=(e.checker,), **kw)[e.checker]
+
+    def _await_failover(self, e: Expectation, faults: list[Fault]) -> None:
+        """Wait until the clients are served by an unaffected replica after the fault,
+        or its deadline: `within` (and as long again, to measure a late one), else the
+        time one operation may take walking every replica."""
+        times = [f.injected_at for f in faults if f.injected_at is not None]
+        if not times:
+            return
+        t0 = min(times)
+        affected = {r for f in faults for r in f.affected_replicas()}
+        orders = {n: c.order for n, c in self.sc.topology.clients.items()}
+        names = [e.client] if e.client else list(self.traffic.clients)
+        names = [n for n in names if set(orders[n]) - affected]
+        if not names:
+            return
+        span = e.within_s + max(1.0, e.within_s) if e.within_s is not None else None
+        deadline = t0 + (span if span is not None else self.sc.op_deadline(1))
+
+        def served_elsewhere() -> bool:
+            cs = self.sc.history.completes()
+            return all(
+                any(
+                    c.client == n
+                    and c.start >= t0
+                    and c.outcome == "ok"
+                    and c.served_by not in affected
+                    for c in cs
+                )
+                for n in names
+            )
+
+        with contextlib.suppress(WaitTimeout):
+            wait_until(
+                served_elsewhere,
+                max(0.0, deadline - time.monotonic()),
+                f"{', '.join(names)} served by a replica other than {', '.join(sorted(affected))}",
+            )
+
+    def _record(self, step: ExpectStep, e: Expectation, v: Verdict) -> None:
+        out = self.sc.outcome
+        key = f"{step.path}.{e.checker}"
+        for k in (e.checker, key):
+            out.verdicts[k] = v
+            out.expected[k] = e.want
+        self.figures["expectations"].append(
+            {
+                "step": step.path,
+                "line": e.line,
+                "checker": e.checker,
+                "expected": e.want,
+                "got": v.status,
+                "summary": v.summary,
+            }
+        )
+        self.sc.note(f"{key} (line {e.line}): expected {e.want}, got {v.status}: {v.summary}")
+
+    # ---- run ---------------------------------------------------------------------------
+
+    def _run(self, step: RunStep) -> None:
+        cluster = cast(Any, self.sc.cluster)  # a BaseCluster: it has status()
+        state_dir = Path(cluster.state.state_dir)
+        status = cluster.status()
+        status["faults"] = active_fault_records(state_dir)
+        status_path = state_dir / "status.json"
+        status_path.write_text(json.dumps(status, indent=2))
+        base = dict(os.environ)
+        base["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), base.get("PATH", "")])
+        base.update(client_env(status, status_path))
+        env = registry.labelled_env(cluster.state.run_id, base)
+        cwd = self.r.path.parent if self.r.path else Path.cwd()
+        started = time.monotonic()
+        proc = subprocess.Popen(
+            ["/bin/sh", "-c", step.command],
+            cwd=cwd,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+        )
+        timed_out = False
+        out, err = b"", b""
+        try:
+            try:
+                out, err = proc.communicate(timeout=step.timeout_s)
+            except subprocess.TimeoutExpired:
+                timed_out = True
+                self._kill_group(proc)
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    out, err = proc.communicate(timeout=5)
+        finally:
+            if proc.poll() is None:
+                self._kill_group(proc)
+                proc.wait()
+        took = time.monotonic() - started
+        code = proc.returncode
+        stdout, stderr = _tail(out), _tail(err)
+        end = "timed out" if timed_out else f"exit {code}"
+        self.sc.note(f"{step.path} run {step.command!r}: {end} after {took:.2f} s")
+        for name, text in (("stdout", stdout), ("stderr", stderr)):
+            if text:
+                self.sc.note(f"{step.path} {name}:\n{text}")
+                print(f"[{step.path} {name}]\n{text}")
+        self.figures["runs"].append(
+            {
+                "step": step.path,
+                "command": step.command,
+                "exit": None if timed_out else code,
+                "seconds": round(took, 3),
+            }
+        )
+        last = "\n".join((stderr or stdout).splitlines()[-10:])
+        shown = f"; last output:\n{last}" if last else ""
+        if timed_out:
+            raise self.failure(
+                step.line,
+                f"{step.path}.run",
+                f"{step.command!r} timed out after {format_duration(step.timeout_s)} "
+                f"(killed){shown}",
+            )
+        if step.expect_exit is not None and code != step.expect_exit:
+            raise self.failure(
+                step.line,
+                f"{step.path}.run",
+                f"{step.command!r} exited {code}, expected {step.expect_exit}{shown}",
+            )
+
+    @staticmethod
+    def _kill_group(proc: subprocess.Popen[bytes]) -> None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGKILL)
+
+    # ---- messages ----------------------------------------------------------------------
+
+    def _replay(self) -> str:
+        text = f"seed {self.seed} (replay: --kms-seed {self.seed})"
+        if self.drawn:
+            text += "\n" + "\n".join(self.drawn)
+        return text
+
+    def failure(self, line: int, where: str, message: str) -> RehearsalFailure:
+        return RehearsalFailure(
+            f"{self.r.source}: line {line}: {where}: {message}\n{self._replay()}"
+        )
+
+
+def run_rehearsal(
+    rehearsal: Rehearsal,
+    scenario: Scenario,
+    *,
+    seed: int,
+    io: TerminalIO | None = None,
+    interactive: bool = False,
+) -> RehearsalRun:
+    """Run every step of `rehearsal` on `scenario`; raise `RehearsalFailure` on the first
+    unmet expectation or failed step."""
+    run = RehearsalRun(rehearsal, scenario, seed=seed, io=io, interactive=interactive)
+    run.run()
+    return run
+
+
+__all__ = [
+    "RehearsalFailure",
+    "RehearsalRun",
+    "TerminalIO",
+    "check_seed_option",
+    "client_env",
+    "env_name",
+    "judge_failover",
+    "resolve_seed",
+    "run_rehearsal",
+]
