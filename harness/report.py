@@ -1198,9 +1198,13 @@ def _index(order: list[ScenarioData], ids: list[str]) -> str:
     return "".join(out)
 
 
+# a run of this many scenarios or fewer (a rehearsal, a re-run) shows every section open
+OPEN_ALL_UP_TO = 3
+
+
 def _scenario_section(sc: ScenarioData, ids: list[str]) -> str:
     rank = scenario_rank(sc)
-    is_open = " open" if rank <= 2 else ""
+    is_open = " open" if rank <= 2 or len(ids) <= OPEN_ALL_UP_TO else ""
     out = [
         f'<details class="scenario" id="{_anchor(sc.id)}"{is_open}><summary>'
         f"<b>{esc(short_name(sc.id, ids))}</b> {_outcome_badge(sc)}"

@@ -393,13 +393,23 @@ def test_regressions_first_and_open_passes_closed(tmp_path: Path) -> None:
     b = write_scenario(tmp_path, "scenarios/test_b.py::test_b", refuse_history())
     b["outcome"] = "failed"
     b["detail"] = "ScenarioError: failover: expected pass, got fail"
-    write_summary(tmp_path, [a, b])
+    more = [
+        write_scenario(tmp_path, f"scenarios/test_{x}.py::test_{x}", refuse_history())
+        for x in ("c", "d")
+    ]
+    write_summary(tmp_path, [a, b, *more])
     page = render(tmp_path)
     assert page.index('id="s-scenarios-test_b') < page.index('id="s-scenarios-test_a')
     assert re.search(r'id="s-scenarios-test_b[^"]*" open>', page)
     assert not re.search(r'id="s-scenarios-test_a[^"]*" open>', page)
     assert "ScenarioError: failover: expected pass, got fail" in page
     assert "REGRESSION" in page
+
+
+def test_a_run_of_a_few_scenarios_opens_them_all(tmp_path: Path) -> None:
+    a = write_scenario(tmp_path, "scenarios/test_a.py::test_a", refuse_history())
+    write_summary(tmp_path, [a])
+    assert re.search(r'id="s-scenarios-test_a[^"]*" open>', render(tmp_path))
 
 
 def test_topology_without_its_file_is_drawn_from_the_history(tmp_path: Path) -> None:
@@ -583,7 +593,8 @@ def test_real_run_report_opens_in_chromium_with_the_timeline_colours(tmp_path: P
             "-m",
             "harness.cli",
             "run",
-            str(repo_root() / "scenarios" / "test_refuse.py"),
+            # the issue's done-means: the rehearsal's report shows its timeline
+            str(repo_root() / "scenarios" / "rehearsals" / "site-a-loses-power.yaml"),
             str(repo_root() / "scenarios" / "test_async_crash_window.py"),
             "--time-scale",
             "0.05",
@@ -601,6 +612,7 @@ def test_real_run_report_opens_in_chromium_with_the_timeline_colours(tmp_path: P
     assert f"report: {page.resolve()}" in run.stdout
     html_text = page.read_text(encoding="utf-8")
     assert "async_crash_window" in html_text and "Lost keys" in html_text
+    assert "site-a-loses-power" in html_text and "site-down site-a" in html_text
     assert "backend local" in html_text
     assert len(html_text) < 300_000
 
