@@ -33,6 +33,7 @@ from typing import Any, ClassVar, Literal
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
+from harness.checkers import CHECKER_NAMES
 from harness.client.operations import OPERATIONS
 from harness.faults import FAULTS
 from harness.scenario import FAILOVER_MIX
@@ -40,14 +41,7 @@ from harness.toolchain import repo_root
 from harness.topology import POLICIES, Topology, TopologyError, load_topology
 
 STEP_KINDS = ("wait", "inject", "heal", "expect", "run", "checkpoint", "random")
-CHECKERS = (
-    "failover",
-    "order",
-    "availability",
-    "durability",
-    "convergence",
-    "site_availability",
-)
+CHECKERS = CHECKER_NAMES
 AUDITED = frozenset({"durability", "convergence"})  # need the auditor, workload paused
 STATUSES = ("pass", "fail", "unknown")
 TOP_KEYS = ("name", "description", "topology", "workload", "steps", "seed")

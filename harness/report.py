@@ -27,18 +27,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from harness.checkers import CHECKER_NAMES
 from harness.checkers.verdict import attempt_trail, fault_windows
 from harness.history import Complete, Event, FaultEvent, Note, Snapshot, event_from_dict
 
 REPORT_FILE = "report.html"
-VERDICT_ORDER = (
-    "failover",
-    "order",
-    "availability",
-    "durability",
-    "convergence",
-    "site_availability",
-)
+VERDICT_ORDER = CHECKER_NAMES
 
 # Colours: the first replica's blue and the fault band are what a screenshot test looks
 # for, so they are fixed and used for nothing else.

@@ -19,16 +19,10 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from harness.checkers import CHECKER_NAMES
 from harness.toolchain import repo_root
 
-VERDICTS = (
-    "failover",
-    "order",
-    "availability",
-    "durability",
-    "convergence",
-    "site_availability",
-)
+VERDICTS = CHECKER_NAMES
 
 
 class Progress:

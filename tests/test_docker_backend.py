@@ -10,7 +10,6 @@ Skipped when no Docker engine answers or the images are missing, unless
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import signal
@@ -22,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from kmip_clients import holdings, pykmip
 
 from harness import registry
 from harness.checkers.failover import wait_bounds
@@ -98,29 +98,6 @@ def shape(doc: Any) -> Any:
     return type(doc).__name__ if doc is not None else "null"
 
 
-def pykmip(status: dict[str, Any], client: str = "vc-a", replica: str | None = None) -> Any:
-    from kmip.pie.client import ProxyKmipClient
-
-    c = status["clients"][client]
-    if replica is None:
-        hosts, port = [e["host"] for e in c["endpoints"]], c["endpoints"][0]["port"]
-    else:
-        r = status["replicas"][replica]
-        hosts, port = [r["host"]], r["port"]
-    p = ProxyKmipClient(
-        hostname=",".join(hosts),
-        port=port,
-        cert=c["cert"],
-        key=c["key"],
-        ca=c["ca"],
-        ssl_version="PROTOCOL_SSLv23",
-        config_file=c["pykmip_conf"],
-    )
-    p.proxy.timeout = 5
-    p.open()
-    return p
-
-
 def vcenter(status: dict[str, Any], client: str, tmp_path: Path) -> VCenterPolicy:
     c = status["clients"][client]
     eps = [Endpoint(e["replica"], e["host"], int(e["port"])) for e in c["endpoints"]]
@@ -148,14 +125,6 @@ def timed(policy: VCenterPolicy, op: str = "create") -> tuple[Any, float]:
     t0 = time.monotonic()
     r = policy.execute(op, None)
     return r, time.monotonic() - t0
-
-
-def holdings(status: dict[str, Any], replica: str) -> dict[str, str]:
-    p = pykmip(status, replica=replica)
-    try:
-        return {str(u): hashlib.sha256(bytes(p.get(u).value)).hexdigest() for u in p.locate()}
-    finally:
-        p.close()
 
 
 def test_two_sites_on_docker_same_status_pykmip_works_pause_fails_over_down_is_clean(

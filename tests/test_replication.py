@@ -9,9 +9,9 @@ import json
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
 import pytest
+from kmip_clients import holdings, pykmip
 
 from harness import registry
 from harness.toolchain import repo_root
@@ -47,38 +47,6 @@ def cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # noqa: ANN201
     registry.reap(all_runs=True)
 
 
-def pie(status: dict[str, Any], replica: str | None = None, client: str = "vc-a") -> Any:
-    from kmip.pie.client import ProxyKmipClient
-
-    c = status["clients"][client]
-    if replica is None:
-        hosts, port = [e["host"] for e in c["endpoints"]], c["endpoints"][0]["port"]
-    else:
-        r = status["replicas"][replica]
-        hosts, port = [r["host"]], r["port"]
-    p = ProxyKmipClient(
-        hostname=",".join(hosts),
-        port=port,
-        cert=c["cert"],
-        key=c["key"],
-        ca=c["ca"],
-        ssl_version="PROTOCOL_SSLv23",
-        config_file=c["pykmip_conf"],
-    )
-    p.proxy.timeout = 5
-    p.open()
-    return p
-
-
-def holdings(status: dict[str, Any], replica: str) -> dict[str, str]:
-    """uid -> sha256 of the key material, read over KMIP directly from `replica`."""
-    p = pie(status, replica)
-    try:
-        return {str(u): hashlib.sha256(bytes(p.get(u).value)).hexdigest() for u in p.locate()}
-    finally:
-        p.close()
-
-
 def test_async_keys_reach_every_replica_and_survive_a_partition(cli) -> None:  # noqa: ANN001
     from kmip import enums
 
@@ -87,7 +55,7 @@ def test_async_keys_reach_every_replica_and_survive_a_partition(cli) -> None:  #
     assert status["replication"]["profile"] == "async"
     assert len(status["replication"]["links"]) == 30  # 6 replicas, both directions
 
-    a = pie(status)  # site-a's client: kms-a first
+    a = pykmip(status)  # site-a's client: kms-a first
     made = {}
     for _ in range(50):
         uid = a.create(enums.CryptographicAlgorithm.AES, 256)
@@ -106,7 +74,7 @@ def test_async_keys_reach_every_replica_and_survive_a_partition(cli) -> None:  #
         assert made.items() <= held.items(), f"{r} lacks keys or holds other bytes"
 
     cli("inject", "partition", "site-a", "site-b")
-    side_a, side_b = pie(status, client="vc-a"), pie(status, client="vc-b")
+    side_a, side_b = pykmip(status, client="vc-a"), pykmip(status, client="vc-b")
     during = [side_a.create(enums.CryptographicAlgorithm.AES, 256) for _ in range(5)]
     during += [side_b.create(enums.CryptographicAlgorithm.AES, 256) for _ in range(5)]
     side_a.close()
@@ -132,7 +100,7 @@ def test_wiped_replica_is_refilled_by_its_peers(cli) -> None:  # noqa: ANN001
     cli("up", str(TOPOLOGY), "--time-scale", "0.05")
     status = json.loads(cli("status", "--json"))
     interval = status["replication"]["interval_ms"] / 1000
-    a = pie(status)
+    a = pykmip(status)
     made = {a.create(enums.CryptographicAlgorithm.AES, 256) for _ in range(10)}
     a.close()
     wait_until(

@@ -14,7 +14,18 @@ from harness.checkers.order import check_order
 from harness.checkers.site_availability import check_site_availability
 from harness.checkers.verdict import Status, Verdict, guarded, worst
 
+# every checker's name, in the order tables show them
+CHECKER_NAMES = (
+    "failover",
+    "order",
+    "availability",
+    "durability",
+    "convergence",
+    "site_availability",
+)
+
 __all__ = [
+    "CHECKER_NAMES",
     "Status",
     "Verdict",
     "check_availability",
