@@ -32,6 +32,7 @@ class Progress:
         self.console = console
         self.results: dict[str, dict[str, Any]] = {}
         self.collect_errors: list[str] = []
+        self.done = 0
 
     def pytest_collectreport(self, report: pytest.CollectReport) -> None:
         """A file that cannot be collected (a broken rehearsal, a scenario that does not
@@ -40,7 +41,6 @@ class Progress:
             text = str(report.longrepr).strip()
             self.collect_errors.append(text)
             self.console.print(f"[bold red]cannot load[/] {escape(text)}", highlight=False)
-        self.done = 0
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         nodeid = report.nodeid
