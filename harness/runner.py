@@ -20,6 +20,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from harness.checkers import CHECKER_NAMES
+from harness.live import LiveStatus
 from harness.toolchain import repo_root
 
 VERDICTS = CHECKER_NAMES
@@ -126,7 +127,11 @@ def run_catalogue(
         )
     progress = Progress(console)
     t0 = time.monotonic()
-    code = pytest.main(args, plugins=[progress])
+    live = LiveStatus(report_dir, console).start()  # step, faults, ops/s, errors meanwhile
+    try:
+        code = pytest.main(args, plugins=[progress])
+    finally:
+        live.stop()
     elapsed = time.monotonic() - t0
     summary = write_summary(report_dir, progress.results, elapsed, time_scale, backend)
     print_table(console, summary)
