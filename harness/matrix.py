@@ -253,8 +253,8 @@ def window_facts(events: list[Any], orders: dict[str, list[str]]) -> dict[str, A
     """What the fault windows of a history cost, read from the operations themselves.
 
     `detect_s`: fault → the first success on an unaffected replica, counting an
-    operation that was in flight when the fault hit (the failover checker's `detect_s`
-    only counts operations started in the window). `ok_ops` / `ok_failing_over`: the ok
+    operation that was in flight when the fault hit (as the failover checker's
+    `detect_s` does; this one needs no failed attempt, e.g. a PyKMIP reconnect). `ok_ops` / `ok_failing_over`: the ok
     operations started in a window, and those that first failed on an affected replica.
     `first_failed`: the first operation of a window that did not succeed, and why.
     """

@@ -105,6 +105,21 @@ def failover(b: Builder, orders: dict[str, list[str]] | None = None) -> Verdict:
 # --- failover -------------------------------------------------------------------------
 
 
+def test_detect_counts_the_op_in_flight_when_the_fault_hit() -> None:
+    # blackhole at t=2.0: the op sent at 1.9 waits its 1 s on kms-a, then kms-b answers at
+    # 2.91; the first op started in the window is only served at 3.02
+    b = Builder()
+    b.baseline()
+    b.fault("f1", "blackhole", "kms-a", 2.0, 10.0)
+    b.op("vc-a", 1.9, ("kms-a", "timeout", RESPONSE), ("kms-b", "ok", 0.01))
+    b.op("vc-a", 2.01, ("kms-a", "timeout", RESPONSE), ("kms-b", "ok", 0.01))
+    v = failover(b)
+    assert v.status == "pass", v.summary
+    fig = v.figures["f1"]["clients"]["vc-a"]
+    assert fig["failover_s"] == pytest.approx(1.01)  # judged on the op started in the window
+    assert fig["detect_s"] == pytest.approx(0.91)  # 1.9 + 1.01 - 2.0: the op in flight
+
+
 def test_failover_vcenter_refuse_passes_with_figures() -> None:
     b = Builder()
     b.baseline()

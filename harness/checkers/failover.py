@@ -160,6 +160,7 @@ def check_failover(
                 w,
                 client,
                 client_ops,
+                in_flight=[c for c in ops if c.client == client and c.start < w.start <= c.end],
                 waits=waits,
                 baseline_p99=p99,
                 min_upper_slack=min_upper_slack,
@@ -220,11 +221,31 @@ def check_failover(
     )
 
 
+def _first_served_elsewhere(
+    w: FaultWindow, failover_op: Complete, in_flight: Sequence[Complete]
+) -> float:
+    """When the client was first served by an unaffected replica after a failed attempt
+    on an affected one. The op in flight when the fault hit counts too: it is judged
+    nowhere (its duration includes time before the fault), but it may be the one that
+    failed over first."""
+    affected = set(w.replicas)
+    ends = [failover_op.end]
+    for c in in_flight:
+        if (
+            c.outcome == "ok"
+            and c.served_by not in affected
+            and any(a.server in affected and a.outcome != "ok" for a in c.attempts)
+        ):
+            ends.append(c.end)
+    return min(ends)
+
+
 def _judge_client(
     w: FaultWindow,
     client: str,
     ops: Sequence[Complete],
     *,
+    in_flight: Sequence[Complete] = (),
     waits: dict[str, float],
     baseline_p99: float,
     min_upper_slack: float,
@@ -292,7 +313,7 @@ def _judge_client(
     fig.update(
         {
             "failover_s": rounded(failover_s),
-            "detect_s": rounded(failover_op.end - w.start),
+            "detect_s": rounded(_first_served_elsewhere(w, failover_op, in_flight) - w.start),
             "failed_ops_before": failed_before,
             "op_id": failover_op.op_id,
             "policy": policy,
@@ -351,7 +372,7 @@ def _judge_client(
         f"({bound}; expected wait {wait:.3f} s)"
     )
     evidence = [
-        f"{head}: pass {failover_s:.3f} s ({bound}), detect {failover_op.end - w.start:.3f} s, "
+        f"{head}: pass {failover_s:.3f} s ({bound}), detect {fig['detect_s']:.3f} s, "
         f"{failed_before} failed ops before",
         op_line,
     ]
