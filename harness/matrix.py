@@ -254,8 +254,9 @@ def window_facts(events: list[Any], orders: dict[str, list[str]]) -> dict[str, A
 
     `detect_s`: fault → the first success on an unaffected replica, counting an
     operation that was in flight when the fault hit (as the failover checker's
-    `detect_s` does; this one needs no failed attempt, e.g. a PyKMIP reconnect). `ok_ops` / `ok_failing_over`: the ok
-    operations started in a window, and those that first failed on an affected replica.
+    `detect_s` does; this one needs no failed attempt, e.g. a PyKMIP reconnect).
+    `ok_ops` / `ok_failing_over`: the ok operations started in a window, and those that
+    first failed on an affected replica.
     `first_failed`: the first operation of a window that did not succeed, and why.
     """
     from harness.checkers.verdict import attempt_trail, completes, fault_windows
