@@ -548,9 +548,7 @@ class WriteGate:
         if self.profile == "sync":
             if self.agent.name != self.primary:
                 return self._forward(request, credential)
-            result = self._process(request, credential)
-            self.agent.push_now(self.timeout_s)
-            return result
+            return self._primary_write(request, credential)[0]
         # quorum
         reachable = 1 + len(self.agent.reachable_peers(min(1.0, self.timeout_s)))
         if reachable < self.majority:
@@ -568,6 +566,12 @@ class WriteGate:
                 f"({self.majority}): not acknowledged, outcome unknown (quorum replication)",
             )
         return result
+
+    def _primary_write(self, request: Any, credential: Any) -> tuple[Any, list[str]]:
+        """sync, on the primary: commit, push to every reachable replica; the result and
+        the replicas that stored the write (the primary first)."""
+        result = self._process(request, credential)
+        return result, [self.agent.name, *self.agent.push_now(self.timeout_s)]
 
     def _forward(self, request: Any, credential: Any) -> Any:
         from kmip.core import utils
@@ -598,6 +602,16 @@ class WriteGate:
                 f"read-only: primary {self.primary} unreachable from {self.agent.name} "
                 f"(sync replication): {e}",
             )
+        stored_on = answer.get("stored_on")
+        if stored_on is not None and self.agent.name not in stored_on:
+            # the partition cut the primary's push to this replica: a client reading its
+            # own write back from here would not find it, so it is not acknowledged here
+            return self._refuse(
+                request,
+                f"write committed on the primary {self.primary} but not replicated to "
+                f"{self.agent.name} (stored on {', '.join(stored_on)}): not acknowledged, "
+                "outcome unknown (sync replication)",
+            )
         response = messages.ResponseMessage()
         response.read(
             utils.BytearrayStream(base64.b64decode(answer["response"])),
@@ -616,10 +630,11 @@ class WriteGate:
             kmip_version=enums.KMIPVersion[body["kmip_version"]],
         )
         credential = body.get("credential")
-        response, max_size, version = self.process_request(request, credential)
+        (response, max_size, version), stored_on = self._primary_write(request, credential)
         stream = utils.BytearrayStream()
         response.write(stream, kmip_version=contents.protocol_version_to_kmip_version(version))
         return {
             "response": base64.b64encode(bytes(stream.buffer)).decode(),
             "max_response_size": max_size,
+            "stored_on": stored_on,
         }

@@ -116,3 +116,32 @@ def test_wiped_replica_is_refilled_by_its_peers(cli) -> None:  # noqa: ANN001
         "the wiped kms-f to be refilled from its peers",
         poll_s=interval,
     )
+
+
+def test_sync_write_through_a_replica_the_primary_cannot_reach_is_not_acknowledged(
+    cli,  # noqa: ANN001
+) -> None:
+    """sync: a write sent to kms-d is run by the primary kms-a; if kms-a's copy cannot
+    reach kms-d, acknowledging it would let
+    the client fail to read its own write back from kms-d. It must be refused (outcome
+    unknown), while a write straight to the primary is still acknowledged. A one-way cut
+    from site-a is what a partition going in one link at a time can leave for a moment:
+    kms-d still reaches the primary, the primary no longer reaches kms-d."""
+    from kmip import enums
+    from kmip.pie.exceptions import KmipOperationFailure
+
+    sync = repo_root() / "scenarios" / "topologies" / "two-sites-sync.yaml"
+    cli("up", str(sync), "--time-scale", "0.05")
+    status = json.loads(cli("status", "--json"))
+    b = pykmip(status, client="vc-b")  # kms-d first
+    before = b.create(enums.CryptographicAlgorithm.AES, 256)
+    assert len(b.get(before).value) == 32, "kms-d cannot read a key written through it"
+
+    cli("inject", "partition", "site-a", "site-b", "--one-way")
+    with pytest.raises(KmipOperationFailure, match="not replicated to kms-d"):
+        b.create(enums.CryptographicAlgorithm.AES, 256)
+    b.close()
+    a = pykmip(status, client="vc-a")  # the primary itself: acknowledged
+    uid = a.create(enums.CryptographicAlgorithm.AES, 256)
+    assert len(a.get(uid).value) == 32
+    a.close()
