@@ -124,8 +124,9 @@ def install_toxiproxy() -> int:
             "  2. a package manager: `brew install toxiproxy` (macOS/Linuxbrew), or your distro's\n"
             "     package, then make sure `toxiproxy-server` is on PATH\n"
             "  3. install Go >= 1.23 and run `make setup` again\n"
-            "  4. the Docker backend (planned): the official image ghcr.io/shopify/toxiproxy:"
-            f"{PINNED_VERSION}\n"
+            "  (the docker backend runs Toxiproxy in a container: the official image\n"
+            f"   ghcr.io/shopify/toxiproxy:{PINNED_VERSION} where a registry answers; the local\n"
+            "   backend and the tests still need a server here)\n"
             "Or point TOXIPROXY_SERVER at an existing binary.",
             file=sys.stderr,
         )
