@@ -6,8 +6,8 @@ to a cluster, the client plan (one shared port per client over the replicas' cli
 addresses, what PyKMIP's host list needs), KMIP readiness checks and ``status --json``
 — is the same for all, so both backends give the same document.
 
-External targets (`harness.external`) are planned here too (in the address plan): a
-replica state whose direct address is the user's KMS, links in front of it like any other, and the user's
+External targets (`harness.external`) are part of the same plan: a replica state whose
+direct address is the user's KMS, links in front of it like any other, and the user's
 client identity for the whole run. A backend that can reach them says
 `supports_external`.
 """
