@@ -48,12 +48,12 @@ from harness.client.failover_client import FailoverClient  # noqa: E402
 from harness.client.operations import empty_client_config, new_pie_client  # noqa: E402
 from harness.client.policies import TlsFiles, VCenterPolicy  # noqa: E402
 from harness.client.transport import Endpoint  # noqa: E402
-from harness.cluster.base import ClusterError  # noqa: E402
 from harness.cluster.common import BaseCluster  # noqa: E402
 from harness.cluster.docker_backend import (  # noqa: E402
     DockerCluster,
     docker_client,
     docker_run_ids,
+    unavailable_reason,
     userland_proxy,
 )
 from harness.cluster.local import LocalCluster  # noqa: E402
@@ -1327,22 +1327,6 @@ def bench_replication(prof: Profile) -> tuple[list[Figure], dict[str, Any]]:
 MIB = 1024 * 1024
 
 
-def docker_unavailable() -> str | None:
-    """None when the docker backend can run here (an engine answers and the images are
-    built), else why not: the section is then reported as skipped."""
-    try:
-        client = docker_client()
-    except ClusterError as e:
-        return str(e)
-    try:
-        missing = images.missing_images(client)
-    finally:
-        client.close()
-    if missing:
-        return f"image(s) {', '.join(missing)} missing: run `make images`"
-    return None
-
-
 def _image_id(client: Any, ref: str) -> str | None:
     from docker.errors import ImageNotFound
 
@@ -1701,7 +1685,7 @@ def main(argv: list[str] | None = None) -> int:
     figures += fig
 
     docker_error = None
-    skipped = "--no-docker" if args.no_docker else docker_unavailable()
+    skipped = "--no-docker" if args.no_docker else unavailable_reason()
     if skipped is not None:
         doc["docker"] = {"skipped": skipped}
     else:

@@ -11,6 +11,7 @@ and sets no timeouts, so it cannot drive two servers from one process safely).
 from __future__ import annotations
 
 import subprocess
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -120,6 +121,32 @@ class ToxiproxyAPI:
         self._session.close()
 
 
+def await_api(
+    base: str,
+    deadline_s: float,
+    stopped: Callable[[], str | None],
+    logs: Sequence[Path] = (),
+) -> None:
+    """Wait until the Toxiproxy API at `base` answers. `stopped()` says why the server
+    can no longer answer (it exited), or None: then `ToxiproxyError` at once."""
+    api = ToxiproxyAPI(base, timeout_s=1.0)
+
+    def ready() -> bool:
+        why = stopped()
+        if why:
+            raise ToxiproxyError(why)
+        try:
+            api.version()
+            return True
+        except requests.RequestException:
+            return False
+
+    try:
+        wait_until(ready, deadline_s, f"the Toxiproxy API at {base}", logs=logs)
+    finally:
+        api.close()
+
+
 def start_toxiproxy(
     binary: str, host: str, port: int, log_path: Path, env: dict[str, str], deadline_s: float = 15
 ) -> subprocess.Popen[bytes]:
@@ -134,25 +161,18 @@ def start_toxiproxy(
         start_new_session=True,
     )
     log.close()
-    api = ToxiproxyAPI(f"http://{host}:{port}", timeout_s=1.0)
 
-    def ready() -> bool:
-        if proc.poll() is not None:
-            raise ToxiproxyError(
-                f"Toxiproxy server exited with status {proc.returncode} while starting on "
-                f"{host}:{port}; last log lines:\n{tail(log_path)}"
-            )
-        try:
-            api.version()
-            return True
-        except requests.RequestException:
-            return False
+    def exited() -> str | None:
+        if proc.poll() is None:
+            return None
+        return (
+            f"Toxiproxy server exited with status {proc.returncode} while starting on "
+            f"{host}:{port}; last log lines:\n{tail(log_path)}"
+        )
 
     try:
-        wait_until(ready, deadline_s, f"Toxiproxy API on {host}:{port}", logs=[log_path])
+        await_api(f"http://{host}:{port}", deadline_s, exited, logs=[log_path])
     except (WaitTimeout, ToxiproxyError):
         proc.kill()
         raise
-    finally:
-        api.close()
     return proc

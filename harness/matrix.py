@@ -540,16 +540,11 @@ def preflight(plan: MatrixPlan) -> None:
 
         find_toxiproxy_server()
     else:
-        from harness import images
-        from harness.cluster.docker_backend import docker_client
+        from harness.cluster.docker_backend import unavailable_reason
 
-        client = docker_client()
-        missing = images.missing_images(client)
-        client.close()
-        if missing:
-            raise ClusterError(
-                f"--backend docker: image(s) {', '.join(missing)} not built: run `make images`"
-            )
+        reason = unavailable_reason()
+        if reason:
+            raise ClusterError(f"--backend docker: {reason}")
     probe = cluster_class(plan.backend).create(plan.topology, plan.report_dir / ".probe")
     for f in plan.faults:
         reason = FAULTS[f].unsupported_reason(probe)

@@ -123,20 +123,11 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def _check_docker_ready() -> None:
     """Fail the whole run at once (not scenario by scenario) when no engine or image."""
-    from harness import images
-    from harness.cluster.base import ClusterError
-    from harness.cluster.docker_backend import docker_client
+    from harness.cluster.docker_backend import unavailable_reason
 
-    try:
-        client = docker_client()
-        missing = images.missing_images(client)
-        client.close()
-    except ClusterError as e:
-        raise pytest.UsageError(f"--kms-backend docker: {e}") from None
-    if missing:
-        raise pytest.UsageError(
-            f"--kms-backend docker: image(s) {', '.join(missing)} not built: run `make images`"
-        )
+    reason = unavailable_reason()
+    if reason:
+        raise pytest.UsageError(f"--kms-backend docker: {reason}")
 
 
 def _safe(nodeid: str) -> str:

@@ -20,10 +20,11 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any, NoReturn
+from typing import Any
 
 import pytest
 import yaml
+from docker_ready import docker_engine_or_skip, unavailable
 
 from harness import compose, registry
 from harness.cluster.base import ClusterState
@@ -121,12 +122,6 @@ def test_the_compose_subnet_is_never_leased_to_a_run(
 # ---- end to end ------------------------------------------------------------------------
 
 
-def unavailable(reason: str) -> NoReturn:
-    if os.environ.get("KMSCHAOS_REQUIRE_DOCKER") == "1":
-        pytest.fail(f"KMSCHAOS_REQUIRE_DOCKER=1 but: {reason}")
-    pytest.skip(reason)
-
-
 @pytest.fixture
 def compose_turn() -> Iterator[None]:
     """One compose cluster per machine: wait for the other test runs' turns to end."""
@@ -140,18 +135,8 @@ def compose_turn() -> Iterator[None]:
 
 @pytest.fixture
 def engine(compose_turn: None) -> Iterator[Any]:
-    from harness import images
-    from harness.cluster.base import ClusterError
-    from harness.cluster.docker_backend import docker_client
-
+    client = docker_engine_or_skip()
     try:
-        client = docker_client()
-    except ClusterError as e:
-        unavailable(f"docker backend not available here: {e}")
-    try:
-        missing = images.missing_images(client)
-        if missing:
-            unavailable(f"images missing: {', '.join(missing)}; run `make images`")
         existing = compose.compose_objects(client)
         if existing:
             unavailable(

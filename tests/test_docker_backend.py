@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from docker_ready import docker_engine_or_skip
 from kmip_clients import holdings, pykmip
 
 from harness import registry
@@ -39,19 +40,7 @@ SCALE = 0.05
 
 @pytest.fixture(scope="module")
 def docker_engine() -> Any:
-    from harness import images
-    from harness.cluster.base import ClusterError
-    from harness.cluster.docker_backend import docker_client
-
-    try:
-        client = docker_client()
-        missing = images.missing_images(client)
-        if missing:
-            raise ClusterError(f"images missing: {', '.join(missing)}; run `make images`")
-    except ClusterError as e:
-        if os.environ.get("KMSCHAOS_REQUIRE_DOCKER") == "1":
-            pytest.fail(f"KMSCHAOS_REQUIRE_DOCKER=1 but: {e}")
-        pytest.skip(f"docker backend not available here: {e}")
+    client = docker_engine_or_skip()
     yield client
     client.close()
 

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from docker_ready import docker_engine_or_skip
 
 from harness import images
 from harness.toolchain import repo_root
@@ -261,25 +262,8 @@ def test_build_refuses_an_unknown_mode() -> None:
 
 @pytest.fixture(scope="module")
 def engine() -> Iterator[Any]:
-    from docker.client import DockerClient
-    from docker.errors import DockerException
-
-    reason = ""
-    client = None
-    try:
-        client = DockerClient.from_env(timeout=60)
-        client.ping()
-        missing = images.missing_images(client)
-        if missing:
-            reason = f"images missing: {', '.join(missing)}; run `make images`"
-    except DockerException as e:
-        reason = f"no Docker engine answers ({e})"
-    if reason:
-        if os.environ.get("KMSCHAOS_REQUIRE_DOCKER") == "1":
-            pytest.fail(f"KMSCHAOS_REQUIRE_DOCKER=1 but {reason}")
-        pytest.skip(reason)
+    client = docker_engine_or_skip()
     yield client
-    assert client is not None
     client.close()
 
 

@@ -28,8 +28,6 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-import requests
-
 from harness import registry
 from harness.cluster.base import (
     CAP_FIREWALL,
@@ -42,7 +40,7 @@ from harness.cluster.base import (
 )
 from harness.cluster.common import BaseCluster, free_port
 from harness.cluster.local import write_peers
-from harness.links import Link, ToxiproxyAPI
+from harness.links import Link, ToxiproxyError, await_api
 from harness.toolchain import firewall_capability
 from harness.wait import WaitTimeout, wait_until
 
@@ -72,15 +70,22 @@ def docker_client() -> Any:
     return client
 
 
-def engine_reachable() -> bool:
-    """Cheap: is there a Docker engine to ask (socket present, ping answered)?"""
-    if not os.environ.get("DOCKER_HOST") and not os.path.exists("/var/run/docker.sock"):
-        return False
+def unavailable_reason() -> str | None:
+    """None when the docker backend can run here (an engine answers and the images of
+    this checkout are built), else why not, with what to do."""
+    from harness import images
+
     try:
-        docker_client().close()
-        return True
-    except ClusterError:
-        return False
+        client = docker_client()
+    except ClusterError as e:
+        return str(e)
+    try:
+        missing = images.missing_images(client)
+    finally:
+        client.close()
+    if missing:
+        return f"image(s) {', '.join(missing)} not built: run `make images`"
+    return None
 
 
 def userland_proxy() -> bool:
@@ -355,27 +360,16 @@ class DockerCluster(BaseCluster):
         self._record_link(link, into)
 
     def _await_toxiproxy(self) -> None:
-        api = ToxiproxyAPI(self.state.toxiproxy_api, timeout_s=1.0)
-
-        def ready() -> bool:
+        def stopped() -> str | None:
             c = self._container(self.toxiproxy_name)
-            if c is None or c.status not in ("running", "created"):
-                raise ClusterError(
-                    f"the Toxiproxy container {self.toxiproxy_name} stopped while starting; "
-                    f"last log lines:\n{self._tail(self.toxiproxy_name)}"
-                )
-            try:
-                api.version()
-                return True
-            except requests.RequestException:
-                return False
+            if c is not None and c.status in ("running", "created"):
+                return None
+            return f"the Toxiproxy container {self.toxiproxy_name} stopped while starting"
 
         try:
-            wait_until(ready, 30, f"the Toxiproxy API at {self.state.toxiproxy_api}")
-        except WaitTimeout as e:
+            await_api(self.state.toxiproxy_api, 30, stopped)
+        except (WaitTimeout, ToxiproxyError) as e:
             raise ClusterError(f"{e}; last log lines:\n{self._tail(self.toxiproxy_name)}") from None
-        finally:
-            api.close()
 
     def _await_replica(self, name: str) -> None:
         self.await_direct(name)
@@ -598,25 +592,20 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     from harness import images
 
-    try:
-        client = docker_client()
-    except ClusterError as e:
-        print(f"docker backend: {e}")
-        return 1
     if args == ["engine"]:
+        try:
+            client = docker_client()
+        except ClusterError as e:
+            print(f"docker backend: {e}")
+            return 1
         print(f"docker backend: engine {client.version().get('Version', '?')} answers")
         client.close()
         return 0
-    missing = images.missing_images(client)
-    version = client.version().get("Version", "?")
-    client.close()
-    if missing:
-        print(f"docker backend: engine {version} answers; image(s) {', '.join(missing)} missing")
+    reason = unavailable_reason()
+    if reason:
+        print(f"docker backend: {reason}")
         return 1
-    print(
-        f"docker backend: engine {version}, images {images.kms_image()} and "
-        f"{images.toxiproxy_image()} ready"
-    )
+    print(f"docker backend: images {images.kms_image()} and {images.toxiproxy_image()} ready")
     return 0
 
 
