@@ -7,14 +7,23 @@ import hashlib
 from typing import Any
 
 
-def pykmip(status: dict[str, Any], replica: str | None = None, client: str = "vc-a") -> Any:
-    """An open ProxyKmipClient: through `client`'s links in its order, or straight to
-    `replica`'s direct address."""
+def pykmip(
+    status: dict[str, Any],
+    replica: str | None = None,
+    client: str = "vc-a",
+    *,
+    hosts: list[str] | None = None,
+    timeout_s: float = 5.0,
+    opened: bool = True,
+) -> Any:
+    """A ProxyKmipClient with `client`'s identity: through its links in its order (or
+    only `hosts` of them), or straight to `replica`'s direct address; opened unless
+    `opened` is false (to watch PyKMIP fail over while connecting)."""
     from kmip.pie.client import ProxyKmipClient
 
     c = status["clients"][client]
     if replica is None:
-        hosts, port = [e["host"] for e in c["endpoints"]], c["endpoints"][0]["port"]
+        hosts, port = hosts or [e["host"] for e in c["endpoints"]], c["endpoints"][0]["port"]
     else:
         r = status["replicas"][replica]
         hosts, port = [r["host"]], r["port"]
@@ -27,8 +36,9 @@ def pykmip(status: dict[str, Any], replica: str | None = None, client: str = "vc
         ssl_version="PROTOCOL_SSLv23",
         config_file=c["pykmip_conf"],
     )
-    p.proxy.timeout = 5
-    p.open()
+    p.proxy.timeout = timeout_s
+    if opened:
+        p.open()
     return p
 
 

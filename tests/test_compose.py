@@ -25,6 +25,7 @@ from typing import Any
 import pytest
 import yaml
 from docker_ready import docker_engine_or_skip, unavailable
+from kmip_clients import pykmip
 
 from harness import compose, registry
 from harness.cluster.base import ClusterState
@@ -148,25 +149,6 @@ def engine(compose_turn: None) -> Iterator[Any]:
         client.close()
 
 
-def pykmip(status: dict[str, Any], hosts: list[str] | None = None) -> Any:
-    """PyKMIP's own client with vc-a's configuration (all its hosts unless `hosts`)."""
-    from kmip.pie.client import ProxyKmipClient
-
-    c = status["clients"]["vc-a"]
-    p = ProxyKmipClient(
-        hostname=",".join(hosts or [e["host"] for e in c["endpoints"]]),
-        port=c["port"],
-        cert=c["cert"],
-        key=c["key"],
-        ca=c["ca"],
-        ssl_version="PROTOCOL_SSLv23",
-        config_file=c["pykmip_conf"],
-    )
-    p.proxy.timeout = STALL_TIMEOUT_S
-    p.open()
-    return p
-
-
 @pytest.mark.integration
 @pytest.mark.docker
 def test_compose_up_serves_kmip_stall_fails_over_heal_and_down_leave_nothing(
@@ -209,7 +191,7 @@ def test_compose_up_serves_kmip_stall_fails_over_heal_and_down_leave_nothing(
         kmschaos("inject", "stall", "kms-a")
         assert engine.containers.get("kmschaos-compose-kms-a").status == "paused"
         assert json.loads(kmschaos("status", "--json"))["replicas"]["kms-a"]["state"] == "paused"
-        p = pykmip(status)
+        p = pykmip(status, timeout_s=STALL_TIMEOUT_S)
         try:
             # kms-a accepts TCP but never answers the handshake: PyKMIP moves on to kms-b
             assert p.proxy.host == hosts[1], f"served by {p.proxy.host}, not kms-b"
@@ -220,7 +202,7 @@ def test_compose_up_serves_kmip_stall_fails_over_heal_and_down_leave_nothing(
 
         kmschaos("heal", "--all")
         assert engine.containers.get("kmschaos-compose-kms-a").status == "running"
-        p = pykmip(status, hosts=hosts[:1])
+        p = pykmip(status, hosts=hosts[:1], timeout_s=STALL_TIMEOUT_S)
         try:
             assert p.proxy.host == hosts[0]
             p.locate()

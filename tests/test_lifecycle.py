@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
+from kmip_clients import pykmip
 
 from harness import registry
 from harness.toolchain import repo_root
@@ -48,23 +49,6 @@ def kmschaos(env: dict[str, str], cwd: Path, *args: str, timeout: float = 120) -
     return r.stdout
 
 
-def pykmip_client(status: dict, client: str = "vc-a"):  # noqa: ANN201 - PyKMIP has no types
-    from kmip.pie.client import ProxyKmipClient
-
-    c = status["clients"][client]
-    pie = ProxyKmipClient(
-        hostname=",".join(e["host"] for e in c["endpoints"]),
-        port=c["endpoints"][0]["port"],
-        cert=c["cert"],
-        key=c["key"],
-        ca=c["ca"],
-        ssl_version="PROTOCOL_SSLv23",
-        config_file=c["pykmip_conf"],
-    )
-    pie.proxy.timeout = 5
-    return pie
-
-
 def leftovers(run_id: str) -> dict[str, object]:
     return {
         "processes": registry.labelled_processes(run_id),
@@ -96,7 +80,7 @@ def test_up_status_inject_heal_down_with_pykmip_own_client(
     host_of = {e["replica"]: e["host"] for e in vc["endpoints"]}
 
     # PyKMIP's own client, pointed at the status endpoints: creates and gets via kms-a
-    pie = pykmip_client(status)
+    pie = pykmip(status, opened=False)
     pie.open()
     uid = pie.create(enums.CryptographicAlgorithm.AES, 256)
     assert len(pie.get(uid).value) == 32
@@ -105,7 +89,7 @@ def test_up_status_inject_heal_down_with_pykmip_own_client(
 
     fault_id = kmschaos(env, tmp_path, "inject", "refuse", "kms-a").strip()
     assert fault_id.startswith("refuse-kms-a")
-    pie = pykmip_client(status)
+    pie = pykmip(status, opened=False)
     pie.open()  # kms-a refuses: PyKMIP moves to kms-b while connecting
     assert pie.proxy.host == host_of["kms-b"]
     uid_b = pie.create(enums.CryptographicAlgorithm.AES, 256)
@@ -115,7 +99,7 @@ def test_up_status_inject_heal_down_with_pykmip_own_client(
     assert [f["fault_id"] for f in st["faults"]] == [fault_id]
 
     kmschaos(env, tmp_path, "heal", "--all")
-    pie = pykmip_client(status)
+    pie = pykmip(status, opened=False)
     pie.open()
     assert pie.proxy.host == host_of["kms-a"], "kms-a not reachable again after heal"
     pie.close()
