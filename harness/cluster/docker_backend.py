@@ -523,13 +523,21 @@ def _run_filter(run_id: str | None) -> dict[str, str]:
     return {"label": f"{LABEL_REGISTRY}={registry.registry_tag()}"}
 
 
+def _engine_if_any() -> Any:
+    """A client when an engine answers, else None (the reaper's cheap question: no socket,
+    no ping)."""
+    if not os.environ.get("DOCKER_HOST") and not os.path.exists("/var/run/docker.sock"):
+        return None
+    try:
+        return docker_client()
+    except ClusterError:
+        return None
+
+
 def docker_run_ids() -> set[str]:
     """Run ids of this registry that own containers, networks or volumes."""
-    if not os.environ.get("DOCKER_HOST") and not os.path.exists("/var/run/docker.sock"):
-        return set()
-    try:
-        client = docker_client()
-    except ClusterError:
+    client = _engine_if_any()
+    if client is None:
         return set()
     found: set[str] = set()
     with contextlib.suppress(Exception):
@@ -547,11 +555,8 @@ def docker_run_ids() -> set[str]:
 
 def reap_docker(run_id: str) -> int:
     """Remove every container, network and volume labelled with `run_id`; how many."""
-    if not os.environ.get("DOCKER_HOST") and not os.path.exists("/var/run/docker.sock"):
-        return 0
-    try:
-        client = docker_client()
-    except ClusterError:
+    client = _engine_if_any()
+    if client is None:
         return 0
     n = 0
     flt = _run_filter(run_id)
