@@ -337,14 +337,8 @@ def reap(all_runs: bool = False) -> ReapReport:
     # a run registers before it starts anything: re-reading the registry after the scan
     # keeps a run that started meanwhile (e.g. another xdist worker's) out of the orphans
     orphans -= set(entries) | {e.run_id for e in read_entries()}
-    procs = rules = docker_objects = 0
-    reaped = []
-    for rid in sorted(set(victims) | orphans):
-        p, r, d = reap_run(rid)
-        procs += p
-        rules += r
-        docker_objects += d
-        reaped.append(rid)
+    report = reap_runs(sorted(set(victims) | orphans))
+    reaped = report.runs
     # leases whose run has no entry (a run writes its entry right after its lease, so
     # only leases older than a minute can be abandoned ones)
     me = registry_tag()
@@ -354,7 +348,18 @@ def reap(all_runs: bool = False) -> ReapReport:
             old = time.time() - lease.stat().st_mtime > 60
             if tag == me and ((rid not in entries and old) or rid in reaped):
                 lease.unlink()
-    return ReapReport(runs=reaped, processes=procs, rules=rules, docker_objects=docker_objects)
+    return report
+
+
+def reap_runs(run_ids: list[str]) -> ReapReport:
+    """`reap_run` each of `run_ids`; what was removed, in all."""
+    report = ReapReport(runs=list(run_ids), processes=0, rules=0)
+    for rid in run_ids:
+        p, r, d = reap_run(rid)
+        report.processes += p
+        report.rules += r
+        report.docker_objects += d
+    return report
 
 
 def _parent_pid(pid: int) -> int | None:
@@ -371,11 +376,7 @@ def reap_owned_by(pid: int) -> ReapReport:
     owned = [
         e.run_id for e in read_entries() if e.owner_pid == pid or _parent_pid(e.owner_pid) == pid
     ]
-    procs = rules = docker_objects = 0
-    for rid in owned:
-        p, r, d = reap_run(rid)
-        procs, rules, docker_objects = procs + p, rules + r, docker_objects + d
-    return ReapReport(runs=owned, processes=procs, rules=rules, docker_objects=docker_objects)
+    return reap_runs(owned)
 
 
 def is_permission_error(e: OSError) -> bool:
