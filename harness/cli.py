@@ -561,8 +561,6 @@ def _second_interrupt_forces() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from docker.errors import DockerException
-
     from harness.cluster.base import ClusterError
     from harness.external import ExternalRefused
     from harness.faults import FaultError
@@ -593,7 +591,12 @@ def main(argv: list[str] | None = None) -> int:
     except (ClusterError, FaultError, ToolchainError, ToxiproxyError, WaitTimeout) as e:
         _print_err(str(e))
         return EXIT_FAIL
-    except DockerException as e:  # a docker-backend step the engine refused
+    except Exception as e:
+        # a docker-backend step the engine refused; docker's SDK is only imported (and
+        # can only have raised) when the command used the docker backend
+        docker_errors = sys.modules.get("docker.errors")
+        if docker_errors is None or not isinstance(e, docker_errors.DockerException):
+            raise
         _print_err(f"the Docker engine refused: {type(e).__name__}: {e}")
         return EXIT_FAIL
     except KeyboardInterrupt:
