@@ -47,7 +47,7 @@ def _print_err(msg: str) -> None:
 
 
 def cmd_up(args: argparse.Namespace) -> int:
-    from harness.cluster.common import cluster_class
+    from harness.backends import cluster_class
     from harness.topology import load_topology
 
     topo = load_topology(args.topology)
@@ -81,7 +81,7 @@ def cmd_up(args: argparse.Namespace) -> int:
 
 
 def _check_backend(backend: str) -> None:
-    from harness.cluster.common import BACKENDS
+    from harness.backends import BACKENDS
 
     if backend not in BACKENDS:
         raise UserError(
@@ -90,14 +90,14 @@ def _check_backend(backend: str) -> None:
 
 
 def _attach(args: argparse.Namespace) -> Any:
-    from harness.cluster.common import attach_cluster
+    from harness.backends import attach_cluster
 
     return attach_cluster(_state_dir(args))
 
 
 def cmd_status(args: argparse.Namespace) -> int:
     from harness.cluster.base import load_state
-    from harness.cluster.common import cluster_class
+    from harness.backends import cluster_class
     from harness.faults import active_fault_records
 
     sdir = _state_dir(args)
@@ -154,7 +154,7 @@ def _print_status(doc: dict[str, Any]) -> None:
 def cmd_down(args: argparse.Namespace) -> int:
     from harness import external, registry
     from harness.cluster.base import ClusterError, load_state
-    from harness.cluster.common import cluster_class
+    from harness.backends import cluster_class
 
     if args.all:
         report = registry.reap(all_runs=True)

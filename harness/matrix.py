@@ -324,7 +324,7 @@ def cell_topology(spec: CellSpec) -> Topology:
 def run_cell(spec: CellSpec) -> CellResult:
     """Run one cell on a fresh cluster; everything injected is healed and the cluster
     stopped before this returns (or raises)."""
-    from harness.cluster.common import cluster_class
+    from harness.backends import cluster_class
     from harness.history import History
     from harness.scenario import Scenario, ScenarioError
 
@@ -486,7 +486,7 @@ def parse_faults(raw: str) -> list[str]:
 
 def plan_matrix(args: argparse.Namespace) -> MatrixPlan:
     """Validate the arguments into a plan; `MatrixError` / `TopologyError` on bad input."""
-    from harness.cluster.common import BACKENDS
+    from harness.backends import BACKENDS
 
     policies = _names("--policies", args.policies, POLICIES, "policy")
     faults = parse_faults(args.faults)
@@ -532,7 +532,7 @@ def preflight(plan: MatrixPlan) -> None:
     anything; raise if the backend itself cannot run (no Toxiproxy, no Docker engine or
     image)."""
     from harness.cluster.base import ClusterError
-    from harness.cluster.common import cluster_class
+    from harness.backends import cluster_class
     from harness.faults import FAULTS
 
     if plan.backend == "local":

@@ -24,7 +24,8 @@ from typing import Any
 import pytest
 
 from harness.client.failover_client import FailoverClient
-from harness.cluster.common import BACKENDS, BaseCluster, cluster_class
+from harness.backends import BACKENDS, cluster_class
+from harness.cluster.common import BaseCluster
 from harness.external import ExternalRefused, export_ledger
 from harness.faults import FAULTS, Fault
 from harness.history import History

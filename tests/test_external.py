@@ -28,7 +28,7 @@ import pytest
 from harness import registry
 from harness.client.operations import empty_client_config, new_pie_client, perform
 from harness.cluster.base import ClusterError, ClusterState, ReplicaState
-from harness.cluster.common import cluster_class
+from harness.backends import cluster_class
 from harness.cluster.local import LocalCluster
 from harness.external import (
     CONSENT_FLAG,

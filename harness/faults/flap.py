@@ -111,7 +111,7 @@ class Flap(Fault):
 
 
 def main(argv: list[str] | None = None) -> int:
-    from harness.cluster.common import attach_cluster
+    from harness.backends import attach_cluster
 
     ap = argparse.ArgumentParser(prog="python -m harness.faults.flap")
     ap.add_argument("--state-dir", required=True)
