@@ -71,7 +71,7 @@ status: setup
 	$(BIN)/kmschaos status
 
 bench: setup
-	$(BIN)/python bench/run.py
+	$(BIN)/python -m bench
 
 images: setup
 	$(BIN)/python -m harness.images build
