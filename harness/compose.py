@@ -43,8 +43,8 @@ from urllib.parse import urlsplit
 import yaml
 
 from harness import registry
-from harness.cluster.base import ClusterError, ClusterState, load_state, save_state, state_path
-from harness.cluster.common import ClientPlan, attach_cluster
+from harness.backends import attach_cluster
+from harness.cluster.base import ClientPlan
 from harness.cluster.docker_backend import (
     FIRST_LINK_PORT,
     KMIP_PORT,
@@ -55,7 +55,8 @@ from harness.cluster.docker_backend import (
     docker_client,
     replica_command,
 )
-from harness.cluster.local import write_peers
+from harness.cluster.state import ClusterError, ClusterState, load_state, save_state, state_path
+from harness.replica.peers import write_peers
 from harness.toolchain import repo_root
 from harness.topology import Topology, load_topology
 

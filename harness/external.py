@@ -46,7 +46,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness.cluster.base import CAP_RESTART, CAP_SIGNALS, ClusterError, ClusterState
+from harness.cluster.state import CAP_RESTART, CAP_SIGNALS, ClusterError, ClusterState
 from harness.topology import Topology, check_tls_files
 
 CONSENT_FLAG = "--i-understand-this-targets-real-kms"

@@ -116,15 +116,30 @@ def cache_dir() -> Path:
     return Path(env) if env else Path.home() / ".cache" / "kmschaos"
 
 
-# The replica program and all it imports of the harness: only these go into the image,
-# so an edit elsewhere in the harness (CLI, checkers...) needs no new image.
-REPLICA_SOURCES = ("harness/__init__.py", "harness/replica.py", "harness/replication.py")
+# The replica program is a subpackage that imports nothing else of the harness
+# (tests/test_imports.py checks it): only its files and the harness package's __init__
+# (which Python runs first) go into the image, so an edit elsewhere in the harness (CLI,
+# checkers...) needs no new image.
+HARNESS_INIT = "harness/__init__.py"
+REPLICA_PACKAGE = "harness/replica"
+
+
+def replica_sources(root: Path | None = None) -> list[Path]:
+    """The replica program's sources relative to `root`: `HARNESS_INIT`, then every .py
+    file of `REPLICA_PACKAGE` (bytecode caches left out), in path order."""
+    root = root or repo_root()
+    package = sorted(
+        p.relative_to(root)
+        for p in (root / REPLICA_PACKAGE).rglob("*.py")
+        if "__pycache__" not in p.relative_to(root).parts
+    )
+    return [Path(HARNESS_INIT), *package]
 
 
 def kms_inputs(root: Path | None = None) -> list[Path]:
     """The files the kms image is made of, relative to `root`: its Dockerfile, its
-    requirements, then the replica program's sources (`REPLICA_SOURCES`)."""
-    return [Path(KMS_DOCKERFILE), Path(KMS_REQUIREMENTS), *map(Path, REPLICA_SOURCES)]
+    requirements, then the replica program's sources (`replica_sources`)."""
+    return [Path(KMS_DOCKERFILE), Path(KMS_REQUIREMENTS), *replica_sources(root)]
 
 
 def content_hash(root: Path | None = None) -> str:
@@ -350,7 +365,7 @@ def _one_line(text: str, limit: int = 200) -> str:
 @contextmanager
 def _kms_context(wheels: Path | None) -> Iterator[Path]:
     """A build context laid out like the repository: the kms Dockerfile and
-    requirements, the harness package's .py files and, offline, the wheels."""
+    requirements, the replica program's sources and, offline, the wheels."""
     root = repo_root()
     with tempfile.TemporaryDirectory(prefix="kmschaos-ctx-") as tmp:
         ctx = Path(tmp)

@@ -11,6 +11,13 @@ and its state folder is gone.
 
 A run is *stale* when its owner process is dead and it was not started detached
 (``kmschaos up`` starts detached clusters on purpose; only ``down`` removes those).
+
+The registry reaps what it knows itself: labelled processes, firewall rules, leases.
+What a backend makes elsewhere (the docker backend's containers, networks and volumes)
+is reaped by the backend's own reaper, which it hands over with `register_reaper` when
+its module is imported. So a reaper takes part once its backend module is imported:
+``harness.backends`` imports every backend, and every command, the pytest plugin and
+the matrix import it before they reap.
 """
 
 from __future__ import annotations
@@ -22,12 +29,14 @@ import json
 import os
 import random
 import secrets
-import shutil
 import signal
 import subprocess
 import time
-from dataclasses import asdict, dataclass
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
+
+from harness.toolchain import iptables_path, repo_root
 
 LABEL_ENV = "KMSCHAOS_RUN_ID"
 REGISTRY_ENV = "KMSCHAOS_REGISTRY_TAG"
@@ -161,8 +170,6 @@ def labelled_env(run_id: str, base: dict[str, str] | None = None) -> dict[str, s
 
 def labelled_python_env(run_id: str) -> dict[str, str]:
     """`labelled_env` for a Python child that runs a `harness` module."""
-    from harness.toolchain import repo_root
-
     env = labelled_env(run_id)
     env["PYTHONPATH"] = os.pathsep.join(
         p for p in (str(repo_root()), env.get("PYTHONPATH", "")) if p
@@ -231,12 +238,6 @@ def kill_pids(pids: list[int], grace_s: float = 0.5) -> None:
 # ---- firewall rules -------------------------------------------------------------
 
 
-def iptables_path() -> str | None:
-    return shutil.which("iptables") or next(
-        (p for p in ("/usr/sbin/iptables", "/sbin/iptables") if os.path.exists(p)), None
-    )
-
-
 def tagged_rules(run_id: str | None = None) -> list[list[str]]:
     """Our rules in the OUTPUT chain, as `iptables -S` argument lists."""
     ipt = iptables_path()
@@ -274,37 +275,63 @@ def delete_rules(run_id: str | None = None) -> int:
 # ---- reaping ----------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class Reaper:
+    """A backend's reaper: `run_ids()` names the runs of this registry that own objects
+    of the backend; `reap(run_id)` removes a run's objects and says how many."""
+
+    name: str  # the backend's name, as in `RunEntry.backend`
+    run_ids: Callable[[], set[str]]
+    reap: Callable[[str], int]
+
+
+_REAPERS: dict[str, Reaper] = {}
+
+
+def register_reaper(
+    name: str, *, run_ids: Callable[[], set[str]], reap: Callable[[str], int]
+) -> None:
+    """Let the reaper reap backend `name`'s objects too (called by the backend's module
+    when it is imported; registering a name again replaces its reaper)."""
+    _REAPERS[name] = Reaper(name, run_ids, reap)
+
+
+def reapers() -> list[Reaper]:
+    """The registered backend reapers, by name."""
+    return [_REAPERS[name] for name in sorted(_REAPERS)]
+
+
 @dataclass
 class ReapReport:
     runs: list[str]
     processes: int
     rules: int
-    docker_objects: int = 0
+    objects: dict[str, int] = field(default_factory=dict)  # backend reaper -> objects
 
     def __str__(self) -> str:
-        if not self.runs and not self.processes and not self.rules and not self.docker_objects:
+        counted = {name: n for name, n in self.objects.items() if n}
+        if not self.runs and not self.processes and not self.rules and not counted:
             return "nothing to reap"
-        docker = f", {self.docker_objects} docker object(s)" if self.docker_objects else ""
+        backends = "".join(f", {n} {name} object(s)" for name, n in counted.items())
         return (
             f"reaped {len(self.runs)} run(s) {', '.join(self.runs) or '-'}: "
-            f"{self.processes} process(es), {self.rules} firewall rule(s){docker}"
+            f"{self.processes} process(es), {self.rules} firewall rule(s){backends}"
         )
 
 
-def reap_run(run_id: str) -> tuple[int, int, int]:
-    """Kill every process labelled `run_id`, remove its containers, networks and volumes
-    (docker runs, and runs nobody registered), delete its rules, release its lease."""
+def reap_run(run_id: str) -> tuple[int, int, dict[str, int]]:
+    """Kill every process labelled `run_id`, let each registered backend reaper remove
+    what the run made there (the run's own backend, or all of them for a run nobody
+    registered), delete its rules, release its lease."""
     procs = list(labelled_processes(run_id))
     kill_pids(procs)
     path = _entry_path(run_id)
     entry = None
     with contextlib.suppress(OSError, ValueError, TypeError):
         entry = RunEntry(**json.loads(path.read_text()))
-    docker_objects = 0
-    if entry is None or entry.backend == "docker":
-        from harness.cluster.docker_backend import reap_docker
-
-        docker_objects = reap_docker(run_id)
+    objects = {
+        r.name: r.reap(run_id) for r in reapers() if entry is None or entry.backend == r.name
+    }
     rules = delete_rules(run_id)
     if entry is not None:
         release_subnet(entry.subnet, run_id)
@@ -314,7 +341,7 @@ def reap_run(run_id: str) -> tuple[int, int, int]:
         with contextlib.suppress(OSError):
             if _lease_owner(lease)[0] == run_id:
                 lease.unlink()
-    return len(procs), rules, docker_objects
+    return len(procs), rules, objects
 
 
 def reap(all_runs: bool = False) -> ReapReport:
@@ -323,10 +350,10 @@ def reap(all_runs: bool = False) -> ReapReport:
     victims = [
         rid for rid, e in entries.items() if all_runs or (not e.detached and not e.owner_alive())
     ]
-    # labelled processes, containers and rules of runs nobody registered (or lost)
-    from harness.cluster.docker_backend import docker_run_ids
-
-    orphans = set(labelled_processes().values()) | docker_run_ids()
+    # labelled processes, backend objects and rules of runs nobody registered (or lost)
+    orphans = set(labelled_processes().values())
+    for reaper in reapers():
+        orphans |= reaper.run_ids()
     prefix = f"{RULE_TAG}{registry_tag()}:"
     orphans |= {
         r.split(prefix, 1)[1].split(":", 1)[0]
@@ -355,10 +382,11 @@ def reap_runs(run_ids: list[str]) -> ReapReport:
     """`reap_run` each of `run_ids`; what was removed, in all."""
     report = ReapReport(runs=list(run_ids), processes=0, rules=0)
     for rid in run_ids:
-        p, r, d = reap_run(rid)
+        p, r, objects = reap_run(rid)
         report.processes += p
         report.rules += r
-        report.docker_objects += d
+        for name, n in objects.items():
+            report.objects[name] = report.objects.get(name, 0) + n
     return report
 
 

@@ -1,6 +1,8 @@
-"""Finding the Toxiproxy server binary, and the facts about the machine faults need.
+"""Finding the Toxiproxy server binary, and the facts about the machine faults need
+(`iptables_path`, `firewall_capability`); it imports no harness module, so any
+module may use it.
 
-Search order: ``$TOXIPROXY_SERVER``, then the project's tool folder
+The server's search order: ``$TOXIPROXY_SERVER``, then the project's tool folder
 (``$KMSCHAOS_TOOLS`` or ``<repo>/.tools/bin``), then ``PATH`` (``toxiproxy-server``).
 The server must report version 2.x, at least `MIN_VERSION`; `make setup` installs the
 pinned `PINNED_VERSION`.
@@ -81,10 +83,15 @@ def _parse_version(v: str) -> tuple[int, int, int] | None:
     return (int(m.group(1)), int(m.group(2)), int(m.group(3))) if m else None
 
 
+def iptables_path() -> str | None:
+    """The iptables binary (PATH, then the sbin folders PATH may lack), or None."""
+    return shutil.which("iptables") or next(
+        (p for p in ("/usr/sbin/iptables", "/sbin/iptables") if os.path.exists(p)), None
+    )
+
+
 def firewall_capability() -> str | None:
     """None if iptables rules can be added here, else the reason why not."""
-    from harness.registry import iptables_path
-
     if os.geteuid() != 0:
         return "needs root (or CAP_NET_ADMIN) to add iptables rules; run as root or skip it"
     ipt = iptables_path()

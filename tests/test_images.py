@@ -41,12 +41,12 @@ def test_kms_tag_is_a_content_hash_of_the_replica_program(tree: Path) -> None:
     assert repo == images.KMS_REPO and len(digest) == 12 and int(digest, 16) >= 0
     assert images.kms_image(tree) == tag
 
-    replica = tree / "harness" / "replica.py"
+    replica = tree / "harness" / "replica" / "__main__.py"
     replica.write_text(replica.read_text() + "\n# changed\n")
     changed = images.kms_image(tree)
     assert changed != tag
 
-    agent = tree / "harness" / "replication.py"
+    agent = tree / "harness" / "replica" / "replication.py"
     agent.write_text(agent.read_text() + "\n# changed\n")
     assert images.kms_image(tree) not in (tag, changed)
 

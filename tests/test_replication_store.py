@@ -10,7 +10,8 @@ import pytest
 from sqlalchemy import create_engine
 from sqlalchemy.orm import sessionmaker
 
-from harness.replication import Agent, install_id_hook
+from harness.replica.replication import Agent
+from harness.replica.store import install_id_hook
 
 
 @pytest.fixture(scope="module", autouse=True)

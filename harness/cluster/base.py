@@ -1,179 +1,598 @@
-"""The cluster backend interface and the persisted cluster state.
+"""The cluster interface every backend implements (`BaseCluster`) and what they share.
 
-A backend starts replicas and links for a topology and can be attached to later, from
-another process, through the state folder (``state.json``). Abilities a backend lacks
-are declared in `capabilities`, so a fault that needs one is refused before a run
-starts, not halfway through it.
+A backend subclass starts replicas its own way (processes, containers) and implements
+the abstract methods; the rest — creating or attaching to a cluster, the client plan
+(one shared port per client over the replicas' client addresses, what PyKMIP's host
+list needs), KMIP readiness checks and ``status --json`` — is the same for all, so
+every backend gives the same document. The persisted state and the capability names
+live in `harness.cluster.state` (re-exported here); the backends by name in
+`harness.backends`, which sits above them.
+
+External targets (`harness.external`) are part of the same plan: a replica state whose
+direct address is the user's KMS, links in front of it like any other, and the user's
+client identity for the whole run. A backend that can reach them says
+`supports_external`.
 """
 
 from __future__ import annotations
 
 import contextlib
-import fcntl
-import json
+import dataclasses
 import os
-from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+import socket
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from inspect import isabstract
 from pathlib import Path
-from typing import Any, Protocol
+from types import TracebackType
+from typing import Any, ClassVar, TypeVar
 
+from harness import external, registry
+from harness.client.operations import empty_client_config
+from harness.client.policies import TlsFiles, VCenterPolicy
 from harness.client.transport import Endpoint
+from harness.cluster.state import (
+    CAP_FIREWALL,
+    CAP_LINKS,
+    CAP_RESETS,
+    CAP_RESTART,
+    CAP_SIGNALS,
+    ClientState,
+    ClusterError,
+    ClusterState,
+    ReplicaState,
+    load_state,
+    locked,
+    save_state,
+    state_path,
+)
 from harness.links import Link, ToxiproxyAPI
+from harness.pki import CLIENT_IDENTITY, CertificateAuthority
+from harness.topology import Topology, replica_names, topology_from_dict
+from harness.wait import WaitTimeout, wait_until
 
-# Abilities a fault may need.
-CAP_LINKS = "links"  # Toxiproxy in front of every client -> replica path
-CAP_SIGNALS = "signals"  # freeze / resume a replica (SIGSTOP / SIGCONT, docker pause)
-CAP_RESTART = "restart"  # kill a replica and start it again on the same data
-CAP_FIREWALL = "firewall"  # drop packets to an address (iptables / network disconnect)
-CAP_RESETS = "resets"  # a TCP RST from a link reaches the client as a reset
+__all__ = [
+    "CAP_FIREWALL",
+    "CAP_LINKS",
+    "CAP_RESETS",
+    "CAP_RESTART",
+    "CAP_SIGNALS",
+    "READY_DEADLINE_S",
+    "BaseCluster",
+    "ClientPlan",
+    "ClientState",
+    "Cluster",
+    "ClusterError",
+    "ClusterState",
+    "ReplicaState",
+    "backend_classes",
+    "free_port",
+    "load_state",
+    "locked",
+    "refuse_running",
+    "save_state",
+    "state_path",
+]
 
+READY_DEADLINE_S = 60.0
+EXTERNAL_READY_S = 15.0  # a KMS already running answers at once, or its setup is wrong
 
-class ClusterError(RuntimeError):
-    """The cluster could not be started, found, or acted on; the message says why."""
-
-
-@dataclass
-class ReplicaState:
-    name: str
-    site: str
-    index: int
-    client_host: str  # the address every client link of this replica listens on
-    host: str  # the replica's direct address
-    port: int = 0
-    repl_port: int = 0  # the replication agent's port (async profile), else 0
-    pid: int | None = None
-    pid_start: int | None = None
-    status: str = "stopped"  # running | paused | stopped
-    data_dir: str = ""
-    cert: str = ""
-    key: str = ""
-
-
-@dataclass
-class ClientState:
-    name: str
-    site: str
-    policy: str
-    port: int
-    endpoints: list[dict[str, Any]]
-    pykmip_conf: str = ""
+C = TypeVar("C", bound="BaseCluster")
 
 
-@dataclass
-class ClusterState:
-    run_id: str
-    backend: str
-    state_dir: str
-    subnet: str
-    topology: dict[str, Any]
-    topology_source: str
-    detached: bool
-    tls: dict[str, str]  # ca, cert, key of the shared client identity
-    toxiproxy_api: str = ""
-    toxiproxy_pid: int | None = None
-    toxiproxy_pid_start: int | None = None
-    replicas: dict[str, ReplicaState] = field(default_factory=dict)
-    clients: dict[str, ClientState] = field(default_factory=dict)
-    links: list[dict[str, str]] = field(default_factory=list)
-    replication_links: list[dict[str, str]] = field(default_factory=list)
-    status: str = "starting"  # starting | ready | down
-    created: float = 0.0
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> ClusterState:
-        d = dict(d)
-        d["replicas"] = {k: ReplicaState(**v) for k, v in d.get("replicas", {}).items()}
-        d["clients"] = {k: ClientState(**v) for k, v in d.get("clients", {}).items()}
-        return cls(**d)
-
-    def endpoints(self, client: str) -> list[Endpoint]:
-        c = self.clients[client]
-        return [
-            Endpoint(e["replica"], e["host"], int(e["port"]), e.get("server_name", ""))
-            for e in c.endpoints
-        ]
-
-    def link_objects(self) -> list[Link]:
-        return [Link(**d) for d in self.links]
-
-    def replication_link_objects(self) -> list[Link]:
-        """Replica -> replica links; `client` holds the source replica."""
-        return [Link(**d) for d in self.replication_links]
-
-    @property
-    def replication(self) -> dict[str, Any]:
-        rep: dict[str, Any] = self.topology.get("replication") or {"profile": "none"}
-        return rep
-
-
-def state_path(state_dir: Path) -> Path:
-    return state_dir / "state.json"
-
-
-@contextlib.contextmanager
-def locked(state_dir: Path) -> Iterator[None]:
-    """Serialise read-modify-write of a state folder across processes."""
-    state_dir.mkdir(parents=True, exist_ok=True)
-    with open(state_dir / "state.lock", "a+") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
+def free_port(hosts: list[str]) -> int:
+    """A port free on every one of `hosts` (probed by binding, then released)."""
+    for _ in range(200):
+        with socket.socket() as probe:
+            probe.bind((hosts[0], 0))
+            port = probe.getsockname()[1]
+        held = []
         try:
-            yield
+            for h in hosts:
+                s = socket.socket()
+                held.append(s)
+                s.bind((h, port))
+            return port
+        except OSError:
+            continue
         finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
+            for s in held:
+                s.close()
+    raise ClusterError(f"no common free port on {hosts}")
 
 
-def save_state(state: ClusterState) -> None:
-    path = state_path(Path(state.state_dir))
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(state.to_dict(), indent=2))
-    os.replace(tmp, path)
+@dataclasses.dataclass
+class ClientPlan:
+    """One client's links (in its order) on one port shared by its replica addresses."""
+
+    state: ClientState
+    links: list[Link]
 
 
-def load_state(state_dir: Path) -> ClusterState:
-    path = state_path(state_dir)
-    try:
-        return ClusterState.from_dict(json.loads(path.read_text()))
-    except FileNotFoundError:
-        raise ClusterError(
-            f"no cluster state in {state_dir}/ (state.json missing): start one with "
-            "`kmschaos up TOPOLOGY`, or pass the --state-dir it was started with"
-        ) from None
-    except (ValueError, TypeError) as e:
-        raise ClusterError(
-            f"{path}: unreadable cluster state ({e}); run `kmschaos down --all`"
-        ) from e
+class BaseCluster(ABC):
+    """A running (or starting) cluster. Use as a context manager, or `start()` /
+    `stop()`; `attach(state_dir)` acts on one started by another process.
 
+    What faults, clients and the CLI need from a cluster: a backend implements every
+    abstract method; `take_off_network` / `put_on_network` are optional (no-ops here),
+    and what a backend cannot do at all is left out of its `capabilities`."""
 
-class Cluster(Protocol):
-    """What faults, clients and the CLI need from a running cluster."""
+    backend: ClassVar[str] = ""
+    supports_external: ClassVar[bool] = False
+    capabilities: frozenset[str] = frozenset()
 
-    state: ClusterState
-    capabilities: frozenset[str]
+    def __init__(self, state: ClusterState) -> None:
+        self.state = state
+        self._api: ToxiproxyAPI | None = None
+        # keys on external replicas at stop: None = as recorded when the cluster started
+        self.keep_keys: bool | None = None
+        self.key_settlement: external.Settlement | None = None
 
-    @property
-    def api(self) -> ToxiproxyAPI: ...
+    # ---- what every backend implements ----------------------------------------------
 
-    def links_into(self, replica: str) -> list[Link]: ...
+    @abstractmethod
+    def start(self: C, progress: bool = False) -> C:
+        """Start every replica, Toxiproxy and the links; wait until each answers KMIP."""
 
-    def pause_replica(self, name: str) -> None: ...
+    @abstractmethod
+    def stop(self) -> None:
+        """Remove everything of the run; safe to call twice and after a partial start."""
 
-    def resume_replica(self, name: str) -> None: ...
-
-    def kill_replica(self, name: str) -> None: ...
-
-    def start_replica(self, name: str) -> None: ...
-
-    def wipe_replica(self, name: str) -> None: ...
-
-    def take_off_network(self, name: str) -> None:
-        """Make the replica's own address unreachable where the backend can (docker:
-        disconnect it from its site network); a no-op elsewhere."""
-
-    def put_on_network(self, name: str) -> None: ...
-
+    @abstractmethod
     def replica_running(self, name: str) -> bool: ...
 
-    def stop(self) -> None: ...
+    @abstractmethod
+    def replica_pid(self, name: str) -> int | None: ...
+
+    @abstractmethod
+    def replica_logs(self, name: str) -> str:
+        """The last lines of what the replica logged, for error messages."""
+
+    @abstractmethod
+    def anything_running(self) -> bool:
+        """True if any process or container of this run still runs."""
+
+    @abstractmethod
+    def pause_replica(self, name: str) -> None: ...
+
+    @abstractmethod
+    def resume_replica(self, name: str) -> None: ...
+
+    @abstractmethod
+    def kill_replica(self, name: str) -> None: ...
+
+    @abstractmethod
+    def start_replica(self, name: str) -> None: ...
+
+    @abstractmethod
+    def wipe_replica(self, name: str) -> None: ...
+
+    # ---- optional abilities ----------------------------------------------------------
+
+    def take_off_network(self, name: str) -> None:  # noqa: B027 - optional, a no-op
+        """Make the replica's own address unreachable where the backend can (docker:
+        disconnect it from its site network); a no-op where the client-side firewall
+        rule is the whole fault (local)."""
+
+    def put_on_network(self, name: str) -> None:  # noqa: B027 - optional, a no-op
+        """Undo `take_off_network`."""
+
+    # ---- construction -----------------------------------------------------------
+
+    @classmethod
+    def create(
+        cls: type[C],
+        topology: Topology,
+        state_dir: Path,
+        *,
+        detached: bool = False,
+        run_id: str | None = None,
+        allow_external: bool = False,
+        keep_keys: bool = False,
+    ) -> C:
+        """A cluster for `topology`, not started. A topology with external targets is
+        refused here (`external.ExternalRefused`) unless it says ``allow_external:
+        true`` and `allow_external` (the command-line flag) is set; `keep_keys` keeps
+        the keys the run makes on them."""
+        external.require_consent(topology, allow_external, cls.backend, cls.supports_external)
+        state_dir = state_dir.resolve()
+        refuse_running(state_dir)
+        state = ClusterState(
+            run_id=run_id or registry.new_run_id(),
+            backend=cls.backend,
+            state_dir=str(state_dir),
+            subnet="",
+            topology=topology.to_dict(),
+            topology_source=topology.source,
+            detached=detached,
+            tls={},
+            created=time.time(),
+        )
+        cluster = cls(state)
+        cluster.keep_keys = keep_keys
+        return cluster
+
+    @classmethod
+    def attach(cls: type[C], state_dir: Path) -> C:
+        state = load_state(state_dir.resolve())
+        if state.status == "down":
+            raise ClusterError(
+                f"the cluster in {state_dir}/ ({state.run_id}) is down; "
+                "start one with `kmschaos up`"
+            )
+        if state.backend != cls.backend:
+            raise ClusterError(
+                f"the cluster in {state_dir}/ runs on the {state.backend} backend, not "
+                f"{cls.backend}"
+            )
+        return cls(state)
+
+    def __enter__(self: C) -> C:
+        try:
+            return self.start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    # ---- start-up steps shared by the backends -------------------------------------
+
+    def _register(self) -> None:
+        """Reap leftovers of killed runs, lease the run's loopback /24, register."""
+        st = self.state
+        Path(st.state_dir).mkdir(parents=True, exist_ok=True)
+        registry.reap()
+        st.subnet = registry.lease_subnet(st.run_id)
+        me = os.getpid()
+        registry.write_entry(
+            registry.RunEntry(
+                run_id=st.run_id,
+                subnet=st.subnet,
+                owner_pid=me,
+                owner_start=registry.process_start_time(me),
+                detached=st.detached,
+                state_dir=st.state_dir,
+                backend=self.backend,
+                created=time.time(),
+            )
+        )
+
+    def _sites(self) -> dict[str, list[str]]:
+        return {s: replica_names(v["replicas"]) for s, v in self.state.topology["sites"].items()}
+
+    def _plan_replicas(self, extra_addresses: tuple[str, ...] = ()) -> CertificateAuthority:
+        """Replica states (addresses, data folder) and certificates for every replica;
+        the client identity. Replica i is at S.(100+i) directly and S.i for clients;
+        an external replica's direct address is the user's KMS."""
+        st = self.state
+        sdir = Path(st.state_dir)
+        ca = CertificateAuthority(sdir / "pki", st.run_id)
+        ext = self.external_replicas()
+        if ext:
+            topo = topology_from_dict(st.topology, st.topology_source)
+            external.init_ledger(sdir, st.run_id, bool(self.keep_keys))
+            st.tls = external.client_tls(topo, sdir / "pki", str(ca.ca_path))
+        else:
+            st.tls = ca.issue("client", CLIENT_IDENTITY, server=False).to_dict()
+        i = 0
+        for site, names in self._sites().items():
+            for name in names:
+                i += 1
+                if name in ext:
+                    target = topo.info_of(name).external
+                    assert target is not None
+                    st.replicas[name] = ReplicaState(
+                        name=name,
+                        site=site,
+                        index=i,
+                        client_host=f"{st.subnet}.{i}",
+                        host=target.host,
+                        port=target.port,
+                        status="external",
+                    )
+                    continue
+                rs = ReplicaState(
+                    name=name,
+                    site=site,
+                    index=i,
+                    client_host=f"{st.subnet}.{i}",
+                    host=f"{st.subnet}.{100 + i}",
+                    data_dir=str(sdir / "replicas" / name),
+                )
+                cert = ca.issue(
+                    name,
+                    name,
+                    server=True,
+                    addresses=(rs.client_host, rs.host, "127.0.0.1"),
+                    dns_names=(name, "localhost", *extra_addresses),
+                )
+                rs.cert, rs.key = cert.cert, cert.key
+                st.replicas[name] = rs
+        self._save()
+        return ca
+
+    def _plan_clients(self, upstream: Callable[[ReplicaState], str]) -> list[ClientPlan]:
+        """Each client's links and PyKMIP config: one port per client, free on every
+        client address it uses; `upstream` says where a link to a replica leads."""
+        st = self.state
+        conf_dir = Path(st.state_dir) / "clients"
+        conf_dir.mkdir(parents=True, exist_ok=True)
+        tls = st.tls
+        plans = []
+        for cname, c in st.topology["clients"].items():
+            order: list[str] = c["order"]
+            hosts = [st.replicas[r].client_host for r in order]
+            port = free_port(hosts)
+            links = [
+                Link(
+                    name=f"{cname}->{r}",
+                    client=cname,
+                    replica=r,
+                    listen=f"{st.replicas[r].client_host}:{port}",
+                    upstream=upstream(st.replicas[r]),
+                )
+                for r in order
+            ]
+            tls_names = {r: external.tls_name(st, r) for r in order}
+            conf = conf_dir / f"{cname}.pykmip.conf"
+            conf.write_text(
+                "[client]\n"
+                f"host={','.join(hosts)}\n"
+                f"port={port}\n"
+                f"certfile={tls['cert']}\n"
+                f"keyfile={tls['key']}\n"
+                f"ca_certs={tls['ca']}\n"
+                "cert_reqs=CERT_REQUIRED\n"
+                "ssl_version=PROTOCOL_SSLv23\n"
+                "do_handshake_on_connect=True\n"
+                "suppress_ragged_eofs=True\n"
+            )
+            state = ClientState(
+                name=cname,
+                site=c["site"],
+                policy=c["policy"],
+                port=port,
+                endpoints=[
+                    {"replica": lk.replica, "host": lk.host, "port": port}
+                    | ({"server_name": tls_names[lk.replica]} if tls_names[lk.replica] else {})
+                    for lk in links
+                ],
+                pykmip_conf=str(conf),
+            )
+            plans.append(ClientPlan(state, links))
+        return plans
+
+    def _record_link(self, link: Link, into: list[dict[str, str]]) -> None:
+        into.append(dataclasses.asdict(link))
+
+    # ---- readiness ---------------------------------------------------------------
+
+    def await_link(self, link: Link) -> None:
+        name = external.tls_name(self.state, link.replica)
+        ep = Endpoint(link.replica, link.host, link.port, name)
+        self.kmip_round_trip(ep, f"link {link.name} at {link.listen}", link.replica)
+
+    def await_direct(self, name: str) -> None:
+        rs = self.state.replicas[name]
+        server_name = external.tls_name(self.state, name)
+        ep = Endpoint(name, rs.host, rs.port, server_name)
+        what = f"{'external ' if server_name else ''}replica {name} at {rs.host}:{rs.port}"
+        deadline = EXTERNAL_READY_S if server_name else READY_DEADLINE_S
+        self.kmip_round_trip(ep, what, name, deadline)
+
+    def kmip_round_trip(
+        self, ep: Endpoint, what: str, replica: str, deadline_s: float = READY_DEADLINE_S
+    ) -> None:
+        """Wait until `ep` answers a KMIP Locate; fail fast, with the replica's log, if
+        the replica stops running meanwhile."""
+        st = self.state
+        tls = TlsFiles(st.tls["ca"], st.tls["cert"], st.tls["key"])
+        conf = empty_client_config(Path(st.state_dir) / "clients")
+        policy = VCenterPolicy([ep], tls, 2.0, 5.0, conf)
+        last = {"error": ""}
+
+        def answered() -> bool:
+            if not self.replica_running(replica):
+                raise ClusterError(
+                    f"replica {replica} stopped before {what} answered; last log lines:\n"
+                    + self.replica_logs(replica)
+                )
+            r = policy.execute("locate", None)
+            detail = r.attempts[-1].detail if r.attempts else ""
+            last["error"] = f"{r.error}: {detail}" if detail else r.error
+            return r.outcome == "ok"
+
+        try:
+            wait_until(answered, deadline_s, f"a KMIP Locate answer from {what}", poll_s=0.05)
+        except WaitTimeout as e:
+            if replica in self.external_replicas():
+                raise ClusterError(
+                    f"{e} (last attempt: {last['error']}); check the external target's "
+                    "address, that it runs, and the topology's tls files"
+                ) from None
+            raise ClusterError(
+                f"{e} (last attempt: {last['error']}); last log lines of {replica}:\n"
+                + self.replica_logs(replica)
+            ) from None
+
+    # ---- state -------------------------------------------------------------------
+
+    def _replica(self, name: str) -> ReplicaState:
+        try:
+            return self.state.replicas[name]
+        except KeyError:
+            known = ", ".join(self.state.replicas)
+            raise ClusterError(f"unknown replica {name!r} (known: {known})") from None
+
+    def _set_status(self, name: str, status: str) -> None:
+        self._update_replica(name, status=status)
+
+    def _save_replica(self, name: str) -> None:
+        self._update_replica(name, **dataclasses.asdict(self.state.replicas[name]))
+
+    def _update_replica(self, replica_name: str, /, **fields: object) -> None:
+        """Set fields of one replica's state under the state folder's lock, on top of
+        what other processes (CLI, tests) wrote meanwhile."""
+        with locked(Path(self.state.state_dir)):
+            self._reload()
+            replica = self.state.replicas[replica_name]
+            for key, value in fields.items():
+                setattr(replica, key, value)
+            self._save()
+
+    def _reload(self) -> None:
+        with contextlib.suppress(ClusterError):
+            fresh = load_state(Path(self.state.state_dir))
+            if fresh.run_id == self.state.run_id:
+                self.state.replicas = fresh.replicas
+
+    def _save(self) -> None:
+        save_state(self.state)
+
+    # ---- links -------------------------------------------------------------------
+
+    @property
+    def api(self) -> ToxiproxyAPI:
+        if self._api is None:
+            if not self.state.toxiproxy_api:
+                raise ClusterError("Toxiproxy is not running for this cluster")
+            self._api = ToxiproxyAPI(self.state.toxiproxy_api)
+        return self._api
+
+    def _close_api(self) -> None:
+        if self._api is not None:
+            self._api.close()
+            self._api = None
+
+    def links_into(self, replica: str) -> list[Link]:
+        self._replica(replica)
+        return [link for link in self.state.link_objects() if link.replica == replica]
+
+    def client_tls(self) -> TlsFiles:
+        t = self.state.tls
+        return TlsFiles(t["ca"], t["cert"], t["key"])
+
+    # ---- external targets ----------------------------------------------------------
+
+    def external_replicas(self) -> frozenset[str]:
+        """Replicas kmschaos does not run (the topology's `external:` entries)."""
+        return external.external_names(self.state)
+
+    def _own(self, name: str, action: str) -> None:
+        """Refuse `action` on an external replica (faults refuse earlier, by name)."""
+        if name in self.external_replicas():
+            raise ClusterError(
+                f"cannot {action} {name}: it is an external target, kmschaos does not run it"
+            )
+
+    def settle_external_keys(self) -> external.Settlement | None:
+        """Destroy the keys the run made on external replicas (unless `keep_keys`);
+        what happened is kept in `key_settlement` and ``external-keys.json``."""
+        if not self.external_replicas():
+            return None
+        self.key_settlement = external.settle_keys(self.state, self.keep_keys)
+        return self.key_settlement
+
+    # ---- status ------------------------------------------------------------------
+
+    def status(self) -> dict[str, Any]:
+        """The `status --json` document (the same shape on every backend)."""
+        st = self.state
+        replicas = {}
+        ext = self.external_replicas()
+        for name, rs in st.replicas.items():
+            alive = self.replica_running(name)
+            replicas[name] = {
+                "site": rs.site,
+                "host": rs.host,
+                "port": rs.port,
+                "client_host": rs.client_host,
+                "replication_port": rs.repl_port or None,
+                "pid": self.replica_pid(name) if alive else None,
+                "state": rs.status if alive else "stopped",
+                "external": name in ext,
+            }
+        return {
+            "run_id": st.run_id,
+            "backend": st.backend,
+            "topology": st.topology.get("name"),
+            "topology_file": st.topology_source,
+            "state_dir": st.state_dir,
+            "status": st.status,
+            "toxiproxy_api": st.toxiproxy_api,
+            "tls": dict(st.tls),
+            "tls_identity": external.identity_of(st.tls.get("cert", ""))
+            if ext
+            else CLIENT_IDENTITY,
+            "replication": {
+                **st.replication,
+                "links": [
+                    {
+                        "name": d["name"],
+                        "from": d["client"],
+                        "to": d["replica"],
+                        "listen": d["listen"],
+                    }
+                    for d in st.replication_links
+                ],
+            },
+            "clients": {
+                name: {
+                    "site": c.site,
+                    "policy": c.policy,
+                    "port": c.port,
+                    "endpoints": c.endpoints,
+                    "hosts": ",".join(e["host"] for e in c.endpoints),
+                    "pykmip_conf": c.pykmip_conf,
+                    **st.tls,
+                }
+                for name, c in st.clients.items()
+            },
+            "replicas": replicas,
+        }
+
+
+def backend_classes() -> dict[str, type[BaseCluster]]:
+    """The backends whose module is imported, by name (`harness.backends` imports them
+    all): Python's own record of the subclasses, so no backend is listed here."""
+    found: dict[str, type[BaseCluster]] = {}
+    todo = list(BaseCluster.__subclasses__())
+    while todo:
+        cls = todo.pop()
+        if cls.backend and not isabstract(cls):
+            found.setdefault(cls.backend, cls)
+        todo.extend(cls.__subclasses__())
+    return found
+
+
+def refuse_running(state_dir: Path) -> None:
+    """`ClusterError` if the cluster last started from `state_dir` was not taken down
+    and something of it still runs (asked of its own backend; a backend whose module is
+    not imported cannot say, so its cluster counts as running)."""
+    if not state_path(state_dir).exists():
+        return
+    try:
+        old = load_state(state_dir)
+    except ClusterError:
+        return  # unreadable: nothing to protect, the new state replaces it
+    if old.status == "down":
+        return
+    backend = backend_classes().get(old.backend)
+    if backend is not None and not backend(old).anything_running():
+        return
+    raise ClusterError(
+        f"a cluster ({old.run_id}, {old.topology.get('name')}) is already running from "
+        f"{state_dir}/; run `kmschaos down --state-dir {state_dir}` first or choose "
+        "another --state-dir"
+    )
+
+
+Cluster = BaseCluster  # the name faults, scenarios and the auditor use for the interface

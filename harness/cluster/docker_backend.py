@@ -16,7 +16,8 @@ agent) that joins it, with its database in a named volume. So ``docker kill`` of
 replica is a crash on a live host (connects refused at once, as on the local backend),
 ``docker pause`` freezes it (connects accepted, no answer), and taking the holder off its
 network makes the address itself unreachable. Everything carries the labels
-``kmschaos.run`` and ``kmschaos.registry``; `reap_docker` removes what a killed run left.
+``kmschaos.run`` and ``kmschaos.registry``; `reap_docker` removes what a killed run left
+(this module registers it with `harness.registry` when it is imported).
 """
 
 from __future__ import annotations
@@ -29,7 +30,8 @@ from pathlib import Path
 from typing import Any
 
 from harness import registry
-from harness.cluster.base import (
+from harness.cluster.base import BaseCluster, free_port
+from harness.cluster.state import (
     CAP_FIREWALL,
     CAP_LINKS,
     CAP_RESETS,
@@ -38,9 +40,8 @@ from harness.cluster.base import (
     ClusterError,
     ClusterState,
 )
-from harness.cluster.common import BaseCluster, free_port
-from harness.cluster.local import write_peers
 from harness.links import Link, ToxiproxyError, await_api
+from harness.replica.peers import write_peers
 from harness.toolchain import firewall_capability
 from harness.wait import WaitTimeout, wait_until
 
@@ -583,6 +584,9 @@ def reap_docker(run_id: str) -> int:
     finally:
         client.close()
     return n
+
+
+registry.register_reaper(DockerCluster.backend, run_ids=docker_run_ids, reap=reap_docker)
 
 
 def main(argv: list[str] | None = None) -> int:

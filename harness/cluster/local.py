@@ -18,7 +18,6 @@ are destroyed at `stop` unless kept.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import signal
 import subprocess
@@ -27,7 +26,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from harness import registry
-from harness.cluster.base import (
+from harness.cluster.base import READY_DEADLINE_S, BaseCluster, free_port
+from harness.cluster.state import (
     CAP_FIREWALL,
     CAP_LINKS,
     CAP_RESETS,
@@ -37,22 +37,13 @@ from harness.cluster.base import (
     ClusterState,
     ReplicaState,
 )
-from harness.cluster.common import READY_DEADLINE_S, BaseCluster, free_port
 from harness.links import Link, start_toxiproxy
+from harness.replica.peers import write_peers
 from harness.toolchain import find_toxiproxy_server, firewall_capability
 from harness.wait import tail, wait_until
 
 # a replica's databases: PyKMIP's objects and the replication agent's versions
 DATA_FILES = ("kms.sqlite", "replication.sqlite")
-
-
-def write_peers(folder: Path, me: str, peers: dict[str, str]) -> None:
-    """The replication agent's ``peers.json``: peer name -> address of the link to it."""
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / "peers.json"
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"me": me, "peers": peers}, indent=2))
-    os.replace(tmp, path)
 
 
 def _upstream(rs: ReplicaState) -> str:

@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     from kmip.services.server import KmipServer
 
     if args.replication != "none":
-        from harness.replication import install_id_hook
+        from harness.replica.store import install_id_hook
 
         install_id_hook(args.index)
 
@@ -89,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     port = server._socket.getsockname()[1]
     repl_port = 0
     if args.replication != "none":
-        from harness.replication import Agent
+        from harness.replica.replication import Agent
 
         logging.basicConfig(
             filename=str(data / "replication.log"),
@@ -105,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
             Path(args.peers_file) if args.peers_file else None,
         )
         if args.replication in ("sync", "quorum"):
-            from harness.replication import WriteGate
+            from harness.replica.replication import WriteGate
 
             WriteGate(agent, server._engine, args.replication, args.primary, args.replicas)
         agent.start()

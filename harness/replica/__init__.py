@@ -1,0 +1,12 @@
+"""The replica program: one PyKMIP server plus, when the cluster replicates, its agent.
+
+``python -m harness.replica`` (`__main__`) is what the local backend spawns and what the
+kms image runs. This package imports nothing from the rest of `harness`: it runs alone
+in that image, whose inputs are exactly this package's files (`harness.images`), and
+tests/test_imports.py fails if it reaches outside.
+
+- `__main__`: the program (arguments, PyKMIP's server, the port file);
+- `store`: PyKMIP's database as whole objects with versions, cluster-unique ids;
+- `replication`: the `async` agent and the `sync`/`quorum` write gate;
+- `peers`: the agent's ``peers.json``, written by the backends, read by the agent.
+"""
