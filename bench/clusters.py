@@ -13,7 +13,7 @@ from bench import BenchError
 from harness.client.operations import empty_client_config, new_pie_client
 from harness.client.policies import TlsFiles, VCenterPolicy
 from harness.client.transport import Endpoint
-from harness.cluster.common import BaseCluster
+from harness.cluster.base import BaseCluster
 from harness.topology import Topology
 
 C = TypeVar("C", bound=BaseCluster)

@@ -15,7 +15,7 @@ from bench.clusters import direct_endpoint, pie_connection
 from bench.figures import ms, pct
 from harness.client.policies import TlsFiles, VCenterPolicy
 from harness.client.transport import Endpoint
-from harness.cluster.common import BaseCluster
+from harness.cluster.base import BaseCluster
 
 
 @dataclass
