@@ -188,6 +188,17 @@ def test_kms_image_inputs_are_the_replica_subpackage() -> None:
     }
 
 
+def test_a_new_module_of_the_replica_program_is_an_image_input(tmp_path: Path) -> None:
+    root = repo_root()
+    for rel in images.kms_inputs(root):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_bytes((root / rel).read_bytes())
+    before = images.content_hash(tmp_path)
+    (tmp_path / images.REPLICA_PACKAGE / "extra.py").write_text("x = 1\n")
+    assert Path(images.REPLICA_PACKAGE, "extra.py") in images.kms_inputs(tmp_path)
+    assert images.content_hash(tmp_path) != before
+
+
 # ---- the graph rules, on a small tree -------------------------------------------------------
 
 
