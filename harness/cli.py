@@ -96,8 +96,8 @@ def _attach(args: argparse.Namespace) -> Any:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from harness.cluster.base import load_state
     from harness.backends import cluster_class
+    from harness.cluster.base import load_state
     from harness.faults import active_fault_records
 
     sdir = _state_dir(args)
@@ -153,8 +153,8 @@ def _print_status(doc: dict[str, Any]) -> None:
 
 def cmd_down(args: argparse.Namespace) -> int:
     from harness import external, registry
-    from harness.cluster.base import ClusterError, load_state
     from harness.backends import cluster_class
+    from harness.cluster.base import ClusterError, load_state
 
     if args.all:
         report = registry.reap(all_runs=True)
@@ -183,18 +183,26 @@ def cmd_down(args: argparse.Namespace) -> int:
 # ---- inject / heal ----------------------------------------------------------------------
 
 
-def _fault_params(args: argparse.Namespace) -> dict[str, Any]:
+def _fault_params(args: argparse.Namespace, kind: str) -> dict[str, Any]:
+    """The options given for fault `kind`'s parameters; another fault's option is an
+    error naming the faults that take it."""
+    from harness.faults import FAULTS
+
+    cls = FAULTS[kind]
+    mine = {p.name for p in cls.parameters}
     params: dict[str, Any] = {}
-    for name in ("ms", "jitter", "kbps", "after_ms"):
-        v = getattr(args, name, None)
-        if v is not None:
-            params[name] = v
-    for name in ("down_s", "up_s"):
-        v = getattr(args, name, None)
-        if v is not None:
-            params[name] = v
-    if getattr(args, "one_way", False):
-        params["one_way"] = True
+    for name, takers in FAULTS.all_parameters().items():
+        value = getattr(args, name, None)
+        if value is None or value is False:
+            continue
+        if name not in mine:
+            flag = takers[0][1].flag
+            raise UserError(
+                f"{kind} takes no {flag} (it is for {', '.join(k for k, _ in takers)}); "
+                f"see `kmschaos faults`",
+                EXIT_USAGE,
+            )
+        params[name] = value
     return params
 
 
@@ -207,13 +215,14 @@ def cmd_inject(args: argparse.Namespace) -> int:
             f"unknown fault {args.fault!r} (known: {', '.join(FAULTS)}); see `kmschaos faults`",
             EXIT_USAGE,
         )
-    cluster = _attach(args)
-    params = _fault_params(args)
-    if args.fault == "flap":
-        params["detached"] = True
+    cls = FAULTS[args.fault]
+    params = _fault_params(args, args.fault)
     target = " ".join(args.target)
-    if args.fault not in ("partition", "site-latency") and len(args.target) > 1:
+    if cls.target_kind != "groups" and len(args.target) > 1:
         raise UserError(f"{args.fault} takes one target, got {target!r}", EXIT_USAGE)
+    cluster = _attach(args)
+    if cls.background:  # this command exits: the fault's process must outlive it
+        params["detached"] = True
     try:
         fault = make_fault(args.fault, cluster, target, **params)
     except FaultError as e:
@@ -322,23 +331,44 @@ def cmd_faults(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     from harness.faults import FAULTS
+    from harness.faults.base import fault_table, usage
 
+    if args.markdown:
+        print(fault_table(), end="")
+        return EXIT_OK
     t = Table(title="faults (target: a replica, all client links into it, unless said)")
     t.add_column("fault")
     t.add_column("what exactly happens")
-    t.add_column("parameters")
-    params = {
-        "reset": "--after-ms N",
-        "latency": "--ms N [--jitter N]",
-        "bandwidth": "--kbps N",
-        "flap": "--down-s S --up-s S",
-        "partition": "GROUP GROUP... [--one-way]",
-        "site-latency": "GROUP GROUP... --ms N",
-        "replication-lag": "--ms N",
-        "site-down": "SITE",
-    }
+    t.add_column("target and parameters")
+    t.add_column("a failed attempt costs")
     for kind, cls in FAULTS.items():
-        t.add_row(kind, cls.summary, params.get(kind, ""))
+        t.add_row(kind, cls.summary, usage(cls), _wait_words(cls.client_wait))
+    Console().print(t)
+    return EXIT_OK
+
+
+def _wait_words(wait: str | None) -> str:
+    from harness.faults.base import WAIT_WORDS
+
+    return WAIT_WORDS[wait]
+
+
+def cmd_policies(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from harness.client.policies import POLICIES, WAIT_MEANS, WAITS, policy_table
+
+    if args.markdown:
+        print(policy_table(), end="")
+        return EXIT_OK
+    t = Table(title="client failover policies (topology: clients.<name>.policy)")
+    t.add_column("policy")
+    t.add_column("what it is")
+    for w in WAITS:
+        t.add_column(WAIT_MEANS[w])
+    for name, cls in POLICIES.items():
+        t.add_row(name, cls.summary, *(cls.reactions.get(w, "") for w in WAITS))
     Console().print(t)
     return EXIT_OK
 
@@ -422,29 +452,7 @@ def build_parser() -> argparse.ArgumentParser:
         "fault id. It stays until `kmschaos heal ID` or `kmschaos heal --all`. "
         "See `kmschaos faults` for what each fault does.",
     )
-    from harness.faults import FAULTS
-
-    p.add_argument("fault", metavar="FAULT", help=" | ".join(FAULTS))
-    p.add_argument(
-        "target",
-        metavar="TARGET",
-        nargs="+",
-        help="replica name (kms-a); a site for site-down; for partition two or more groups, "
-        "each a site or a comma-separated replica list (site-a site-b, kms-a kms-b,kms-c)",
-    )
-    p.add_argument(
-        "--one-way",
-        action="store_true",
-        help="partition: cut only the first group's clients from the other groups",
-    )
-    p.add_argument(
-        "--ms", type=int, help="latency, replication-lag: milliseconds added to each response"
-    )
-    p.add_argument("--jitter", type=int, help="latency: ± jitter in milliseconds")
-    p.add_argument("--kbps", type=int, help="bandwidth: KB/s")
-    p.add_argument("--after-ms", type=int, help="reset: reset after this many ms (default 0)")
-    p.add_argument("--down-s", type=float, help="flap: seconds down per cycle (default 1)")
-    p.add_argument("--up-s", type=float, help="flap: seconds up per cycle (default 1)")
+    add_fault_arguments(p)
     state_opt(p)
     p.set_defaults(func=cmd_inject)
 
@@ -522,7 +530,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_lint)
 
     p = sub.add_parser("faults", help="list the faults and their exact semantics")
+    p.add_argument("--markdown", action="store_true", help="the table as markdown (README)")
     p.set_defaults(func=cmd_faults)
+
+    p = sub.add_parser(
+        "policies", help="list the client failover policies and what each does on a failure"
+    )
+    p.add_argument("--markdown", action="store_true", help="the table as markdown (README)")
+    p.set_defaults(func=cmd_policies)
 
     from harness.matrix import add_matrix_parser
     from harness.report import add_report_parser
@@ -530,6 +545,39 @@ def build_parser() -> argparse.ArgumentParser:
     add_matrix_parser(sub)
     add_report_parser(sub)
     return ap
+
+
+def add_fault_arguments(p: argparse.ArgumentParser) -> None:
+    """FAULT, TARGET and one option per fault parameter, from the fault registry."""
+    from harness.faults import FAULTS
+    from harness.faults.base import TARGET_USAGE
+
+    p.add_argument("fault", metavar="FAULT", help=" | ".join(FAULTS))
+    by_target: dict[str, list[str]] = {}
+    for kind, cls in FAULTS.items():
+        by_target.setdefault(cls.target_kind, []).append(kind)
+    p.add_argument(
+        "target",
+        metavar="TARGET",
+        nargs="+",
+        help="; ".join(
+            f"{TARGET_USAGE[t]} for {', '.join(kinds)}" for t, kinds in by_target.items()
+        )
+        + " (a group is a site or a comma-separated replica list: site-a site-b, "
+        "kms-a kms-b,kms-c)",
+    )
+    for name, takers in FAULTS.all_parameters().items():
+        param = takers[0][1]
+        units = {p.unit for _, p in takers}
+        if len(units) > 1:
+            raise ValueError(f"fault parameter {name!r} has several units: {sorted(units)}")
+        text = "; ".join(f"{kind}: {p.help}" for kind, p in takers)
+        if param.unit == "bool":
+            p.add_argument(param.flag, action="store_true", help=text)
+        else:
+            p.add_argument(
+                param.flag, type=param.python_type, metavar=param.metavar or None, help=text
+            )
 
 
 def _second_interrupt_forces() -> None:

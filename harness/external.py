@@ -4,7 +4,8 @@
 
 An external replica gets the same Toxiproxy links, link faults and checkers as a replica
 kmschaos starts. Faults that need its process (`stall`, `kill`, `restart`, `wipe`) are
-refused before they touch anything, naming the replica (`refusal`).
+refused before they touch anything, naming the replica
+(`harness.faults.base.external_refusal`).
 
 Safety. Pointing a chaos harness at a real KMS takes two switches: ``allow_external:
 true`` in the topology **and** `CONSENT_FLAG` on the command line (the pytest option
@@ -46,17 +47,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness.cluster.state import CAP_RESTART, CAP_SIGNALS, ClusterError, ClusterState
+from harness.cluster.state import ClusterError, ClusterState
 from harness.topology import Topology, check_tls_files
 
 CONSENT_FLAG = "--i-understand-this-targets-real-kms"
 PYTEST_CONSENT = "--kms-allow-external"
 LEDGER = "external-keys.json"
 KEY_PREFIX = "kmschaos"
-# abilities that act on a replica's own process, which kmschaos does not have for an
-# external target
-PROCESS_CAPS = frozenset({CAP_SIGNALS, CAP_RESTART})
-LINK_FAULTS = "refuse, reset, blackhole, latency, bandwidth, flap, unreachable, isolate, partition"
 
 
 class ExternalRefused(ClusterError):
@@ -117,20 +114,6 @@ def tls_name(state: ClusterState, replica: str) -> str:
                 ext: dict[str, Any] = e["external"]
                 return str(ext.get("server_name") or ext["host"])
     return ""
-
-
-def refusal(kind: str, requires: frozenset[str], state: ClusterState, replicas: list[str]) -> str:
-    """Why a fault cannot act on `replicas` ("" if it can): a fault that needs a
-    replica's process cannot act on an external target."""
-    if not requires & PROCESS_CAPS:
-        return ""
-    ext = sorted(external_names(state) & set(replicas))
-    if not ext:
-        return ""
-    return (
-        f"{kind}: {', '.join(ext)} is an external target: kmschaos does not run its process, "
-        f"so it cannot freeze, kill, restart or wipe it; use a link fault ({LINK_FAULTS})"
-    )
 
 
 # ---- TLS ------------------------------------------------------------------------------------

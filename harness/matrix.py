@@ -46,13 +46,13 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from harness.topology import POLICIES, Topology, TopologyError, load_topology
+from harness.client.policies import POLICIES
+from harness.faults import FAULTS
+from harness.topology import Topology, TopologyError, load_topology
 
 EXIT_OK, EXIT_CRASHED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
-# Faults a client fails over from, aimed at one replica, with no required parameter.
-MATRIX_FAULTS = ("refuse", "reset", "blackhole", "stall", "kill", "unreachable", "flap")
-DEFAULT_FAULTS = ("refuse", "reset", "blackhole", "stall", "kill", "unreachable")
+DEFAULT_POLICIES = ("vcenter", "pykmip")
 DEFAULT_REPORT_DIR = "reports/matrix"
 
 # The workload of a cell (per client): short, and enough for every verdict.
@@ -253,12 +253,13 @@ def window_facts(events: list[Any], orders: dict[str, list[str]]) -> dict[str, A
     """What the fault windows of a history cost, read from the operations themselves.
 
     `detect_s`: fault → the first success on an unaffected replica, counting an
-    operation that was in flight when the fault hit (as the failover checker's
-    `detect_s` does; this one needs no failed attempt, e.g. a PyKMIP reconnect).
+    operation that was in flight when the fault hit, with or without a failed attempt
+    first (e.g. a PyKMIP reconnect): the failover checker's `served_elsewhere_after`.
     `ok_ops` / `ok_failing_over`: the ok operations started in a window, and those that
     first failed on an affected replica.
     `first_failed`: the first operation of a window that did not succeed, and why.
     """
+    from harness.checkers.failover import served_elsewhere_after
     from harness.checkers.verdict import attempt_trail, completes, fault_windows
 
     windows = fault_windows(events)
@@ -269,16 +270,7 @@ def window_facts(events: list[Any], orders: dict[str, list[str]]) -> dict[str, A
         "ok_failing_over": 0,
         "first_failed": None,
     }
-    detects = []
-    for w in windows:
-        affected = set(w.replicas)
-        ends = [
-            c.end
-            for c in ops
-            if c.outcome == "ok" and c.served_by not in affected and w.start < c.end <= w.end
-        ]
-        if ends:
-            detects.append(min(ends) - w.start)
+    detects = [d for w in windows if (d := served_elsewhere_after(w, ops)) is not None]
     facts["detect_s"] = round(max(detects), 6) if detects else None
     for c in ops:
         mine = [w for w in windows if w.contains(c.start)]
@@ -325,6 +317,7 @@ def run_cell(spec: CellSpec) -> CellResult:
     """Run one cell on a fresh cluster; everything injected is healed and the cluster
     stopped before this returns (or raises)."""
     from harness.backends import cluster_class
+    from harness.checkers import CHECKERS
     from harness.history import History
     from harness.scenario import Scenario, ScenarioError
 
@@ -365,9 +358,9 @@ def run_cell(spec: CellSpec) -> CellResult:
                 stalled = str(e).splitlines()[0]
                 sc.note(f"matrix: {stalled}")
             include: tuple[str, ...] = ("failover", "order", "availability")
-            if replicated:
+            if replicated:  # and every checker that reads an audit of the replicas
                 sc.audit_until_converged()
-                include += ("durability", "convergence")
+                include += tuple(n for n, c in CHECKERS.items() if c.needs_audit)
             verdicts = sc.check(include=include)
         finally:
             sc.close()
@@ -471,24 +464,23 @@ def _names(option: str, raw: str, known: tuple[str, ...], what: str) -> list[str
 
 
 def parse_faults(raw: str) -> list[str]:
-    from harness.faults import FAULTS
-
+    matrix_faults = FAULTS.matrix_kinds()
     names = [n.strip() for n in raw.split(",") if n.strip()]
     for n in names:
-        if n in FAULTS and n not in MATRIX_FAULTS:
+        if n in FAULTS and n not in matrix_faults:
             raise MatrixError(
                 f"--faults: {n!r} is not a matrix fault: a cell needs a fault that clients "
                 f"fail over from, on one replica, without parameters (matrix faults: "
-                f"{', '.join(MATRIX_FAULTS)}); try `kmschaos inject {n}` instead"
+                f"{', '.join(matrix_faults)}); try `kmschaos inject {n}` instead"
             )
-    return _names("--faults", raw, MATRIX_FAULTS, "fault")
+    return _names("--faults", raw, matrix_faults, "fault")
 
 
 def plan_matrix(args: argparse.Namespace) -> MatrixPlan:
     """Validate the arguments into a plan; `MatrixError` / `TopologyError` on bad input."""
     from harness.backends import BACKENDS
 
-    policies = _names("--policies", args.policies, POLICIES, "policy")
+    policies = _names("--policies", args.policies, tuple(POLICIES), "policy")
     faults = parse_faults(args.faults)
     if args.jobs < 1:
         raise MatrixError(f"-j {args.jobs}: must be at least 1")
@@ -531,9 +523,8 @@ def preflight(plan: MatrixPlan) -> None:
     """Fill `plan.unsupported` (faults this backend or host cannot run) without starting
     anything; raise if the backend itself cannot run (no Toxiproxy, no Docker engine or
     image)."""
-    from harness.cluster.base import ClusterError
     from harness.backends import cluster_class
-    from harness.faults import FAULTS
+    from harness.cluster.base import ClusterError
 
     if plan.backend == "local":
         from harness.toolchain import find_toxiproxy_server
@@ -553,15 +544,21 @@ def preflight(plan: MatrixPlan) -> None:
 
 
 def _expected_cost(plan: MatrixPlan, fault: str) -> float:
-    """A rough length of a cell, to start the long ones first."""
-    from harness.checkers.failover import EXPECTED_WAIT
+    """A rough length of a cell, to start the long ones first: what one failed attempt
+    costs the slowest policy (the fault's and the policies' own declarations)."""
+    from harness.checkers.failover import attempt_cost
 
-    waits = {
-        "none": 0.0,
-        "response": plan.topology.response_timeout,
-        "connect": plan.topology.connect_timeout,
-    }
-    return max(waits[EXPECTED_WAIT[p].get(fault, "none")] for p in plan.policies)
+    topo = plan.topology
+    costs = [
+        attempt_cost(
+            p,
+            fault,
+            response_timeout=topo.response_timeout,
+            connect_timeout=topo.connect_timeout,
+        )
+        for p in plan.policies
+    ]
+    return max((c or 0.0) for c in costs)
 
 
 class CellRunner:
@@ -882,19 +879,20 @@ def add_matrix_parser(sub: Any) -> argparse.ArgumentParser:
         "2 on bad input, 130 when interrupted (running cells are healed and stopped).",
     )
     p.add_argument("topology", metavar="TOPOLOGY", help="topology YAML file")
+    defaults = FAULTS.matrix_kinds(default_only=True)
     p.add_argument(
         "--policies",
-        default="vcenter,pykmip",
+        default=",".join(DEFAULT_POLICIES),
         metavar="P,P",
-        help=f"comma-separated failover policies (default: vcenter,pykmip; known: "
-        f"{', '.join(POLICIES)})",
+        help=f"comma-separated failover policies (default: {','.join(DEFAULT_POLICIES)}; "
+        f"known: {', '.join(POLICIES)})",
     )
     p.add_argument(
         "--faults",
-        default=",".join(DEFAULT_FAULTS),
+        default=",".join(defaults),
         metavar="F,F",
-        help=f"comma-separated faults (default: {','.join(DEFAULT_FAULTS)}; matrix faults: "
-        f"{', '.join(MATRIX_FAULTS)})",
+        help=f"comma-separated faults (default: {','.join(defaults)}; matrix faults: "
+        f"{', '.join(FAULTS.matrix_kinds())})",
     )
     p.add_argument(
         "--target",

@@ -28,32 +28,24 @@ import random
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
 
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from harness.checkers import CHECKER_NAMES
+from harness.checkers import CHECKERS, Bound
 from harness.client.operations import OPERATIONS
-from harness.faults import FAULTS
+from harness.client.policies import POLICIES
+from harness.faults import FAULTS, Fault
+from harness.faults.params import UNIT_HINT, ParamUnit
 from harness.scenario import FAILOVER_MIX
 from harness.toolchain import repo_root
-from harness.topology import POLICIES, Topology, TopologyError, load_topology
+from harness.topology import Topology, TopologyError, load_topology
 
 STEP_KINDS = ("wait", "inject", "heal", "expect", "run", "checkpoint", "random")
-CHECKERS = CHECKER_NAMES
-AUDITED = frozenset({"durability", "convergence"})  # need the auditor, workload paused
 STATUSES = ("pass", "fail", "unknown")
 TOP_KEYS = ("name", "description", "topology", "workload", "steps", "seed")
 WORKLOAD_KEYS = ("clients", "rate_per_s", "ops", "policy", "per_client")
-EXPECT_KEYS: dict[str, tuple[str, ...]] = {
-    "failover": ("client", "within", "to_site", "to_replica", "fault", "status"),
-    "order": ("status",),
-    "availability": ("min", "max_gap", "status"),
-    "durability": ("within", "status"),
-    "convergence": ("within", "status"),
-    "site_availability": ("status",),
-}
 RUN_KEYS = ("command", "timeout", "expect_exit")
 RANDOM_KEYS = ("faults", "targets", "count", "hold", "gap", "params")
 DEFAULT_RUN_TIMEOUT_S = 60.0
@@ -286,37 +278,6 @@ def compose_located(text: str, source: str) -> Y | None:
 
 # ---- the model ----------------------------------------------------------------------
 
-TargetKind = Literal["replica", "site", "groups"]
-ParamUnit = Literal["ms", "s", "kbps", "bool"]
-
-
-@dataclass(frozen=True)
-class FaultShape:
-    """What a fault takes in a rehearsal: its target kind and parameters (with units)."""
-
-    target: TargetKind = "replica"
-    params: dict[str, ParamUnit] = field(default_factory=dict)
-    required: tuple[str, ...] = ()
-    replicating: bool = False  # needs a replication profile other than none
-
-
-FAULT_SHAPES: dict[str, FaultShape] = {
-    "reset": FaultShape(params={"after_ms": "ms"}),
-    "latency": FaultShape(params={"ms": "ms", "jitter": "ms"}, required=("ms",)),
-    "bandwidth": FaultShape(params={"kbps": "kbps"}, required=("kbps",)),
-    "flap": FaultShape(params={"down_s": "s", "up_s": "s"}),
-    "replication-lag": FaultShape(params={"ms": "ms"}, required=("ms",), replicating=True),
-    "replication-pause": FaultShape(replicating=True),
-    "partition": FaultShape(target="groups", params={"one_way": "bool"}),
-    "site-latency": FaultShape(target="groups", params={"ms": "ms"}, required=("ms",)),
-    "site-down": FaultShape(target="site"),
-}
-
-
-def fault_shape(kind: str) -> FaultShape:
-    """A fault's shape; faults not listed take one replica and no parameters."""
-    return FAULT_SHAPES.get(kind, FaultShape())
-
 
 @dataclass(frozen=True)
 class WorkloadSpec:
@@ -399,30 +360,38 @@ class Expectation:
     fault_step: int | None = None  # the inject step of that fault (failover)
     min_ok_share: float | None = None
     max_gap_s: float | None = None
+    others: dict[str, Any] = field(default_factory=dict)  # bounds of other checkers
+
+    @property
+    def bounds(self) -> dict[str, Any]:
+        """Every bound given, by the name the checker takes it under (`Bound.into`)."""
+        named = {b.into: getattr(self, b.into, None) for b in _bounds_of(self.checker)}
+        return {k: v for k, v in {**named, **self.others}.items() if v is not None}
 
     @property
     def bounded(self) -> bool:
-        """A failover expectation about one client, fault, time or destination."""
-        return any(
-            v is not None for v in (self.client, self.within_s, self.to_site, self.to_replica)
-        ) or (self.fault is not None)
+        """Whether the expectation asks more than a status (a client, fault, time...)."""
+        return bool(self.bounds)
 
     def describe(self) -> str:
         parts = [f"{self.checker} {self.want}"]
-        for label, v in (
-            ("client", self.client),
-            ("fault", self.fault),
-            ("to_site", self.to_site),
-            ("to_replica", self.to_replica),
-            ("min", self.min_ok_share),
-        ):
-            if v is not None:
-                parts.append(f"{label}={v}")
-        if self.within_s is not None:
-            parts.append(f"within={format_duration(self.within_s)}")
-        if self.max_gap_s is not None:
-            parts.append(f"max_gap={format_duration(self.max_gap_s)}")
+        given = self.bounds
+        for b in _bounds_of(self.checker):
+            if b.into in given:
+                v = given[b.into]
+                shown = format_duration(v) if b.kind == "duration" else v
+                parts.append(f"{b.key}={shown}")
         return " ".join(parts)
+
+
+def _bounds_of(checker: str) -> tuple[Bound, ...]:
+    found = CHECKERS.get(checker)
+    return found.expectations if found is not None else ()
+
+
+_EXPECTATION_FIELDS = frozenset(
+    ("client", "within_s", "to_site", "to_replica", "fault", "min_ok_share", "max_gap_s")
+)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -804,7 +773,7 @@ class _Validator:
                 raise self.err(body["ops"], "give at least one operation a weight above 0")
         policy = None
         if "policy" in body:
-            policy = self.choice(body["policy"], POLICIES, "policy")
+            policy = self.choice(body["policy"], list(POLICIES), "policy")
         per_client = 1
         if "per_client" in body:
             per_client = self.integer(body["per_client"], 1, 16)
@@ -845,8 +814,7 @@ class _Validator:
             word = y.value if isinstance(y.value, str) else ""
             raise self.err(y, _unknown(f"unknown fault {describe(y.value)}", word, tuple(FAULTS)))
         kind = y.value
-        shape = fault_shape(kind)
-        if shape.replicating and self.topo.replication_profile == "none":
+        if FAULTS[kind].replicating and self.topo.replication_profile == "none":
             raise self.err(
                 y,
                 f"{kind} acts on replication, but topology '{self.topo.name}' has "
@@ -855,14 +823,15 @@ class _Validator:
         return kind
 
     def params(self, kind: str, body: dict[str, Y], parent: Y) -> dict[str, Any]:
-        shape = fault_shape(kind)
         out: dict[str, Any] = {}
-        for name, unit in shape.params.items():
-            if name not in body:
-                if name in shape.required:
-                    raise self.missing(parent, name, f"{kind} needs {name} ({_unit_hint(unit)})")
+        for p in FAULTS[kind].parameters:
+            if p.name not in body:
+                if p.required:
+                    raise self.missing(
+                        parent, p.name, f"{kind} needs {p.name} ({UNIT_HINT[p.unit]})"
+                    )
                 continue
-            out[name] = self.param(body[name], unit)
+            out[p.name] = self.param(body[p.name], p.unit)
         return out
 
     def param(self, y: Y, unit: ParamUnit) -> Any:
@@ -882,10 +851,10 @@ class _Validator:
     def target(self, kind: str, y: Y) -> str:
         """One target of `kind`, checked against the topology; for group faults the
         target string `partition` takes (`site-a site-b`, `kms-a,kms-b site-b`)."""
-        shape = fault_shape(kind)
+        target_kind = FAULTS[kind].target_kind
         sites = list(self.topo.sites)
         replicas = list(self.topo.replicas)
-        if shape.target == "site":
+        if target_kind == "site":
             if not isinstance(y.value, str) or y.value not in sites:
                 raise self.err(
                     y,
@@ -893,7 +862,7 @@ class _Validator:
                     f"(known: {', '.join(sites)})",
                 )
             return y.value
-        if shape.target == "replica":
+        if target_kind == "replica":
             if not isinstance(y.value, str) or y.value not in replicas:
                 raise self.err(
                     y, f"unknown replica {describe(y.value)} (known: {', '.join(replicas)})"
@@ -963,13 +932,13 @@ class _Validator:
         if "fault" not in y.value:
             raise self.missing(y, "fault", f"name the fault ({', '.join(FAULTS)})")
         kind = self.fault_kind(y.value["fault"])
-        shape = fault_shape(kind)
-        body = self.mapping(y, ("fault", "target", "targets", "as", *shape.params))
+        cls = FAULTS[kind]
+        body = self.mapping(y, ("fault", "target", "targets", "as", *_param_names(cls)))
         if ("target" in body) == ("targets" in body):
             hint = (
                 "groups, e.g. target: site-a site-b"
-                if shape.target == "groups"
-                else f"a {shape.target}"
+                if cls.target_kind == "groups"
+                else f"a {cls.target_kind}"
             )
             if "target" in body:
                 raise self.err(body["targets"], "give target or targets, not both", at_key=True)
@@ -977,7 +946,7 @@ class _Validator:
         params = self.params(kind, body, y)
         if "target" in body:
             targets = [self.target(kind, body["target"])]
-        elif shape.target == "groups":
+        elif cls.target_kind == "groups":
             targets = [self.groups(kind, body["targets"])]
         else:
             targets = []
@@ -1037,17 +1006,18 @@ class _Validator:
         return HealStep(index=index, line=line, names=tuple(names))
 
     def expect(self, index: int, line: int, y: Y) -> ExpectStep:
+        checkers = tuple(CHECKERS)
         if not isinstance(y.value, dict) or not y.value:
             raise self.err(
                 y,
                 "must map checkers to what you expect, e.g. {order: pass}, "
                 f"got {describe(y.value)} "
-                f"(checkers: {', '.join(CHECKERS)})",
+                f"(checkers: {', '.join(checkers)})",
             )
-        body = self.mapping(y, CHECKERS)
+        body = self.mapping(y, checkers)
         out = []
         for checker, spec in body.items():
-            if checker != "convergence" and self.workload is None:
+            if CHECKERS[checker].judges_operations and self.workload is None:
                 raise self.err(
                     spec,
                     f"{checker} judges the workload's operations: add a `workload:`",
@@ -1057,34 +1027,94 @@ class _Validator:
         return ExpectStep(index=index, line=line, expectations=tuple(out))
 
     def expectation(self, checker: str, y: Y) -> Expectation:
+        """An expectation: a status, or a mapping of the bounds the checker declares
+        (`Checker.expectations`), each read by its kind."""
         line = y.key_line
+        declared = CHECKERS[checker].expectations
+        judges_fault = any(b.kind == "fault" for b in declared)
         if isinstance(y.value, str):
             return Expectation(
                 checker=checker,
                 want=self.status(y),
                 line=line,
                 path=y.path,
-                fault_step=self.last_inject if checker == "failover" else None,
+                fault_step=self.last_inject if judges_fault else None,
             )
+        keys = (*(b.key for b in declared), "status")
         if not isinstance(y.value, dict):
             raise self.err(
                 y,
                 f"must be pass, fail, unknown or a mapping of bounds "
-                f"({', '.join(EXPECT_KEYS[checker])}), got {describe(y.value)}",
+                f"({', '.join(keys)}), got {describe(y.value)}",
             )
-        body = self.mapping(y, EXPECT_KEYS[checker])
+        body = self.mapping(y, keys)
         want = self.status(body["status"]) if "status" in body else "pass"
-        kw: dict[str, Any] = {}
-        if "within" in body:
-            kw["within_s"] = self.duration(body["within"])
-        if checker == "availability":
-            if "min" in body:
-                kw["min_ok_share"] = self.share(body["min"])
-            if "max_gap" in body:
-                kw["max_gap_s"] = self.duration(body["max_gap"])
-        if checker == "failover":
-            kw.update(self.failover_bounds(body, y))
-        return Expectation(checker=checker, want=want, line=line, path=y.path, **kw)
+        values: dict[str, Any] = {}
+        for b in declared:
+            if b.key in body:
+                values.update(self.bound(b, body[b.key]))
+        self.check_destination(declared, body, values)
+        if judges_fault and "fault_step" not in values:
+            if self.last_inject is None:
+                raise self.err(
+                    y, f"{checker}: no inject step before this one: inject a fault first"
+                )
+            values["fault_step"] = self.last_inject
+        kw = {k: v for k, v in values.items() if k in _EXPECTATION_FIELDS or k == "fault_step"}
+        others = {k: v for k, v in values.items() if k not in kw}
+        return Expectation(checker=checker, want=want, line=line, path=y.path, others=others, **kw)
+
+    def bound(self, b: Bound, y: Y) -> dict[str, Any]:
+        """One bound's value (and, for a fault, the step that injected it)."""
+        if b.kind == "duration":
+            return {b.into: self.duration(y)}
+        if b.kind == "share":
+            return {b.into: self.share(y)}
+        if b.kind == "site":
+            return {b.into: self.choice(y, list(self.topo.sites), "site")}
+        if b.kind == "replica":
+            return {b.into: self.choice(y, list(self.topo.replicas), "replica")}
+        if b.kind == "client":
+            assert self.workload is not None
+            c = self.choice(y, list(self.topo.clients), "client")
+            if c not in self.workload.clients:
+                raise self.err(
+                    y,
+                    f"client '{c}' is not in the workload (workload clients: "
+                    f"{', '.join(self.workload.clients)})",
+                )
+            return {b.into: c}
+        n = y.value
+        if not isinstance(n, str) or n not in self.named_steps:
+            named = ", ".join(self.named_steps) or "none"
+            raise self.err(
+                y, f"no injected fault named {describe(n)} before this step (named: {named})"
+            )
+        return {b.into: n, "fault_step": self.named_steps[n]}
+
+    def check_destination(
+        self, declared: tuple[Bound, ...], body: dict[str, Y], values: dict[str, Any]
+    ) -> None:
+        """A site or replica bound is where clients must end up: one of them at most,
+        and in the order of every client judged."""
+        dests = [b for b in declared if b.kind in ("site", "replica") and b.key in body]
+        if len(dests) > 1:
+            keys = " or ".join(b.key for b in dests)
+            raise self.err(body[dests[-1].key], f"give {keys}, not both", at_key=True)
+        if not dests:
+            return
+        dest_bound = dests[0]
+        dest = values[dest_bound.into]
+        wanted = set(self.topo.sites[dest]) if dest_bound.kind == "site" else {dest}
+        client = next(
+            (values[b.into] for b in declared if b.kind == "client" and b.into in values), None
+        )
+        assert self.workload is not None
+        for c in [client] if client else list(self.workload.clients):
+            if not wanted & set(self.topo.clients[c].order):
+                raise self.err(
+                    body[dest_bound.key], f"client '{c}' never tries {dest}: it is not in its order"
+                )
 
     def share(self, y: Y) -> float:
         v = y.value
@@ -1097,50 +1127,6 @@ class _Validator:
                 ) from None
             return self.number(Y(v, y.line, y.path, y.key_line), 0, 1)
         return self.number(y, 0, 1)
-
-    def failover_bounds(self, body: dict[str, Y], y: Y) -> dict[str, Any]:
-        kw: dict[str, Any] = {}
-        assert self.workload is not None
-        if "client" in body:
-            c = self.choice(body["client"], list(self.topo.clients), "client")
-            if c not in self.workload.clients:
-                raise self.err(
-                    body["client"],
-                    f"client '{c}' is not in the workload (workload clients: "
-                    f"{', '.join(self.workload.clients)})",
-                )
-            kw["client"] = c
-        if "to_site" in body and "to_replica" in body:
-            raise self.err(body["to_replica"], "give to_site or to_replica, not both", at_key=True)
-        if "to_site" in body:
-            kw["to_site"] = self.choice(body["to_site"], list(self.topo.sites), "site")
-        if "to_replica" in body:
-            kw["to_replica"] = self.choice(body["to_replica"], list(self.topo.replicas), "replica")
-        reachable = [kw["client"]] if "client" in kw else list(self.workload.clients)
-        dest = kw.get("to_site") or kw.get("to_replica")
-        if dest is not None:
-            wanted = set(self.topo.sites[dest]) if "to_site" in kw else {dest}
-            for c in reachable:
-                if not wanted & set(self.topo.clients[c].order):
-                    field_y = body.get("to_site") or body["to_replica"]
-                    raise self.err(
-                        field_y, f"client '{c}' never tries {dest}: it is not in its order"
-                    )
-        if "fault" in body:
-            n = body["fault"].value
-            if not isinstance(n, str) or n not in self.named_steps:
-                named = ", ".join(self.named_steps) or "none"
-                raise self.err(
-                    body["fault"],
-                    f"no injected fault named {describe(n)} before this step (named: {named})",
-                )
-            kw["fault"] = n
-            kw["fault_step"] = self.named_steps[n]
-        else:
-            if self.last_inject is None:
-                raise self.err(y, "failover: no inject step before this one: inject a fault first")
-            kw["fault_step"] = self.last_inject
-        return kw
 
     def run(self, index: int, line: int, y: Y) -> RunStep:
         if isinstance(y.value, str):
@@ -1208,19 +1194,20 @@ class _Validator:
         params_y = body.get("params")
         given = self.mapping(params_y, tuple(kinds)) if params_y is not None else {}
         for k in kinds:
-            shape = fault_shape(k)
+            cls = FAULTS[k]
+            required = [p.name for p in cls.parameters if p.required]
             if k in given:
-                pbody = self.mapping(given[k], tuple(shape.params))
+                pbody = self.mapping(given[k], _param_names(cls))
                 params[k] = self.params(k, pbody, given[k])
-            elif shape.required:
+            elif required:
                 where = params_y if params_y is not None else y
                 path = _join(_join(y.path, "params"), k)
-                example = f"params: {{{k}: {{{shape.required[0]}: 100}}}}"
+                example = f"params: {{{k}: {{{required[0]}: 100}}}}"
                 raise RehearsalError(
                     self.source,
                     where.line,
                     path,
-                    f"missing; {k} needs {', '.join(shape.required)} (e.g. {example})",
+                    f"missing; {k} needs {', '.join(required)} (e.g. {example})",
                 )
         return RandomStep(
             index=index,
@@ -1240,17 +1227,11 @@ def _unknown(message: str, word: str, known: tuple[str, ...] | list[str]) -> str
     return f"{message} (known: {', '.join(known)}){hint}"
 
 
-def _unit_hint(unit: ParamUnit) -> str:
-    return {
-        "ms": "milliseconds, e.g. 100 or 100ms",
-        "s": "a duration, e.g. 1s",
-        "kbps": "KB/s, e.g. 64",
-        "bool": "true or false",
-    }[unit]
+def _param_names(cls: type[Fault]) -> tuple[str, ...]:
+    return tuple(p.name for p in cls.parameters)
 
 
 __all__ = [
-    "CHECKERS",
     "STEP_KINDS",
     "CheckpointStep",
     "Draw",

@@ -37,11 +37,11 @@ from pathlib import Path
 from typing import Any, cast
 
 from harness import registry
-from harness.checkers import Status, Verdict
+from harness.checkers import CHECKERS, Verdict
+from harness.checkers.failover import judge_failover
 from harness.cluster.base import ClusterError
 from harness.faults import Fault, FaultError, active_fault_records
 from harness.rehearsal import (
-    AUDITED,
     CheckpointStep,
     Draw,
     Expectation,
@@ -61,7 +61,6 @@ from harness.wait import WaitTimeout, wait_until
 from harness.workload import Workload
 
 OUTPUT_NOTE_CHARS = 4000  # of each stream of a `run` step, kept in the history
-CONVERGENCE_GRACE_S = 5.0  # the audit goes on past `within`, so a late one is measured
 
 
 class RehearsalFailure(ScenarioError):
@@ -206,96 +205,6 @@ class Traffic:
                 self.start()
 
 
-# ---- judging a failover expectation ------------------------------------------------------
-
-
-def judge_failover(
-    verdict: Verdict,
-    exp: Expectation,
-    *,
-    fault_ids: list[str],
-    clients: tuple[str, ...],
-    site_of: dict[str, str],
-) -> Verdict:
-    """The failover checker's verdict narrowed to what `exp` asks: its client (or every
-    client that tried an affected replica), within its bound on `detect_s` (fault → first
-    operation served elsewhere), to its site or replica; the checker's own policy bound
-    must hold too."""
-    problems: list[str] = []
-    met: list[str] = []
-    for fid in fault_ids:
-        fault_fig = verdict.figures.get(fid)
-        per_client = fault_fig.get("clients", {}) if isinstance(fault_fig, dict) else {}
-        for client in [exp.client] if exp.client else list(clients):
-            fig = per_client.get(client)
-            explicit = exp.client is not None
-            if fig is None:
-                if explicit:
-                    problems.append(f"{client} started no operation during {fid}")
-                continue
-            client_status = fig.get("status")
-            if client_status in ("not-exercised", "not-applicable"):
-                if explicit:
-                    why = fig.get("note", client_status)
-                    problems.append(f"{client} did not fail over under {fid}: {why}")
-                continue
-            if client_status != "pass":
-                if fig.get("failover_s") is None:
-                    problems.append(f"{client} never reached an unaffected replica under {fid}")
-                else:
-                    problems.append(
-                        f"{client} failed over in {fig['failover_s']:.3f} s under {fid}, "
-                        f"outside its policy's bound {fig.get('lower_s', 0):.3f}–"
-                        f"{fig.get('upper_s', 0):.3f} s"
-                    )
-                continue
-            served = str(fig.get("served_by"))
-            detect = float(fig.get("detect_s") or 0.0)
-            line = (
-                f"{client} failed over to {served} ({site_of.get(served, '?')}) in "
-                f"{fig['failover_s']:.3f} s, served {detect:.3f} s after {fid}"
-            )
-            if exp.within_s is not None and detect > exp.within_s:
-                problems.append(f"{line}: later than {format_duration(exp.within_s)}")
-            elif exp.to_site is not None and site_of.get(served) != exp.to_site:
-                problems.append(f"{line}: not to site {exp.to_site}")
-            elif exp.to_replica is not None and served != exp.to_replica:
-                problems.append(f"{line}: not to {exp.to_replica}")
-            else:
-                met.append(line)
-    bound = []
-    if exp.within_s is not None:
-        bound.append(f"served elsewhere within {format_duration(exp.within_s)} of the fault")
-    if exp.to_site or exp.to_replica:
-        bound.append(f"by {exp.to_site or exp.to_replica}")
-    figures = dict(verdict.figures)
-    figures["expectation"] = {
-        "client": exp.client,
-        "faults": fault_ids,
-        "within_s": exp.within_s,
-        "to_site": exp.to_site,
-        "to_replica": exp.to_replica,
-    }
-    status: Status
-    if problems:
-        status = "fail"
-        summary = problems[0] + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else "")
-    elif met:
-        status = "pass"
-        summary = met[0] + (f" (and {len(met) - 1} more)" if len(met) > 1 else "")
-    else:
-        status = "unknown"
-        summary = f"no client tried an affected replica under {', '.join(fault_ids)}"
-    return Verdict(
-        name="failover",
-        status=status,
-        summary=summary,
-        figures=figures,
-        details=problems + met + list(verdict.details),
-        bound="; ".join([*bound, verdict.bound or ""]).strip("; ") or None,
-    )
-
-
 # ---- the run ---------------------------------------------------------------------------
 
 
@@ -425,9 +334,9 @@ class RehearsalRun:
     def _expect(self, step: ExpectStep) -> None:
         judged: list[tuple[Expectation, Verdict]] = []
         for e in step.expectations:
-            if e.checker not in AUDITED:
+            if not CHECKERS[e.checker].needs_audit:
                 judged.append((e, self._verdict(e)))
-        audited = [e for e in step.expectations if e.checker in AUDITED]
+        audited = [e for e in step.expectations if CHECKERS[e.checker].needs_audit]
         if audited:
             with self.traffic.paused():
                 self.sc.audit_until_converged(self._audit_deadline(audited))
@@ -446,34 +355,29 @@ class RehearsalRun:
 
     def _audit_deadline(self, audited: list[Expectation]) -> float | None:
         bounds = [
-            e.within_s + (CONVERGENCE_GRACE_S if e.checker == "convergence" else 0.0)
+            e.within_s + CHECKERS[e.checker].audit_grace_s
             for e in audited
             if e.within_s is not None
         ]
         return max(bounds) if bounds else None
 
     def _verdict(self, e: Expectation) -> Verdict:
-        if e.checker == "failover":
-            faults = self.by_step.get(e.fault_step, []) if e.fault_step is not None else []
-            self._await_failover(e, faults)
-            v = self.sc.check(include=("failover",))["failover"]
-            if not e.bounded:
-                return v
-            topo = self.sc.topology
-            return judge_failover(
-                v,
-                e,
-                fault_ids=[f.fault_id for f in faults],
-                clients=self.traffic.clients,
-                site_of={r: topo.site_of(r) for r in topo.replicas},
-            )
-        kw: dict[str, Any] = {}
-        if e.checker == "availability":
-            kw["min_ok_share"] = 1.0 if e.min_ok_share is None else e.min_ok_share
-            kw["max_gap_s"] = e.max_gap_s
-        if e.checker == "convergence":
-            kw["convergence_s"] = e.within_s
-        return self.sc.check(include=(e.checker,), **kw)[e.checker]
+        checker = CHECKERS[e.checker]
+        if not checker.awaits_failover:
+            return self.sc.check(include=(e.checker,), bounds={e.checker: e.bounds})[e.checker]
+        faults = self.by_step.get(e.fault_step, []) if e.fault_step is not None else []
+        self._await_failover(e, faults)
+        v = self.sc.check(include=(e.checker,))[e.checker]
+        if not e.bounded:
+            return v
+        topo = self.sc.topology
+        return judge_failover(
+            v,
+            e,
+            fault_ids=[f.fault_id for f in faults],
+            clients=self.traffic.clients,
+            site_of={r: topo.site_of(r) for r in topo.replicas},
+        )
 
     def _await_failover(self, e: Expectation, faults: list[Fault]) -> None:
         """Wait until the clients are served by an unaffected replica after the fault,

@@ -27,12 +27,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness.checkers import CHECKER_NAMES
+from harness.checkers import CHECKERS, explain, headline
 from harness.checkers.verdict import attempt_trail, fault_windows
 from harness.history import Complete, Event, FaultEvent, Note, Snapshot, event_from_dict
 
 REPORT_FILE = "report.html"
-VERDICT_ORDER = CHECKER_NAMES
 
 # Colours: the first replica's blue and the fault band are what a screenshot test looks
 # for, so they are fixed and used for nothing else.
@@ -297,109 +296,6 @@ def scenario_rank(sc: ScenarioData) -> int:
     return 4 if sc.outcome == "skipped" else 3
 
 
-def headline(v: dict[str, Any]) -> str:
-    """The verdict's key figure in a few characters."""
-    f = v.get("figures") or {}
-    name = v.get("name")
-    if not isinstance(f, dict):
-        return ""
-    if name == "failover":
-        times: list[float] = [
-            c["failover_s"]
-            for w in f.values()
-            if isinstance(w, dict)
-            for c in (w.get("clients") or {}).values()
-            if isinstance(c, dict) and isinstance(c.get("failover_s"), int | float)
-        ]
-        return f"slowest {max(times):.3f} s" if times else ""
-    if name == "availability":
-        part = f.get("union") or f.get("steady") or {}
-        share = part.get("ok_share") if isinstance(part, dict) else None
-        if isinstance(share, int | float):
-            gaps = part.get("longest_gap_s") or {}
-            gap = max((g for g in gaps.values() if isinstance(g, int | float)), default=None)
-            return f"{share:.0%} ok" + (f", gap {gap:.3f} s" if gap is not None else "")
-        return ""
-    if name == "durability":
-        if f.get("lost_keys"):
-            return f"{f['lost_keys']} of {f.get('acknowledged', '?')} keys lost"
-        return f"{f['acknowledged']} keys kept" if "acknowledged" in f else ""
-    if name == "convergence":
-        took = f.get("convergence_s")
-        return f"{took:.3f} s" if isinstance(took, int | float) else ""
-    if name == "order":
-        if "violations" in f:
-            bad, ops = f["violations"], f.get("ops_checked", "?")
-            return f"{bad} of {ops} ops out of order" if bad else f"{ops} ops in order"
-        return ""
-    scalars = [f"{k}={val}" for k, val in f.items() if isinstance(val, int | float | str)]
-    return ", ".join(scalars[:3])
-
-
-EXPLAIN: dict[str, tuple[str, str]] = {
-    "failover": (
-        "Failover: after a fault on a replica, each client's first request that fails "
-        "there must succeed on another replica within what its policy promises "
-        "(about one timeout per silent server, ≈ 0 s for a refused one).",
-        "A failure means a client did not move off the faulted replica, or took longer "
-        "than the bound (it waited on something it should not have), or far less (the "
-        "fault was not in effect).",
-    ),
-    "order": (
-        "Order: every request walks the client's replica list from the top, one by one.",
-        "A failure means a client skipped a replica, went back to one it had left, or "
-        "tried one that is not on its list: the configured order is not what runs.",
-    ),
-    "availability": (
-        "Availability: during each fault window, the share of operations that succeeded "
-        "and each client's longest stretch without a success.",
-        "A failure means users saw errors while the fault lasted; when expected, it is a "
-        "known outage (all replicas down, a client that does not fail over).",
-    ),
-    "durability": (
-        "Durability: every key a client was told exists must, after heal and "
-        "convergence, be on every replica with the bytes clients read.",
-        "A failure means acknowledged keys are gone or changed: machines encrypted with "
-        "them cannot be unlocked. The lost keys are listed below.",
-    ),
-    "convergence": (
-        "Convergence: after the last heal, how long until every replica holds the same "
-        "objects with the same bytes and states (audit rounds over KMIP).",
-        "A failure means the replicas still disagreed at the last audit round, or agreed "
-        "later than the bound: a client may read a key on one replica and miss it on another.",
-    ),
-    "site_availability": (
-        "Site availability: during a partition, what each site's clients could still "
-        "read and write, and who served them.",
-        "It describes rather than judges: a result other than pass means some site had "
-        "no operations in a window, so nothing can be said about it.",
-    ),
-}
-
-
-def explain(v: dict[str, Any]) -> str:
-    name = str(v.get("name"))
-    what, failure = EXPLAIN.get(name, (f"{name}: a checker over the history.", ""))
-    status, expected = v.get("status"), v.get("expected")
-    if status == "unknown":
-        said = (
-            "Unknown: the checker could not judge (no audit, nothing to measure, or it "
-            "crashed); the evidence says which."
-        )
-    elif status == "pass":
-        said = (
-            "It passed, so the behaviour the scenario documents did not happen (was the "
-            "fault in effect?)."
-        )
-    else:
-        said = failure
-    if expected is not None and status != expected:
-        said += f" The scenario expected {expected}: this is a regression."
-    elif expected == status == "fail":
-        said += " The scenario expected this failure: it is a finding, not a regression."
-    return f"{what} {said}".strip()
-
-
 # ---- reading a history for drawing ---------------------------------------------------------
 
 
@@ -466,14 +362,15 @@ def evidence_lines(v: dict[str, Any], events: Sequence[Event], origin: float) ->
     details = [str(d) for d in (v.get("details") or [])]
     if details:
         return details[:MAX_EVIDENCE]
-    name = v.get("name")
+    checker = CHECKERS.get(str(v.get("name")))
+    audited = checker is not None and checker.needs_audit
     picked: list[Event] = []
     for e in events:
         if isinstance(e, FaultEvent):
             picked.append(e)
-        elif isinstance(e, Snapshot) and name in ("durability", "convergence"):
+        elif isinstance(e, Snapshot) and audited:
             picked.append(e)
-        elif isinstance(e, Complete) and name not in ("durability", "convergence"):
+        elif isinstance(e, Complete) and not audited:
             if e.outcome != "ok" or any(a.outcome != "ok" for a in e.attempts):
                 picked.append(e)
     picked.sort(key=lambda e: e.start if isinstance(e, Complete) else getattr(e, "t", 0.0))
@@ -1167,9 +1064,7 @@ def _header(data: ReportData, totals: dict[str, Any], order: list[ScenarioData])
 
 
 def _index(order: list[ScenarioData], ids: list[str]) -> str:
-    shown = [v for v in VERDICT_ORDER if any(v in sc.verdicts for sc in order)]
-    extra = sorted({k for sc in order for k in sc.verdicts} - set(VERDICT_ORDER))
-    cols = shown + extra
+    cols = CHECKERS.ordered({k for sc in order for k in sc.verdicts})
     out = [
         '<nav><h2>Verdicts</h2><button onclick="setAll(true)">expand all</button>'
         '<button onclick="setAll(false)">collapse all</button><table><tr><th>scenario</th>'
@@ -1269,8 +1164,7 @@ def _scenario_section(sc: ScenarioData, ids: list[str]) -> str:
 
 
 def _verdict_table(sc: ScenarioData) -> str:
-    names = [v for v in VERDICT_ORDER if v in sc.verdicts]
-    names += sorted(set(sc.verdicts) - set(VERDICT_ORDER))
+    names = CHECKERS.ordered(sc.verdicts)
     out = [
         "<h3>Verdicts</h3><table><tr><th>verdict</th><th>status</th><th>expected</th>"
         "<th>figure</th><th>summary</th><th>bound</th><th>figures</th></tr>"

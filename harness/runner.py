@@ -19,11 +19,9 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from harness.checkers import CHECKER_NAMES
+from harness.checkers import CHECKERS, brief
 from harness.live import LiveStatus
 from harness.toolchain import repo_root
-
-VERDICTS = CHECKER_NAMES
 
 
 class Progress:
@@ -235,31 +233,7 @@ def _cell(v: dict[str, Any] | None) -> str:
         return "[dim]-[/]"
     status, expected = v.get("status"), v.get("expected")
     colour = {"pass": "green", "fail": "red", "unknown": "yellow"}.get(str(status), "white")
-    fig = ""
-    if v.get("name") == "failover":
-        times = [
-            c.get("failover_s")
-            for f in v.get("figures", {}).values()
-            if isinstance(f, dict)
-            for c in f.get("clients", {}).values()
-            if c.get("failover_s") is not None
-        ]
-        if times:
-            fig = f" {max(times):.3f}s"
-    elif v.get("name") == "convergence":
-        took = v.get("figures", {}).get("convergence_s")
-        if took is not None:
-            fig = f" {took:.2f}s"
-    elif v.get("name") == "durability":
-        lost = v.get("figures", {}).get("lost_keys")
-        if lost:
-            fig = f" {lost} lost"
-    elif v.get("name") == "availability":
-        share = v.get("figures", {}).get("union", {}).get("ok_share")
-        if share is None:
-            share = v.get("figures", {}).get("steady", {}).get("ok_share")
-        if share is not None:
-            fig = f" {share:.0%}"
+    fig = brief(v)
     mark = "" if expected in (None, status) else f" [bold red](expected {expected})[/]"
     if expected == status == "fail":
         mark = " [dim](expected)[/]"
@@ -285,8 +259,8 @@ def _print_lint(console: Console, summary: dict[str, Any]) -> None:
 def print_table(console: Console, summary: dict[str, Any]) -> None:
     t = Table(title="verdicts", title_justify="left")
     t.add_column("scenario")
-    shown = [v for v in VERDICTS if any(v in row["verdicts"] for row in summary["scenarios"])]
-    shown = shown or list(VERDICTS[:3])
+    used = {name for row in summary["scenarios"] for name in row["verdicts"]}
+    shown = [v for v in CHECKERS if v in used] or list(CHECKERS)[:3]
     for v in shown:
         t.add_column(v)
     t.add_column("result")

@@ -20,16 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.audit import Auditor
-from harness.checkers import (
-    Verdict,
-    check_availability,
-    check_convergence,
-    check_durability,
-    check_failover,
-    check_order,
-    check_site_availability,
-    guarded,
-)
+from harness.checkers import CheckContext, Verdict, run_checkers
 from harness.client.failover_client import FailoverClient
 from harness.client.operations import empty_client_config
 from harness.client.policies import make_policy
@@ -329,44 +320,23 @@ class Scenario:
         max_gap_s: float | None = None,
         include: tuple[str, ...] = ("failover", "order", "availability"),
         convergence_s: float | None = None,
+        bounds: dict[str, dict[str, Any]] | None = None,
     ) -> dict[str, Verdict]:
+        """Run the checkers named in `include` over the history so far; their verdicts go
+        into the outcome. `bounds` maps a checker to what it is asked (its `Bound.into`
+        names); `min_ok_share` / `max_gap_s` (availability) and `convergence_s`
+        (convergence) are the same, spelled as keywords."""
+        asked: dict[str, dict[str, Any]] = {
+            "availability": {"min_ok_share": min_ok_share, "max_gap_s": max_gap_s},
+            "convergence": {"within_s": convergence_s},
+        }
+        for name, given in (bounds or {}).items():
+            asked[name] = {**asked.get(name, {}), **given}
         events = self.history.events()
-        orders = {n: list(c.order) for n, c in self.topology.clients.items()}
         v: dict[str, Verdict] = {}
-        if "failover" in include:
-            v["failover"] = guarded(
-                "failover",
-                check_failover,
-                events,
-                response_timeout=self.topology.response_timeout,
-                connect_timeout=self.topology.connect_timeout,
-                orders=orders,
-            )
-        if "order" in include:
-            v["order"] = guarded("order", check_order, events, orders=orders)
-        if "availability" in include:
-            v["availability"] = guarded(
-                "availability",
-                check_availability,
-                events,
-                min_ok_share=min_ok_share,
-                max_gap_s=max_gap_s,
-            )
-        replicas = list(self.topology.replicas)
-        if "durability" in include:
-            v["durability"] = guarded("durability", check_durability, events, replicas=replicas)
-        if "convergence" in include:
-            v["convergence"] = guarded(
-                "convergence", check_convergence, events, replicas=replicas, bound_s=convergence_s
-            )
-        if "site_availability" in include:
-            v["site_availability"] = guarded(
-                "site_availability",
-                check_site_availability,
-                events,
-                replica_sites={r: self.topology.site_of(r) for r in replicas},
-                client_sites={n: c.site for n, c in self.topology.clients.items()},
-            )
+        for name in include:
+            ctx = CheckContext.of(events, self.topology, **asked.get(name, {}))
+            v.update(run_checkers([name], ctx))
         self.outcome.verdicts.update(v)
         return v
 

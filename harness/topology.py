@@ -38,8 +38,10 @@ from typing import Any
 
 import yaml
 
-POLICIES = ("vcenter", "pykmip")
+from harness.client.policies import POLICIES
+
 PROFILES = ("none", "async", "sync", "quorum")
+DEFAULT_POLICY = "vcenter"
 PROFILES_IMPLEMENTED = ("none", "async", "sync", "quorum")
 DEFAULT_INTERVAL_MS = 250.0
 NAME_RE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,30}[a-z0-9])?$")
@@ -590,8 +592,8 @@ def _validate(data: Any, source: str) -> Topology:
             order = tuple(order_raw)
         else:
             order = sites[csite] + tuple(r for r in all_replicas if seen[r] != csite)
-        policy = body.get("policy", "vcenter")
-        if policy not in POLICIES:
+        policy = body.get("policy", DEFAULT_POLICY)
+        if not isinstance(policy, str) or policy not in POLICIES:
             raise _err(
                 source,
                 f"{cpath}.policy",

@@ -7,14 +7,10 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from harness.checkers import (
-    Verdict,
-    check_availability,
-    check_failover,
-    check_order,
-    guarded,
-    worst,
-)
+from harness.checkers import Verdict, guarded, worst
+from harness.checkers.availability import check_availability
+from harness.checkers.failover import check_failover
+from harness.checkers.order import check_order
 from harness.history import Attempt, Complete, Event, FaultEvent, History, Invoke
 
 T0 = 1000.0  # monotonic-looking origin
@@ -564,7 +560,7 @@ def test_guarded_passes_a_verdict_through() -> None:
 def test_availability_counts_an_op_in_flight_that_the_fault_broke() -> None:
     """An op that started just before the fault and failed because of it is counted;
     one that started before and succeeded (served before the fault) is not."""
-    from harness.checkers import check_availability
+    from harness.checkers.availability import check_availability
     from harness.history import Attempt, Complete, FaultEvent
 
     def op(i: int, start: float, end: float, outcome: str) -> Complete:

@@ -8,12 +8,10 @@ from typing import Any
 
 import pytest
 
-from harness.checkers import (
-    Verdict,
-    check_convergence,
-    check_durability,
-    check_site_availability,
-)
+from harness.checkers import Verdict
+from harness.checkers.convergence import check_convergence
+from harness.checkers.durability import check_durability
+from harness.checkers.site_availability import check_site_availability
 from harness.history import Attempt, Complete, Event, FaultEvent, Snapshot
 
 T0 = 1000.0

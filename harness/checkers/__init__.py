@@ -1,39 +1,42 @@
-"""Checkers: pure functions over a history that return a `Verdict`.
+"""Checkers: pure functions over a history that return a `Verdict`, one per module, each
+described by its `Checker` class and registered in `CHECKERS` (`harness.checkers.base`).
 
-Verdicts compose Jepsen-style (`worst`: fail > unknown > pass); run each checker through
-`guarded` so one that crashes reports `unknown` instead of taking the run down.
+Verdicts compose Jepsen-style (`worst`: fail > unknown > pass); `run_checkers` runs each
+checker `guarded`, so one that crashes reports `unknown` instead of taking the run down.
+Importing this package imports every module in it, which registers every checker.
 """
 
 from __future__ import annotations
 
-from harness.checkers.availability import check_availability
-from harness.checkers.convergence import check_convergence
-from harness.checkers.durability import check_durability
-from harness.checkers.failover import check_failover
-from harness.checkers.order import check_order
-from harness.checkers.site_availability import check_site_availability
+import importlib
+import pkgutil
+
+from harness.checkers.base import (
+    CHECKERS,
+    Bound,
+    CheckContext,
+    Checker,
+    brief,
+    explain,
+    headline,
+    run_checkers,
+)
 from harness.checkers.verdict import Status, Verdict, guarded, worst
 
-# every checker's name, in the order tables show them
-CHECKER_NAMES = (
-    "failover",
-    "order",
-    "availability",
-    "durability",
-    "convergence",
-    "site_availability",
-)
+for _module in pkgutil.iter_modules(__path__):
+    importlib.import_module(f"{__name__}.{_module.name}")
 
 __all__ = [
-    "CHECKER_NAMES",
+    "CHECKERS",
+    "Bound",
+    "CheckContext",
+    "Checker",
     "Status",
     "Verdict",
-    "check_availability",
-    "check_convergence",
-    "check_durability",
-    "check_failover",
-    "check_order",
-    "check_site_availability",
+    "brief",
+    "explain",
     "guarded",
+    "headline",
+    "run_checkers",
     "worst",
 ]

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from harness.checkers.base import Bound, CheckContext, Checker
 from harness.checkers.verdict import (
     Verdict,
     as_events,
@@ -194,3 +195,49 @@ def _gap_text(gaps: dict[str, float]) -> str:
         return "n/a"
     client = max(gaps, key=lambda k: gaps[k])
     return f"{gaps[client]:.3f} s ({client})"
+
+
+def _share_part(v: dict[str, Any]) -> dict[str, Any]:
+    f = v.get("figures") or {}
+    part = (f.get("union") or f.get("steady") or {}) if isinstance(f, dict) else {}
+    return part if isinstance(part, dict) else {}
+
+
+class AvailabilityChecker(Checker):
+    name = NAME
+    position = 30
+    what = (
+        "Availability: during each fault window, the share of operations that succeeded "
+        "and each client's longest stretch without a success."
+    )
+    failure_means = (
+        "A failure means users saw errors while the fault lasted; when expected, it is a "
+        "known outage (all replicas down, a client that does not fail over)."
+    )
+    expectations = (
+        Bound("min", "share", "min_ok_share", "the least share of ok operations (default 1)"),
+        Bound("max_gap", "duration", "max_gap_s", "the longest a client may go without a success"),
+    )
+
+    def check(self, ctx: CheckContext) -> Verdict:
+        return check_availability(
+            ctx.events,
+            min_ok_share=ctx.bound("min_ok_share", 1.0),
+            max_gap_s=ctx.bound("max_gap_s"),
+        )
+
+    def headline(self, v: dict[str, Any]) -> str:
+        part = _share_part(v)
+        share = part.get("ok_share")
+        if not isinstance(share, int | float):
+            return ""
+        gaps = part.get("longest_gap_s") or {}
+        gap = max((g for g in gaps.values() if isinstance(g, int | float)), default=None)
+        return f"{share:.0%} ok" + (f", gap {gap:.3f} s" if gap is not None else "")
+
+    def brief(self, v: dict[str, Any]) -> str:
+        f = v.get("figures") or {}
+        share = f.get("union", {}).get("ok_share")
+        if share is None:
+            share = f.get("steady", {}).get("ok_share")
+        return f" {share:.0%}" if share is not None else ""

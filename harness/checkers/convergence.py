@@ -15,6 +15,7 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from harness.checkers.base import Bound, CheckContext, Checker
 from harness.checkers.durability import held, history_origin, snapshots
 from harness.checkers.verdict import Verdict, as_events, capped, rounded
 from harness.history import Event, FaultEvent, History, Snapshot
@@ -179,3 +180,33 @@ def _describe(d: dict[str, Any]) -> str:
             shown = ", ".join(uids[:EXAMPLES]) + (" …" if len(uids) > EXAMPLES else "")
             parts.append(f"{len(uids)} {what} ({shown})")
     return "; ".join(parts)
+
+
+class ConvergenceChecker(Checker):
+    name = NAME
+    position = 50
+    what = (
+        "Convergence: after the last heal, how long until every replica holds the same "
+        "objects with the same bytes and states (audit rounds over KMIP)."
+    )
+    failure_means = (
+        "A failure means the replicas still disagreed at the last audit round, or agreed "
+        "later than the bound: a client may read a key on one replica and miss it on another."
+    )
+    expectations = (
+        Bound("within", "duration", "within_s", "every replica agrees this soon after heal"),
+    )
+    needs_audit = True
+    audit_grace_s = 5.0  # the audit goes on past `within`, so a late one is measured
+    judges_operations = False
+
+    def check(self, ctx: CheckContext) -> Verdict:
+        return check_convergence(ctx.events, replicas=ctx.replicas, bound_s=ctx.bound("within_s"))
+
+    def headline(self, v: dict[str, Any]) -> str:
+        took = (v.get("figures") or {}).get("convergence_s")
+        return f"{took:.3f} s" if isinstance(took, int | float) else ""
+
+    def brief(self, v: dict[str, Any]) -> str:
+        took = (v.get("figures") or {}).get("convergence_s")
+        return f" {took:.2f}s" if took is not None else ""

@@ -23,11 +23,12 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from harness.checkers.base import Bound, CheckContext, Checker
 from harness.checkers.verdict import Verdict, as_events, capped, completes, history_span, rounded
+from harness.faults import FAULTS
 from harness.history import Complete, Event, FaultEvent, History, Snapshot
 
 NAME = "durability"
-CRASH_KINDS = ("kill", "wipe", "restart")
 DESTROYED_STATES = ("DESTROYED", "DESTROYED_COMPROMISED")
 MAX_LISTED = 100  # keys listed in figures; the counts stay complete
 
@@ -286,7 +287,7 @@ def _rpo(
         (
             e
             for e in events
-            if isinstance(e, FaultEvent) and e.phase == "inject" and e.kind in CRASH_KINDS
+            if isinstance(e, FaultEvent) and e.phase == "inject" and _crashes(e.kind)
         ),
         key=lambda e: e.t,
     )
@@ -313,6 +314,12 @@ def _rpo(
     return out, unattributed
 
 
+def _crashes(kind: str) -> bool:
+    """Whether fault `kind` kills a replica's process (its own declaration)."""
+    cls = FAULTS.get(kind)
+    return cls is not None and cls.crashes
+
+
 def _crashed(fault: FaultEvent) -> list[str]:
     raw = fault.params.get("replicas") if isinstance(fault.params, dict) else None
     return [str(r) for r in raw] if isinstance(raw, list | tuple) and raw else [fault.target]
@@ -331,3 +338,33 @@ def _lost_line(k: AcknowledgedKey, origin: float) -> str:
     return f"key {k.uid} made on {k.made_on or '?'} at +{k.made_at - origin:.3f} s: " + "; ".join(
         how
     )
+
+
+class DurabilityChecker(Checker):
+    name = NAME
+    position = 40
+    what = (
+        "Durability: every key a client was told exists must, after heal and "
+        "convergence, be on every replica with the bytes clients read."
+    )
+    failure_means = (
+        "A failure means acknowledged keys are gone or changed: machines encrypted with "
+        "them cannot be unlocked. The lost keys are listed below."
+    )
+    expectations = (Bound("within", "duration", "within_s", "the audit may take this long"),)
+    needs_audit = True
+
+    def check(self, ctx: CheckContext) -> Verdict:
+        return check_durability(ctx.events, replicas=ctx.replicas)
+
+    def headline(self, v: dict[str, Any]) -> str:
+        f = v.get("figures") or {}
+        if not isinstance(f, dict):
+            return ""
+        if f.get("lost_keys"):
+            return f"{f['lost_keys']} of {f.get('acknowledged', '?')} keys lost"
+        return f"{f['acknowledged']} keys kept" if "acknowledged" in f else ""
+
+    def brief(self, v: dict[str, Any]) -> str:
+        lost = (v.get("figures") or {}).get("lost_keys")
+        return f" {lost} lost" if lost else ""

@@ -13,8 +13,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
+from harness.checkers.base import Bound, CheckContext, Checker
 from harness.checkers.verdict import (
     FaultWindow,
     Status,
@@ -28,36 +29,35 @@ from harness.checkers.verdict import (
     rounded,
     worst,
 )
+from harness.client.policies import POLICIES, WAITS, Wait
+from harness.faults import FAULTS
 from harness.history import Complete, Event, History
 
 NAME = "failover"
 
-Wait = Literal["none", "response", "connect"]
 ClientStatus = Literal["pass", "fail", "unknown", "not-exercised", "not-applicable"]
 
-# What one failed attempt on an affected replica costs before the policy moves on.
-_VCENTER_WAIT: dict[str, Wait] = {
-    "refuse": "none",
-    "reset": "none",
-    "kill": "none",
-    "restart": "none",
-    "flap": "none",
-    "blackhole": "response",
-    "stall": "response",
-    "unreachable": "connect",
-    # site faults cut links (refused): the next replica at once
-    "site-down": "none",
-    "isolate": "none",
-    "partition": "none",
-    "wipe": "none",
-}
-EXPECTED_WAIT: dict[str, dict[str, Wait]] = {
-    "vcenter": _VCENTER_WAIT,
-    # PyKMIP fails over while connecting too, but uses one timeout for connect and response
-    "pykmip": {**_VCENTER_WAIT, "unreachable": "response"},
-}
-FAILOVER_KINDS = frozenset(EXPECTED_WAIT["vcenter"])
-NO_FAILOVER_KINDS = frozenset({"latency", "bandwidth", "replication-lag", "replication-pause"})
+
+def expected_wait(kind: str) -> Wait | None:
+    """What one failed attempt under fault `kind` costs a client (the fault's own
+    declaration); None when no failover is expected or the kind is unknown."""
+    cls = FAULTS.get(kind)
+    return None if cls is None else cls.client_wait
+
+
+def attempt_cost(
+    policy: str, kind: str, *, response_timeout: float, connect_timeout: float
+) -> float | None:
+    """Seconds one failed attempt under fault `kind` costs a client of `policy`; None
+    when the policy is unknown (its failover cannot be bounded)."""
+    cls = POLICIES.get(policy)
+    if cls is None:
+        return None
+    wait = expected_wait(kind)
+    if wait is None:
+        return 0.0
+    return cls.wait_s(wait, connect_timeout=connect_timeout, response_timeout=response_timeout)
+
 
 CLOCK_SLACK_S = 0.02
 CLOCK_SLACK_SHARE = 0.02
@@ -118,7 +118,7 @@ def check_failover(
     p50 = percentile(baseline, 50) if baseline else 0.0
     p99 = percentile(baseline, 99) if baseline else 0.0
 
-    waits = {"none": 0.0, "response": response_timeout, "connect": connect_timeout}
+    timeouts = {"response_timeout": response_timeout, "connect_timeout": connect_timeout}
     figures: dict[str, Any] = {
         "baseline_p50_s": rounded(p50),
         "baseline_p99_s": rounded(p99),
@@ -139,11 +139,11 @@ def check_failover(
             "healed": w.healed,
         }
         figures[w.fault_id] = fig
-        if w.kind not in FAILOVER_KINDS:
+        if expected_wait(w.kind) is None:
             fig["applicable"] = False
             fig["note"] = (
                 f"no failover expected under {w.kind}"
-                if w.kind in NO_FAILOVER_KINDS
+                if w.kind in FAULTS
                 else f"unknown fault kind {w.kind!r}: no failover expectation"
             )
             continue
@@ -161,7 +161,7 @@ def check_failover(
                 client,
                 client_ops,
                 in_flight=[c for c in ops if c.client == client and c.start < w.start <= c.end],
-                waits=waits,
+                timeouts=timeouts,
                 baseline_p99=p99,
                 min_upper_slack=min_upper_slack,
                 order=None if orders is None else orders.get(client),
@@ -180,7 +180,7 @@ def check_failover(
         if len(failures) > 1:
             summary += f" (and {len(failures) - 1} more failures)"
     elif not judged:
-        applicable = [w for w in windows if w.kind in FAILOVER_KINDS]
+        applicable = [w for w in windows if expected_wait(w.kind) is not None]
         if not windows:
             summary = "no failover exercised: the history has no faults"
         elif not applicable:
@@ -210,14 +210,36 @@ def check_failover(
         summary=summary,
         figures=figures,
         details=capped(notes + details),
-        bound=(
-            f"per failed attempt on an affected replica, wait = 0 s (refuse, reset, kill, "
-            f"restart, flap), response {response_timeout:.3f} s (blackhole, stall), "
-            f"unreachable: connect {connect_timeout:.3f} s (vcenter) / response (pykmip); "
-            f"wait − {CLOCK_SLACK_S} s − {CLOCK_SLACK_SHARE:.0%} ≤ failover ≤ wait + "
-            f"max({min_upper_slack} s, {UPPER_SLACK_SHARE:.0%}) + "
-            f"{BASELINE_P99_FACTOR:g} × baseline p99 ({p99:.3f} s)"
-        ),
+        bound=_bound_text(response_timeout, connect_timeout, min_upper_slack, p99),
+    )
+
+
+def _bound_text(
+    response_timeout: float, connect_timeout: float, min_upper_slack: float, p99: float
+) -> str:
+    """The bound in words, from the faults' and policies' own declarations."""
+    by_wait: dict[str, list[str]] = {}
+    for kind, cls in FAULTS.items():
+        if cls.client_wait is not None:
+            by_wait.setdefault(cls.client_wait, []).append(kind)
+    parts = []
+    for wait in WAITS:
+        if wait not in by_wait:
+            continue
+        kinds = ", ".join(by_wait[wait])
+        if wait == "none":
+            parts.append(f"0 s ({kinds})")
+            continue
+        timeouts = {"response_timeout": response_timeout, "connect_timeout": connect_timeout}
+        per_policy = ", ".join(
+            f"{cls.wait_s(wait, **timeouts):.3f} s ({name})" for name, cls in POLICIES.items()
+        )
+        parts.append(f"{wait} timeout {per_policy} ({kinds})")
+    return (
+        f"per failed attempt on an affected replica, wait = {'; '.join(parts)}; "
+        f"wait − {CLOCK_SLACK_S} s − {CLOCK_SLACK_SHARE:.0%} ≤ failover ≤ wait + "
+        f"max({min_upper_slack} s, {UPPER_SLACK_SHARE:.0%}) + "
+        f"{BASELINE_P99_FACTOR:g} × baseline p99 ({p99:.3f} s)"
     )
 
 
@@ -246,7 +268,7 @@ def _judge_client(
     ops: Sequence[Complete],
     *,
     in_flight: Sequence[Complete] = (),
-    waits: dict[str, float],
+    timeouts: dict[str, float],
     baseline_p99: float,
     min_upper_slack: float,
     order: list[str] | None,
@@ -300,7 +322,7 @@ def _judge_client(
         return result("fail", message, evidence)
 
     policy = failover_op.policy
-    per_attempt = EXPECTED_WAIT.get(policy, {}).get(w.kind)
+    per_attempt = attempt_cost(policy, w.kind, **timeouts)
     failed_on_affected = [
         a for a in failover_op.attempts if a.server in affected and a.outcome != "ok"
     ]
@@ -340,9 +362,7 @@ def _judge_client(
             )
         if kind is None:
             continue
-        cost = EXPECTED_WAIT.get(policy, {}).get(kind)
-        if cost is not None:
-            wait += waits[cost]
+        wait += attempt_cost(policy, kind, **timeouts) or 0.0
     lower, upper = wait_bounds(wait, baseline_p99=baseline_p99, min_upper_slack=min_upper_slack)
     fig.update(
         {
@@ -377,3 +397,174 @@ def _judge_client(
         op_line,
     ]
     return result("pass", message, evidence, failover_s=failover_s)
+
+
+def served_elsewhere_after(w: FaultWindow, ops: Sequence[Complete]) -> float | None:
+    """Seconds from the fault to the first success on an unaffected replica inside the
+    window, whether or not that operation first failed on an affected one (a PyKMIP
+    client reconnects without a failed attempt); None when there was none."""
+    affected = set(w.replicas)
+    ends = [
+        c.end
+        for c in ops
+        if c.outcome == "ok" and c.served_by not in affected and w.start < c.end <= w.end
+    ]
+    return min(ends) - w.start if ends else None
+
+
+# ---- an expectation narrows the verdict (rehearsals) --------------------------------------
+
+
+class FailoverBounds(Protocol):
+    """What an expectation may ask of a failover (a rehearsal's `Expectation`)."""
+
+    client: str | None
+    within_s: float | None
+    to_site: str | None
+    to_replica: str | None
+
+
+def judge_failover(
+    verdict: Verdict,
+    exp: FailoverBounds,
+    *,
+    fault_ids: list[str],
+    clients: tuple[str, ...],
+    site_of: dict[str, str],
+) -> Verdict:
+    """The failover verdict narrowed to what `exp` asks: its client (or every client that
+    tried an affected replica), within its bound on `detect_s` (fault → first operation
+    served elsewhere), to its site or replica; the checker's own policy bound must hold
+    too."""
+    problems: list[str] = []
+    met: list[str] = []
+    for fid in fault_ids:
+        fault_fig = verdict.figures.get(fid)
+        per_client = fault_fig.get("clients", {}) if isinstance(fault_fig, dict) else {}
+        for client in [exp.client] if exp.client else list(clients):
+            fig = per_client.get(client)
+            explicit = exp.client is not None
+            if fig is None:
+                if explicit:
+                    problems.append(f"{client} started no operation during {fid}")
+                continue
+            client_status = fig.get("status")
+            if client_status in ("not-exercised", "not-applicable"):
+                if explicit:
+                    why = fig.get("note", client_status)
+                    problems.append(f"{client} did not fail over under {fid}: {why}")
+                continue
+            if client_status != "pass":
+                if fig.get("failover_s") is None:
+                    problems.append(f"{client} never reached an unaffected replica under {fid}")
+                else:
+                    problems.append(
+                        f"{client} failed over in {fig['failover_s']:.3f} s under {fid}, "
+                        f"outside its policy's bound {fig.get('lower_s', 0):.3f}–"
+                        f"{fig.get('upper_s', 0):.3f} s"
+                    )
+                continue
+            served = str(fig.get("served_by"))
+            detect = float(fig.get("detect_s") or 0.0)
+            line = (
+                f"{client} failed over to {served} ({site_of.get(served, '?')}) in "
+                f"{fig['failover_s']:.3f} s, served {detect:.3f} s after {fid}"
+            )
+            if exp.within_s is not None and detect > exp.within_s:
+                problems.append(f"{line}: later than {_duration(exp.within_s)}")
+            elif exp.to_site is not None and site_of.get(served) != exp.to_site:
+                problems.append(f"{line}: not to site {exp.to_site}")
+            elif exp.to_replica is not None and served != exp.to_replica:
+                problems.append(f"{line}: not to {exp.to_replica}")
+            else:
+                met.append(line)
+    bound = []
+    if exp.within_s is not None:
+        bound.append(f"served elsewhere within {_duration(exp.within_s)} of the fault")
+    if exp.to_site or exp.to_replica:
+        bound.append(f"by {exp.to_site or exp.to_replica}")
+    figures = dict(verdict.figures)
+    figures["expectation"] = {
+        "client": exp.client,
+        "faults": fault_ids,
+        "within_s": exp.within_s,
+        "to_site": exp.to_site,
+        "to_replica": exp.to_replica,
+    }
+    status: Status
+    if problems:
+        status = "fail"
+        summary = problems[0] + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else "")
+    elif met:
+        status = "pass"
+        summary = met[0] + (f" (and {len(met) - 1} more)" if len(met) > 1 else "")
+    else:
+        status = "unknown"
+        summary = f"no client tried an affected replica under {', '.join(fault_ids)}"
+    return Verdict(
+        name=NAME,
+        status=status,
+        summary=summary,
+        figures=figures,
+        details=problems + met + list(verdict.details),
+        bound="; ".join([*bound, verdict.bound or ""]).strip("; ") or None,
+    )
+
+
+def _duration(seconds: float) -> str:
+    if seconds and seconds < 1:
+        return f"{seconds * 1000:g}ms"
+    return f"{seconds:g}s"
+
+
+def failover_times(v: dict[str, Any]) -> list[float]:
+    """Every client's failover time in a verdict dict (`Verdict.to_dict()`)."""
+    f = v.get("figures") or {}
+    if not isinstance(f, dict):
+        return []
+    return [
+        c["failover_s"]
+        for w in f.values()
+        if isinstance(w, dict)
+        for c in (w.get("clients") or {}).values()
+        if isinstance(c, dict) and isinstance(c.get("failover_s"), int | float)
+    ]
+
+
+class FailoverChecker(Checker):
+    name = NAME
+    position = 10
+    what = (
+        "Failover: after a fault on a replica, each client's first request that fails "
+        "there must succeed on another replica within what its policy promises "
+        "(about one timeout per silent server, ≈ 0 s for a refused one)."
+    )
+    failure_means = (
+        "A failure means a client did not move off the faulted replica, or took longer "
+        "than the bound (it waited on something it should not have), or far less (the "
+        "fault was not in effect)."
+    )
+    expectations = (
+        Bound("client", "client", "client", "the client judged (default: every client)"),
+        Bound("within", "duration", "within_s", "fault → served elsewhere within this"),
+        Bound("to_site", "site", "to_site", "served by a replica of this site"),
+        Bound("to_replica", "replica", "to_replica", "served by this replica"),
+        Bound("fault", "fault", "fault", "the `as` name of the fault judged"),
+    )
+    awaits_failover = True
+
+    def check(self, ctx: CheckContext) -> Verdict:
+        return check_failover(
+            ctx.events,
+            response_timeout=ctx.topology.response_timeout,
+            connect_timeout=ctx.topology.connect_timeout,
+            orders=ctx.orders,
+        )
+
+    def headline(self, v: dict[str, Any]) -> str:
+        times = failover_times(v)
+        return f"slowest {max(times):.3f} s" if times else ""
+
+    def brief(self, v: dict[str, Any]) -> str:
+        times = failover_times(v)
+        return f" {max(times):.3f}s" if times else ""

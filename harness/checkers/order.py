@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from harness.checkers.base import CheckContext, Checker
 from harness.checkers.verdict import Verdict, as_events, attempt_trail, capped, completes
 from harness.history import Attempt, Complete, Event, History
 
@@ -88,3 +89,23 @@ def _evidence(c: Complete, order: Sequence[str] | None, reason: str) -> str:
         f"{c.op_id} {c.client}: {reason}; attempted {attempt_trail(c.attempts)}; "
         f"expected a prefix of [{expected}]"
     )
+
+
+class OrderChecker(Checker):
+    name = NAME
+    position = 20
+    what = "Order: every request walks the client's replica list from the top, one by one."
+    failure_means = (
+        "A failure means a client skipped a replica, went back to one it had left, or "
+        "tried one that is not on its list: the configured order is not what runs."
+    )
+
+    def check(self, ctx: CheckContext) -> Verdict:
+        return check_order(ctx.events, orders=ctx.orders)
+
+    def headline(self, v: dict[str, Any]) -> str:
+        f = v.get("figures") or {}
+        if not isinstance(f, dict) or "violations" not in f:
+            return ""
+        bad, ops = f["violations"], f.get("ops_checked", "?")
+        return f"{bad} of {ops} ops out of order" if bad else f"{ops} ops in order"

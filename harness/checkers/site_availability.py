@@ -18,6 +18,7 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from harness.checkers.base import CheckContext, Checker
 from harness.checkers.verdict import (
     FaultWindow,
     Verdict,
@@ -27,10 +28,10 @@ from harness.checkers.verdict import (
     fault_windows,
     rounded,
 )
+from harness.faults import FAULTS
 from harness.history import Complete, Event, History, Snapshot
 
 NAME = "site_availability"
-PARTITION_KINDS = ("partition", "isolate", "site-down")
 UNMAPPED = "(unmapped)"
 
 
@@ -49,7 +50,7 @@ def check_site_availability(
     # Audit snapshots are not ops; fault_windows reads the span of ops and faults only.
     evs = [e for e in as_events(events) if not isinstance(e, Snapshot)]
     ops = completes(evs)
-    windows = [w for w in fault_windows(evs) if w.kind in PARTITION_KINDS]
+    windows = [w for w in fault_windows(evs) if _partitions(w.kind)]
     origin = min([c.start for c in ops] + [w.start for w in windows], default=0.0)
     bound = "describes only: never fails (refused writes can be the profile's promise)"
     sites = sorted(set(client_sites.values()))
@@ -124,6 +125,12 @@ def check_site_availability(
     return Verdict(NAME, "pass", summary, figures, capped(evidence), bound)
 
 
+def _partitions(kind: str) -> bool:
+    """Whether fault `kind` cuts sites or replicas apart (its own declaration)."""
+    cls = FAULTS.get(kind)
+    return cls is not None and cls.partitions
+
+
 def _tally(ops: Sequence[Complete], replica_sites: dict[str, str]) -> dict[str, Any]:
     ok = [c for c in ops if c.outcome == "ok"]
     served = Counter(c.served_by for c in ok if c.served_by is not None)
@@ -164,3 +171,24 @@ def _share_text(t: dict[str, Any]) -> str:
     if not t["count"]:
         return "n/a (0)"
     return f"{t['ok'] / t['count']:.0%} ({t['count']})"
+
+
+class SiteAvailabilityChecker(Checker):
+    name = NAME
+    position = 60
+    what = (
+        "Site availability: during a partition, what each site's clients could still "
+        "read and write, and who served them."
+    )
+    failure_means = (
+        "It describes rather than judges: a result other than pass means some site had "
+        "no operations in a window, so nothing can be said about it."
+    )
+
+    def check(self, ctx: CheckContext) -> Verdict:
+        topo = ctx.topology
+        return check_site_availability(
+            ctx.events,
+            replica_sites={r: topo.site_of(r) for r in topo.replicas},
+            client_sites={n: c.site for n, c in topo.clients.items()},
+        )

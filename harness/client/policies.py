@@ -20,8 +20,9 @@ import contextlib
 import logging
 import socket
 import time
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, ClassVar, Literal
 
 from harness.client.operations import MUTATING, KeyNames, OpValue, new_pie_client, perform
 from harness.client.transport import AttemptError, Endpoint, classify, connect_tls, describe
@@ -42,12 +43,111 @@ class PolicyResult:
     error: str = ""
 
 
-class FailoverPolicy(Protocol):
-    name: str
+# What one failed attempt on a faulted server costs a client before it moves on: nothing
+# (refused, reset, closed at once), a connect timeout (no TCP answer) or a response
+# timeout (connected, no answer). A fault declares which one it causes
+# (`Fault.client_wait`); a policy says which of its timeouts that is (`timeout_of`).
+Wait = Literal["none", "connect", "response"]
+WAITS: tuple[Wait, ...] = ("none", "connect", "response")
+WAIT_MEANS: dict[str, str] = {
+    "none": "refused / reset / EOF",
+    "connect": "no TCP answer",
+    "response": "connected, no answer",
+}
+Timeout = Literal["connect", "response"]
 
-    def execute(self, op: str, key: str | None) -> PolicyResult: ...
 
-    def close(self) -> None: ...
+class FailoverPolicy:
+    """How a client walks its ordered server list; subclasses register by `name`.
+
+    A policy describes itself: `summary` (what it is), `reactions` (what it does when
+    an attempt is refused, gets no TCP answer, or gets no response: per `Wait`) and
+    `timeout_of` (which of the topology's timeouts it waits for each). The failover
+    checker's expected wait, the matrix and the README's policy table read these.
+    """
+
+    name: ClassVar[str] = ""
+    position: ClassVar[int] = 0  # where tables list it
+    summary: ClassVar[str] = ""
+    reactions: ClassVar[dict[Wait, str]] = {}
+    timeout_of: ClassVar[dict[Wait, Timeout | None]] = {
+        "none": None,
+        "connect": "connect",
+        "response": "response",
+    }
+
+    def __init_subclass__(cls, **kw: Any) -> None:
+        super().__init_subclass__(**kw)
+        if cls.name:
+            POLICIES.register(cls)
+
+    @classmethod
+    def make(
+        cls,
+        endpoints: list[Endpoint],
+        tls: TlsFiles,
+        connect_timeout: float,
+        response_timeout: float,
+        empty_conf: str,
+        keys: KeyNames | None = None,
+    ) -> FailoverPolicy:
+        """An instance for a client's endpoints with the topology's (scaled) timeouts."""
+        raise NotImplementedError
+
+    @classmethod
+    def wait_s(cls, wait: Wait, *, connect_timeout: float, response_timeout: float) -> float:
+        """Seconds one failed attempt of kind `wait` costs this policy."""
+        timeout = cls.timeout_of.get(wait)
+        if timeout is None:
+            return 0.0
+        return connect_timeout if timeout == "connect" else response_timeout
+
+    def execute(self, op: str, key: str | None) -> PolicyResult:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Release connections; the default has none."""
+
+
+class PolicyRegistry(Mapping[str, type[FailoverPolicy]]):
+    """Every failover policy by name, in `position` order (a policy registers itself
+    when its class is defined)."""
+
+    def __init__(self) -> None:
+        self._by_name: dict[str, type[FailoverPolicy]] = {}
+
+    def register(self, cls: type[FailoverPolicy]) -> None:
+        known = self._by_name.get(cls.name)
+        if known is not None and known.__qualname__ != cls.__qualname__:
+            raise ValueError(f"policy {cls.name!r} is defined twice ({known} and {cls})")
+        self._by_name[cls.name] = cls
+
+    def unregister(self, name: str) -> None:
+        self._by_name.pop(name, None)
+
+    def __getitem__(self, name: str) -> type[FailoverPolicy]:
+        return self._by_name[name]
+
+    def __iter__(self) -> Iterator[str]:
+        ordered = sorted(self._by_name.values(), key=lambda c: (c.position, c.name))
+        return iter([c.name for c in ordered])
+
+    def __len__(self) -> int:
+        return len(self._by_name)
+
+
+POLICIES = PolicyRegistry()
+
+
+def policy_names() -> tuple[str, ...]:
+    return tuple(POLICIES)
+
+
+def policy_class(name: str) -> type[FailoverPolicy]:
+    try:
+        return POLICIES[name]
+    except KeyError:
+        raise ValueError(f"unknown policy {name!r} (known: {', '.join(POLICIES)})") from None
 
 
 @dataclass(frozen=True)
@@ -73,8 +173,27 @@ def _unanswered(op: str, attempts: list[Attempt], sent: bool, error: str) -> Pol
     return PolicyResult(outcome, None, None, attempts, error)
 
 
-class VCenterPolicy:
+class VCenterPolicy(FailoverPolicy):
     name = "vcenter"
+    position = 10
+    summary = "walks its ordered list for **every** operation, a fresh TLS connection each time"
+    reactions = {
+        "none": "next server at once",
+        "connect": "next after `connect_s`·`time_scale`",
+        "response": "next after `response_s`·`time_scale` (vCenter: 60 s per request)",
+    }
+
+    @classmethod
+    def make(
+        cls,
+        endpoints: list[Endpoint],
+        tls: TlsFiles,
+        connect_timeout: float,
+        response_timeout: float,
+        empty_conf: str,
+        keys: KeyNames | None = None,
+    ) -> FailoverPolicy:
+        return cls(endpoints, tls, connect_timeout, response_timeout, empty_conf, keys)
 
     def __init__(
         self,
@@ -148,12 +267,35 @@ class VCenterPolicy:
             return PolicyResult("ok", value, ep.replica, attempts)
         return _unanswered(op, attempts, sent_any, f"all servers failed ({last_error})")
 
-    def close(self) -> None:
-        pass
 
-
-class PyKmipPolicy:
+class PyKmipPolicy(FailoverPolicy):
     name = "pykmip"
+    position = 20
+    summary = (
+        "the real `kmip.pie.client.ProxyKmipClient` with the comma-separated host list and "
+        "one port, used as-is; one long-lived connection"
+    )
+    reactions = {
+        "none": "while connecting: next host at once; on an open connection: **the "
+        "operation fails**",
+        "connect": "next host after its timeout",
+        "response": "while connecting (TLS handshake): next host after its timeout; on an "
+        "open connection: **the operation fails, no failover**",
+    }
+    # PyKMIP has one timeout (`client.proxy.timeout`) for connects and responses
+    timeout_of = {"none": None, "connect": "response", "response": "response"}
+
+    @classmethod
+    def make(
+        cls,
+        endpoints: list[Endpoint],
+        tls: TlsFiles,
+        connect_timeout: float,
+        response_timeout: float,
+        empty_conf: str,
+        keys: KeyNames | None = None,
+    ) -> FailoverPolicy:
+        return cls(endpoints, tls, response_timeout, empty_conf, keys)
 
     def __init__(
         self,
@@ -281,8 +423,16 @@ def make_policy(
     keys: KeyNames | None = None,
 ) -> FailoverPolicy:
     """A policy by name; with `keys`, every Create names its key and is recorded."""
-    if policy == "vcenter":
-        return VCenterPolicy(endpoints, tls, connect_timeout, response_timeout, empty_conf, keys)
-    if policy == "pykmip":
-        return PyKmipPolicy(endpoints, tls, response_timeout, empty_conf, keys)
-    raise ValueError(f"unknown policy {policy!r} (known: vcenter, pykmip)")
+    return policy_class(policy).make(
+        endpoints, tls, connect_timeout, response_timeout, empty_conf, keys
+    )
+
+
+def policy_table() -> str:
+    """The README's policy table (markdown), from the policies' own descriptions."""
+    head = ["policy", "what it is", *(WAIT_MEANS[w] for w in WAITS)]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for name, cls in POLICIES.items():
+        cells = [f"`{name}`", cls.summary, *(cls.reactions.get(w, "") for w in WAITS)]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"

@@ -1,48 +1,19 @@
-"""Faults by name. Each fault lives in its own module with its heal step."""
+"""Faults by name. Each fault lives in its own module with its heal step and describes
+itself there (`harness.faults.base.Fault`); importing this package imports every module
+in it, which registers every fault in `FAULTS`."""
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
 from typing import Any
 
 from harness.cluster.base import Cluster
-from harness.faults.base import Fault, FaultError, active_fault_records
-from harness.faults.blackhole import Blackhole
-from harness.faults.flap import Flap
-from harness.faults.kill import Kill, Restart
-from harness.faults.latency import Bandwidth, Latency
-from harness.faults.partition import Isolate, Partition, SiteDown
-from harness.faults.refuse import Refuse
-from harness.faults.replication_lag import ReplicationLag
-from harness.faults.replication_pause import ReplicationPause
-from harness.faults.reset import Reset
-from harness.faults.site_latency import SiteLatency
-from harness.faults.stall import Stall
-from harness.faults.unreachable import Unreachable
-from harness.faults.wipe import Wipe
+from harness.faults.base import FAULTS, Fault, FaultError, active_fault_records
 from harness.history import History
 
-FAULTS: dict[str, type[Fault]] = {
-    cls.kind: cls
-    for cls in (
-        Refuse,
-        Reset,
-        Blackhole,
-        Stall,
-        Kill,
-        Restart,
-        Unreachable,
-        Latency,
-        Bandwidth,
-        Flap,
-        Partition,
-        Isolate,
-        SiteDown,
-        Wipe,
-        ReplicationLag,
-        ReplicationPause,
-        SiteLatency,
-    )
-}
+for _module in pkgutil.iter_modules(__path__):
+    importlib.import_module(f"{__name__}.{_module.name}")
 
 
 def make_fault(
@@ -53,10 +24,7 @@ def make_fault(
     fault_id: str | None = None,
     **params: Any,
 ) -> Fault:
-    try:
-        cls = FAULTS[kind]
-    except KeyError:
-        raise FaultError(f"unknown fault {kind!r} (known: {', '.join(FAULTS)})") from None
+    cls = FAULTS.get_class(kind)
     return cls(cluster, target, history=history, fault_id=fault_id, **params)
 
 

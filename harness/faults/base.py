@@ -1,11 +1,22 @@
-"""The fault interface: `inject()` / `heal()`, a context manager that always heals.
+"""The fault interface: `inject()` / `heal()`, a context manager that always heals; and
+the registry every fault describes itself in.
+
+A fault class says, in its own file, everything the rest of kmschaos needs to know about
+it: its `kind` and one-line documentation (`summary`, `client_sees`, `heals`), what it
+targets (`target_kind`), its parameters (`parameters`), what one failed attempt on an
+affected replica costs a client (`client_wait`: which of a policy's timeouts), what it
+needs from a backend (`requires`, with the reason when missing), whether it needs
+replication, crashes a replica or cuts sites apart, and whether the matrix runs it.
+Defining the class registers it (`FAULTS`); the command line's `inject` options,
+`kmschaos faults`, rehearsal validation, the matrix, the failover checker's bound and
+the README's fault table all read the registry.
 
 A fault records its inject and heal in the history (when given one) and in the state
 folder (``faults/<id>.json``), so ``kmschaos heal`` in another process can heal it.
 `heal()` is idempotent. `requires` names the cluster capabilities the fault needs;
 `check_supported` refuses a fault before a run starts, with the reason. A fault that
 needs a replica's process (signals, restart) is refused when it is made, before it
-touches anything, if it would act on an external target (`harness.external.refusal`).
+touches anything, if it would act on an external target (`external_refusal`).
 """
 
 from __future__ import annotations
@@ -16,13 +27,29 @@ import os
 import re
 import secrets
 import time
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from types import TracebackType
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
-from harness.cluster.base import Cluster, ClusterError
-from harness.external import refusal
+from harness.client.policies import Wait
+from harness.cluster.base import CAP_RESTART, CAP_SIGNALS, Cluster, ClusterError, ClusterState
+from harness.external import external_names
+from harness.faults.params import Param
 from harness.history import FaultEvent, History
+
+# what a fault's TARGET names: one replica, one site, or groups of sites / replica lists
+TargetKind = Literal["replica", "site", "groups"]
+TARGET_USAGE: dict[str, str] = {"replica": "REPLICA", "site": "SITE", "groups": "GROUP GROUP..."}
+# what one failed attempt on an affected replica costs a client, in words
+WAIT_WORDS: dict[str | None, str] = {
+    "none": "nothing: next server at once",
+    "connect": "the policy's connect timeout",
+    "response": "the policy's response timeout",
+    None: "no failover expected",
+}
+# abilities that act on a replica's own process, which an external target does not offer
+PROCESS_CAPS = frozenset({CAP_SIGNALS, CAP_RESTART})
 
 
 class FaultError(RuntimeError):
@@ -30,12 +57,33 @@ class FaultError(RuntimeError):
 
 
 class Fault:
-    kind: ClassVar[str] = ""
+    # ---- what the fault is (declared by each fault class) -------------------------
+    kind: ClassVar[str] = ""  # registered under this name; "" for abstract bases
+    position: ClassVar[int] = 0  # where `kmschaos faults` and the README list it
+    summary: ClassVar[str] = ""  # what exactly happens
+    client_sees: ClassVar[str] = ""  # what a client sees meanwhile
+    heals: ClassVar[str] = ""  # what heal does
+    target_kind: ClassVar[TargetKind] = "replica"
+    parameters: ClassVar[tuple[Param, ...]] = ()
+    # What one failed attempt on an affected replica costs a client before it moves on
+    # ("none": refused at once; "connect" / "response": one of the policy's timeouts);
+    # None: clients are not expected to fail over (slower, or untouched).
+    client_wait: ClassVar[Wait | None] = None
     requires: ClassVar[frozenset[str]] = frozenset()
-    summary: ClassVar[str] = ""
+    replicating: ClassVar[bool] = False  # acts on replication: needs a profile but none
+    crashes: ClassVar[bool] = False  # the replica's process dies: what only it held is at risk
+    partitions: ClassVar[bool] = False  # cuts sites or replicas apart (site availability)
+    in_matrix: ClassVar[bool] = False  # a matrix cell: failover from one replica, no params
+    matrix_default: ClassVar[bool] = False  # in the matrix without --faults
+    background: ClassVar[bool] = False  # its effect needs a running process (CLI: detached)
     # The fault window starts when `_inject` has returned (the fault is in effect) —
     # except for faults whose whole effect happens inside `_inject` (restart, wipe).
     window_from_start: ClassVar[bool] = False
+
+    def __init_subclass__(cls, **kw: Any) -> None:
+        super().__init_subclass__(**kw)
+        if cls.kind:
+            FAULTS.register(cls)
 
     def __init__(
         self,
@@ -54,8 +102,9 @@ class Fault:
         self.active = False
         self.injected_at: float | None = None
         self.healed_at: float | None = None
+        self.check_params()
         self.check_target()
-        why = refusal(self.kind, self.requires, cluster.state, self.affected_replicas())
+        why = external_refusal(self.kind, self.requires, cluster.state, self.affected_replicas())
         if why:
             raise FaultError(why)
 
@@ -69,6 +118,26 @@ class Fault:
 
     def affected_replicas(self) -> list[str]:
         return [self.target]
+
+    def check_params(self) -> None:
+        """Every declared parameter: present when required, of its unit when given.
+        Values a fault does not declare (set by the harness itself) are its own business."""
+        for p in self.parameters:
+            value = self.params.get(p.name)
+            if value is None:
+                if p.required:
+                    raise FaultError(p.missing(self.kind))
+                continue
+            why = p.check(self.kind, value)
+            if why:
+                raise FaultError(why)
+
+    def param(self, name: str) -> Any:
+        """A declared parameter's value, or its default."""
+        value = self.params.get(name)
+        if value is not None:
+            return value
+        return next(p.default for p in self.parameters if p.name == name)
 
     def check_target(self) -> None:
         if self.target not in self.cluster.state.replicas:
@@ -204,4 +273,115 @@ def active_fault_records(state_dir: Path) -> list[dict[str, Any]]:
     return out
 
 
-__all__ = ["Fault", "FaultError", "ClusterError", "active_fault_records"]
+def external_refusal(
+    kind: str, requires: frozenset[str], state: ClusterState, replicas: list[str]
+) -> str:
+    """Why a fault cannot act on `replicas` ("" if it can): a fault that needs a
+    replica's process cannot act on an external target (a KMS kmschaos does not run)."""
+    if not requires & PROCESS_CAPS:
+        return ""
+    ext = sorted(external_names(state) & set(replicas))
+    if not ext:
+        return ""
+    usable = ", ".join(
+        k for k, c in FAULTS.items() if not c.requires & PROCESS_CAPS and not c.replicating
+    )
+    return (
+        f"{kind}: {', '.join(ext)} is an external target: kmschaos does not run its process, "
+        f"so it cannot freeze, kill, restart or wipe it; use a link fault ({usable})"
+    )
+
+
+# ---- the registry ------------------------------------------------------------------------
+
+
+class FaultRegistry(Mapping[str, type[Fault]]):
+    """Every fault class by kind, in `position` order. A fault class with a `kind`
+    registers itself when it is defined; `harness.faults` imports every module of the
+    package, so a new fault is one new file."""
+
+    def __init__(self) -> None:
+        self._by_kind: dict[str, type[Fault]] = {}
+
+    def register(self, cls: type[Fault]) -> None:
+        known = self._by_kind.get(cls.kind)
+        if known is not None and known.__qualname__ != cls.__qualname__:
+            raise ValueError(f"fault kind {cls.kind!r} is defined twice ({known} and {cls})")
+        self._by_kind[cls.kind] = cls
+
+    def unregister(self, kind: str) -> None:
+        self._by_kind.pop(kind, None)
+
+    def __getitem__(self, kind: str) -> type[Fault]:
+        return self._by_kind[kind]
+
+    def __iter__(self) -> Iterator[str]:
+        ordered = sorted(self._by_kind.values(), key=lambda c: (c.position, c.kind))
+        return iter([c.kind for c in ordered])
+
+    def __len__(self) -> int:
+        return len(self._by_kind)
+
+    def get_class(self, kind: str) -> type[Fault]:
+        """The class of `kind`, or `FaultError` naming the known kinds."""
+        try:
+            return self._by_kind[kind]
+        except KeyError:
+            raise FaultError(f"unknown fault {kind!r} (known: {', '.join(self)})") from None
+
+    def matrix_kinds(self, *, default_only: bool = False) -> tuple[str, ...]:
+        """Faults the matrix runs (`in_matrix`), or only those it runs by default."""
+        return tuple(
+            k for k, c in self.items() if c.in_matrix and (c.matrix_default or not default_only)
+        )
+
+    def all_parameters(self) -> dict[str, list[tuple[str, Param]]]:
+        """Every parameter name with the faults that take it: one command-line option each."""
+        out: dict[str, list[tuple[str, Param]]] = {}
+        for kind, cls in self.items():
+            for p in cls.parameters:
+                out.setdefault(p.name, []).append((kind, p))
+        return out
+
+
+FAULTS = FaultRegistry()
+
+
+def usage(cls: type[Fault]) -> str:
+    """How a fault is written on the command line after its name: ``REPLICA --ms N``."""
+    parts = [TARGET_USAGE[cls.target_kind], *(p.usage() for p in cls.parameters)]
+    return " ".join(parts)
+
+
+def fault_table() -> str:
+    """The README's fault table (markdown), from the faults' own descriptions."""
+    lines = [
+        "| fault | what exactly happens | a client sees | a failed attempt costs | heal |",
+        "|---|---|---|---|---|",
+    ]
+    for kind, cls in FAULTS.items():
+        cells = [
+            f"`{kind} {usage(cls)}`",
+            cls.summary,
+            cls.client_sees,
+            WAIT_WORDS[cls.client_wait],
+            cls.heals,
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+__all__ = [
+    "FAULTS",
+    "ClusterError",
+    "Fault",
+    "FaultError",
+    "FaultRegistry",
+    "TARGET_USAGE",
+    "WAIT_WORDS",
+    "TargetKind",
+    "active_fault_records",
+    "external_refusal",
+    "fault_table",
+    "usage",
+]

@@ -19,7 +19,14 @@ from harness.faults.link import LinkFault
 
 class Blackhole(LinkFault):
     kind = "blackhole"
-    summary = "TCP connects, nothing ever comes back (stalled service)"
+    position = 30
+    summary = (
+        "`timeout` toxic (timeout 0) on both streams: every byte swallowed, connection kept open"
+    )
+    client_sees = "connect OK, then silence until its response timeout"
+    heals = "toxics removed (held connections close)"
+    client_wait = "response"
+    in_matrix = matrix_default = True
 
     def toxics(self) -> list[tuple[str, str, dict[str, Any]]]:
         return [

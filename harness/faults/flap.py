@@ -20,7 +20,8 @@ from typing import Any, ClassVar
 
 from harness import registry
 from harness.cluster.base import CAP_LINKS
-from harness.faults.base import Fault, FaultError
+from harness.faults.base import Fault
+from harness.faults.params import Param
 
 
 def _cycle(cluster: Any, target: str, down_s: float, up_s: float, stop: threading.Event) -> None:
@@ -42,19 +43,22 @@ def _cycle(cluster: Any, target: str, down_s: float, up_s: float, stop: threadin
 
 class Flap(Fault):
     kind = "flap"
-    summary = "links refused for `down_s`, restored for `up_s`, repeatedly"
+    position = 100
+    summary = "refuse for `--down-s`, enable for `--up-s`, repeatedly"
+    client_sees = "alternating"
+    heals = "links enabled"
+    parameters = (
+        Param("down_s", "s", "seconds down per cycle (default 1)", default=1.0),
+        Param("up_s", "s", "seconds up per cycle (default 1)", default=1.0),
+    )
+    client_wait = "none"
     requires: ClassVar[frozenset[str]] = frozenset({CAP_LINKS})
-
-    def check_target(self) -> None:
-        super().check_target()
-        for p in ("down_s", "up_s"):
-            v = self.params.get(p, 1.0)
-            if not isinstance(v, int | float) or v <= 0:
-                raise FaultError(f"flap: {p} must be a number of seconds > 0, got {v!r}")
+    in_matrix = True
+    background = True
 
     def _inject(self) -> None:
-        down = float(self.params.get("down_s", 1.0))
-        up = float(self.params.get("up_s", 1.0))
+        down = float(self.param("down_s"))
+        up = float(self.param("up_s"))
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._pid: int | None = self.params.get("_pid")

@@ -18,8 +18,14 @@ class Kill(Fault):
     # in effect from the SIGKILL on, not only once its death was confirmed and recorded
     window_from_start = True
     kind = "kill"
-    summary = "replica killed (SIGKILL); heal starts it again on the same data"
+    position = 50
+    summary = "the replica's process group gets SIGKILL (docker: `docker kill`)"
+    client_sees = "connect OK (Toxiproxy accepts), then EOF/reset"
+    heals = "replica started again on the same data, address and port; awaited by a KMIP answer"
+    client_wait = "none"
     requires: ClassVar[frozenset[str]] = frozenset({CAP_RESTART})
+    crashes = True
+    in_matrix = matrix_default = True
 
     def _inject(self) -> None:
         self.cluster.kill_replica(self.target)
@@ -31,8 +37,13 @@ class Kill(Fault):
 class Restart(Fault):
     window_from_start = True
     kind = "restart"
-    summary = "replica killed and started again at once (transient outage)"
+    position = 60
+    summary = "kill, then start again at once (awaited)"
+    client_sees = "a short outage"
+    heals = "—"
+    client_wait = "none"
     requires: ClassVar[frozenset[str]] = frozenset({CAP_RESTART})
+    crashes = True
 
     def _inject(self) -> None:
         self.cluster.kill_replica(self.target)

@@ -7,39 +7,38 @@ from __future__ import annotations
 
 from typing import Any
 
-from harness.faults.base import FaultError
 from harness.faults.link import LinkFault
+from harness.faults.params import Param
 
 
 class Latency(LinkFault):
     kind = "latency"
-    summary = "adds `ms` (± `jitter` ms) to every response"
-
-    def check_target(self) -> None:
-        super().check_target()
-        ms = self.params.get("ms")
-        if not isinstance(ms, int | float) or ms < 0:
-            raise FaultError("latency: needs --ms N (milliseconds, >= 0)")
+    position = 80
+    summary = "`latency` toxic on responses: `--ms N`, `--jitter N`"
+    client_sees = "every answer later"
+    heals = "toxic removed"
+    parameters = (
+        Param("ms", "ms", "milliseconds added to each response", required=True),
+        Param("jitter", "ms", "± jitter in milliseconds", default=0),
+    )
 
     def toxics(self) -> list[tuple[str, str, dict[str, Any]]]:
         return [
             (
                 "latency",
                 "downstream",
-                {"latency": int(self.params["ms"]), "jitter": int(self.params.get("jitter", 0))},
+                {"latency": int(self.param("ms")), "jitter": int(self.param("jitter"))},
             )
         ]
 
 
 class Bandwidth(LinkFault):
     kind = "bandwidth"
-    summary = "limits responses to `kbps` KB/s"
-
-    def check_target(self) -> None:
-        super().check_target()
-        rate = self.params.get("kbps")
-        if not isinstance(rate, int | float) or rate <= 0:
-            raise FaultError("bandwidth: needs --kbps N (KB/s, > 0)")
+    position = 90
+    summary = "`bandwidth` toxic on responses: `--kbps N` KB/s"
+    client_sees = "slow answers"
+    heals = "toxic removed"
+    parameters = (Param("kbps", "kbps", "responses limited to this many KB/s", required=True),)
 
     def toxics(self) -> list[tuple[str, str, dict[str, Any]]]:
-        return [("bandwidth", "downstream", {"rate": int(self.params["kbps"])})]
+        return [("bandwidth", "downstream", {"rate": int(self.param("kbps"))})]

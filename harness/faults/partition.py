@@ -16,8 +16,10 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+from harness.client.policies import Wait
 from harness.cluster.base import CAP_LINKS
 from harness.faults.base import Fault, FaultError
+from harness.faults.params import Param
 from harness.links import Link
 from harness.topology import replica_names
 
@@ -26,6 +28,8 @@ class LinkCut(Fault):
     """Disable a computed set of links; heal enables them again."""
 
     requires: ClassVar[frozenset[str]] = frozenset({CAP_LINKS})
+    client_wait: ClassVar[Wait | None] = "none"  # a cut link is refused: the next at once
+    partitions: ClassVar[bool] = True
 
     def cut_links(self) -> list[Link]:
         """Client links to cut."""
@@ -57,7 +61,11 @@ class LinkCut(Fault):
 
 class SiteDown(LinkCut):
     kind = "site-down"
-    summary = "every replica of a site refused (all client links into the site cut)"
+    position = 130
+    summary = "every replica of the site cut (client and replication links)"
+    client_sees = "refused for the whole site"
+    heals = "links enabled"
+    target_kind = "site"
 
     def check_target(self) -> None:
         if self.target not in self._sites():
@@ -79,7 +87,10 @@ class SiteDown(LinkCut):
 
 class Isolate(LinkCut):
     kind = "isolate"
-    summary = "one replica cut from everyone (every link into it)"
+    position = 120
+    summary = "every client and replication link into and out of the replica disabled"
+    client_sees = "refused"
+    heals = "links enabled"
 
     def cut_links(self) -> list[Link]:
         return [link for link in self.cluster.state.link_objects() if link.replica == self.target]
@@ -94,7 +105,18 @@ class Isolate(LinkCut):
 
 class Partition(LinkCut):
     kind = "partition"
-    summary = "links between groups (sites or replica lists) cut in both directions"
+    position = 110
+    summary = (
+        "every client link and replication link between groups (sites, or comma-separated "
+        "replica lists; the rest is one more group) disabled, both ways; `--one-way`: only "
+        "from the first group"
+    )
+    client_sees = "across the cut: refused; own side: normal"
+    heals = "links enabled"
+    target_kind = "groups"
+    parameters = (
+        Param("one_way", "bool", "cut only the first group's clients from the other groups"),
+    )
 
     def groups(self) -> list[list[str]]:
         sites = self._sites()

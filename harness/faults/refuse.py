@@ -16,8 +16,13 @@ from harness.faults.base import Fault
 
 class Refuse(Fault):
     kind = "refuse"
-    summary = "proxy disabled: new connects get ECONNREFUSED, open ones are closed"
+    position = 10
+    summary = "Toxiproxy disables the replica's links: the listener closes"
+    client_sees = "new connects: ECONNREFUSED at once; open connections closed"
+    heals = "links enabled"
+    client_wait = "none"
     requires: ClassVar[frozenset[str]] = frozenset({CAP_LINKS})
+    in_matrix = matrix_default = True
 
     def _inject(self) -> None:
         for link in self.cluster.links_into(self.target):

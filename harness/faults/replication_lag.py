@@ -12,11 +12,14 @@ from typing import Any
 
 from harness.faults.base import FaultError
 from harness.faults.link import LinkFault
+from harness.faults.params import Param
 from harness.links import Link
 
 
 class OutgoingReplicationFault(LinkFault):
     """A toxic on every replication link leaving the target replica; clients untouched."""
+
+    replicating = True
 
     def check_target(self) -> None:
         super().check_target()
@@ -36,13 +39,13 @@ class OutgoingReplicationFault(LinkFault):
 
 class ReplicationLag(OutgoingReplicationFault):
     kind = "replication-lag"
-    summary = "adds `ms` to the replica's outgoing replication (clients untouched)"
-
-    def check_target(self) -> None:
-        ms = self.params.get("ms")
-        if not isinstance(ms, int | float) or ms < 0:
-            raise FaultError("replication-lag: needs --ms N (milliseconds, >= 0)")
-        super().check_target()
+    position = 150
+    summary = "latency on its outgoing replication links only"
+    client_sees = "nothing (clients untouched)"
+    heals = "toxics removed"
+    parameters = (
+        Param("ms", "ms", "milliseconds added to its outgoing replication", required=True),
+    )
 
     def toxics(self) -> list[tuple[str, str, dict[str, Any]]]:
-        return [("latency", "upstream", {"latency": int(self.params["ms"]), "jitter": 0})]
+        return [("latency", "upstream", {"latency": int(self.param("ms")), "jitter": 0})]

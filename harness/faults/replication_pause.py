@@ -19,7 +19,10 @@ from harness.faults.replication_lag import OutgoingReplicationFault
 
 class ReplicationPause(OutgoingReplicationFault):
     kind = "replication-pause"
-    summary = "the replica's outgoing replication swallowed (clients untouched)"
+    position = 160
+    summary = "its outgoing replication swallowed (`timeout` toxic)"
+    client_sees = "nothing; its writes do not leave it"
+    heals = "toxics removed; the backlog is pushed"
 
     def toxics(self) -> list[tuple[str, str, dict[str, Any]]]:
         return [("timeout", "upstream", {"timeout": 0}), ("timeout", "downstream", {"timeout": 0})]

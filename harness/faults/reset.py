@@ -13,12 +13,19 @@ from typing import Any, ClassVar
 
 from harness.cluster.base import CAP_LINKS, CAP_RESETS, Cluster
 from harness.faults.link import LinkFault
+from harness.faults.params import Param
 
 
 class Reset(LinkFault):
     kind = "reset"
-    summary = "connections accepted then reset (RST) when the client sends"
+    position = 20
+    summary = "`reset_peer` toxic: accepted, then RST on the first bytes (`--after-ms`)"
+    client_sees = "connect OK, then connection reset during TLS"
+    heals = "toxic removed"
+    parameters = (Param("after_ms", "ms", "reset after this many ms (default 0)", default=0),)
+    client_wait = "none"
     requires: ClassVar[frozenset[str]] = frozenset({CAP_LINKS, CAP_RESETS})
+    in_matrix = matrix_default = True
 
     @classmethod
     def _explain_missing(cls, cluster: Cluster, missing: frozenset[str]) -> str:
@@ -31,4 +38,4 @@ class Reset(LinkFault):
         return super()._explain_missing(cluster, missing)
 
     def toxics(self) -> list[tuple[str, str, dict[str, Any]]]:
-        return [("reset_peer", "upstream", {"timeout": int(self.params.get("after_ms", 0))})]
+        return [("reset_peer", "upstream", {"timeout": int(self.param("after_ms"))})]

@@ -11,23 +11,27 @@ from __future__ import annotations
 
 from typing import Any
 
-from harness.faults.base import FaultError
 from harness.faults.link import LinkFault
+from harness.faults.params import Param
 from harness.faults.partition import Partition
 from harness.links import Link
 
 
 class SiteLatency(LinkFault):
     kind = "site-latency"
-    summary = "adds `ms` to every link between the groups (sites), both ways"
+    position = 170
+    summary = "latency on every link between the groups (the WAN), nothing else"
+    client_sees = "cross-site requests slower"
+    heals = "toxics removed"
+    target_kind = "groups"
+    parameters = (
+        Param("ms", "ms", "milliseconds added to every link between the groups", required=True),
+    )
 
     def _groups(self) -> Partition:
         return Partition(self.cluster, self.target)
 
     def check_target(self) -> None:
-        ms = self.params.get("ms")
-        if not isinstance(ms, int | float) or ms < 0:
-            raise FaultError("site-latency: needs --ms N (milliseconds, >= 0)")
         self._groups()
 
     def links(self) -> list[Link]:
@@ -38,5 +42,5 @@ class SiteLatency(LinkFault):
         return []  # nobody needs to fail over: it is slow, not down
 
     def toxics(self) -> list[tuple[str, str, dict[str, Any]]]:
-        ms = int(self.params["ms"])
+        ms = int(self.param("ms"))
         return [("latency", "downstream", {"latency": ms, "jitter": 0})]

@@ -16,8 +16,13 @@ from harness.faults.base import Fault
 
 class Stall(Fault):
     kind = "stall"
-    summary = "replica process frozen (SIGSTOP; heal: SIGCONT)"
+    position = 40
+    summary = "the replica's process group gets SIGSTOP (docker: `docker pause`)"
+    client_sees = "connect OK (kernel backlog), then silence"
+    heals = "SIGCONT"
+    client_wait = "response"
     requires: ClassVar[frozenset[str]] = frozenset({CAP_SIGNALS})
+    in_matrix = matrix_default = True
 
     def _inject(self) -> None:
         self.cluster.pause_replica(self.target)

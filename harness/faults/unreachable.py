@@ -22,8 +22,16 @@ from harness.toolchain import firewall_capability
 
 class Unreachable(Fault):
     kind = "unreachable"
-    summary = "packets to the replica's client address dropped (connect timeout)"
+    position = 70
+    summary = (
+        "`iptables -I OUTPUT` DROP of TCP to the replica's client address 127.X.Y.i, tagged "
+        "`kmschaos:<registry>:<run>:<fault>` (docker: also off its site network)"
+    )
+    client_sees = "SYN never answered: connect timeout"
+    heals = "rule deleted"
+    client_wait = "connect"
     requires: ClassVar[frozenset[str]] = frozenset({CAP_FIREWALL})
+    in_matrix = matrix_default = True
 
     @classmethod
     def _explain_missing(cls, cluster: Cluster, missing: frozenset[str]) -> str:

@@ -20,8 +20,13 @@ from harness.faults.base import Fault
 class Wipe(Fault):
     window_from_start = True
     kind = "wipe"
-    summary = "replica killed, its database deleted, started again empty"
+    position = 140
+    summary = "kill, delete its database, start it empty (docker: a new volume)"
+    client_sees = "like kill; keys only it had are gone"
+    heals = "nothing comes back (peers refill it)"
+    client_wait = "none"
     requires: ClassVar[frozenset[str]] = frozenset({CAP_RESTART})
+    crashes = True
 
     def _inject(self) -> None:
         self.cluster.wipe_replica(self.target)
