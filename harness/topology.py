@@ -45,6 +45,7 @@ DEFAULT_POLICY = "vcenter"
 PROFILES_IMPLEMENTED = ("none", "async", "sync", "quorum")
 DEFAULT_INTERVAL_MS = 250.0
 NAME_RE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,30}[a-z0-9])?$")
+MAX_TIME_SCALE = 10.0
 MAX_REPLICAS = 99  # replica i listens on 127.X.Y.i and 127.X.Y.(100+i)
 
 TOP_KEYS = (
@@ -223,8 +224,7 @@ class Topology:
 
     def with_time_scale(self, time_scale: float) -> Topology:
         """A copy with another time_scale, validated like the file's own."""
-        time_scale = _number(self.source, "time_scale", time_scale, 0, 10)
-        return replace(self, time_scale=time_scale)
+        return replace(self, time_scale=check_time_scale(time_scale, self.source))
 
     def _replica_entry(self, replica: str) -> str | dict[str, Any]:
         info = self.replica_info.get(replica)
@@ -310,6 +310,12 @@ def parse_topology(text: str, source: str = "<topology>") -> Topology:
 def topology_from_dict(data: dict[str, Any], source: str = "<topology>") -> Topology:
     """A `Topology` from `Topology.to_dict()` output (validated like a file)."""
     return _validate(data, source)
+
+
+def check_time_scale(value: Any, source: str = "time scale") -> float:
+    """A valid time scale (0 < S <= `MAX_TIME_SCALE`), or `TopologyError` at field
+    ``time_scale`` of `source`: the one check of a file's value and of every override."""
+    return _number(source, "time_scale", value, 0, MAX_TIME_SCALE)
 
 
 def _err(source: str, path: str, msg: str) -> TopologyError:
@@ -636,7 +642,7 @@ def _validate(data: Any, source: str) -> Topology:
             connect_s=_number(source, "timeouts.connect_s", t.get("connect_s", 5), 0, 600),
         )
 
-    time_scale = _number(source, "time_scale", top.get("time_scale", 1.0), 0, 10)
+    time_scale = check_time_scale(top.get("time_scale", 1.0), source)
     _check_external(source, top_tls, replica_info, name_paths, profile)
 
     return Topology(

@@ -1,0 +1,212 @@
+"""Where things are written: every path of a run's report folder, a matrix's folder and a
+cluster's state folder comes from here (after Jepsen's ``store.clj``); no other module
+spells those names.
+
+    <report dir>/                       kmschaos run, the pytest plugin
+        summary.json  junit.xml  history.jsonl (every scenario's, tagged)  report.html
+        scenarios/<scenario id, made safe>/  history.jsonl  outcome.json  external-keys.json
+    <matrix dir>/                       kmschaos matrix
+        matrix.json  matrix.md  .probe/
+        cells/<fault>-<policy>/  spec.json  cell.json  cell.log  history.jsonl
+                                 outcome.json  cluster/ (a state folder)
+    <state dir>/                        a cluster (kmschaos up, a test's cluster)
+        state.json  state.lock  history.jsonl (kmschaos inject/heal)  status.json
+        toxiproxy.log  external-keys.json  external-keys.lock
+        faults/<fault id>.json  pki/  clients/<client>.pykmip.conf
+        replicas/<replica>/  (the replica program's own files: harness.replica)
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+HISTORY = "history.jsonl"
+OUTCOME = "outcome.json"
+LEDGER = "external-keys.json"  # the keys a run made on external targets
+
+
+def safe_name(text: str) -> str:
+    """A scenario id (a pytest node id) as a folder name."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("_")[:150]
+
+
+@dataclass(frozen=True)
+class ScenarioFolder:
+    """One scenario's files."""
+
+    root: Path
+
+    @property
+    def history(self) -> Path:
+        return self.root / HISTORY
+
+    @property
+    def outcome(self) -> Path:
+        return self.root / OUTCOME
+
+    @property
+    def ledger(self) -> Path:
+        return self.root / LEDGER
+
+
+@dataclass(frozen=True)
+class ReportFolder:
+    """What `kmschaos run` (and pytest with ``--kms-report-dir``) writes."""
+
+    root: Path
+
+    @property
+    def summary(self) -> Path:
+        return self.root / "summary.json"
+
+    @property
+    def junit(self) -> Path:
+        return self.root / "junit.xml"
+
+    @property
+    def history(self) -> Path:
+        """Every scenario's history in one file, each line tagged with its scenario."""
+        return self.root / HISTORY
+
+    @property
+    def page(self) -> Path:
+        return self.root / "report.html"
+
+    @property
+    def scenarios(self) -> Path:
+        return self.root / "scenarios"
+
+    def scenario(self, scenario_id: str) -> ScenarioFolder:
+        return ScenarioFolder(self.scenarios / safe_name(scenario_id))
+
+    def scenario_folders(self) -> Iterator[ScenarioFolder]:
+        """Every scenario folder present, by name."""
+        if self.scenarios.is_dir():
+            for p in sorted(self.scenarios.iterdir()):
+                if p.is_dir():
+                    yield ScenarioFolder(p)
+
+
+@dataclass(frozen=True)
+class CellFolder(ScenarioFolder):
+    """One matrix cell: a scenario folder with the cell's spec, result, log and cluster."""
+
+    @property
+    def spec(self) -> Path:
+        return self.root / "spec.json"
+
+    @property
+    def result(self) -> Path:
+        return self.root / "cell.json"
+
+    @property
+    def log(self) -> Path:
+        return self.root / "cell.log"
+
+    @property
+    def cluster(self) -> Path:
+        return self.root / "cluster"
+
+
+@dataclass(frozen=True)
+class MatrixFolder:
+    """What `kmschaos matrix` writes."""
+
+    root: Path
+
+    @property
+    def json(self) -> Path:
+        return self.root / "matrix.json"
+
+    @property
+    def markdown(self) -> Path:
+        return self.root / "matrix.md"
+
+    @property
+    def cells(self) -> Path:
+        return self.root / "cells"
+
+    @property
+    def probe(self) -> Path:
+        """The state folder of the cluster made (not started) to ask what can run."""
+        return self.root / ".probe"
+
+    def cell(self, cell_id: str) -> CellFolder:
+        return CellFolder(self.cells / cell_id)
+
+
+@dataclass(frozen=True)
+class StateFolder:
+    """A cluster's state folder: what another process needs to act on the cluster."""
+
+    root: Path
+
+    @property
+    def state(self) -> Path:
+        return self.root / "state.json"
+
+    @property
+    def lock(self) -> Path:
+        return self.root / "state.lock"
+
+    @property
+    def history(self) -> Path:
+        """What `kmschaos inject` / `heal` record."""
+        return self.root / HISTORY
+
+    @property
+    def status(self) -> Path:
+        """The last `status --json` document written for a rehearsal's `run` step."""
+        return self.root / "status.json"
+
+    @property
+    def toxiproxy_log(self) -> Path:
+        return self.root / "toxiproxy.log"
+
+    @property
+    def ledger(self) -> Path:
+        return self.root / LEDGER
+
+    @property
+    def ledger_lock(self) -> Path:
+        return self.root / "external-keys.lock"
+
+    @property
+    def faults(self) -> Path:
+        """One ``<fault id>.json`` per active fault (`harness.faults.base`)."""
+        return self.root / "faults"
+
+    def fault(self, fault_id: str) -> Path:
+        return self.faults / f"{fault_id}.json"
+
+    @property
+    def pki(self) -> Path:
+        return self.root / "pki"
+
+    @property
+    def clients(self) -> Path:
+        return self.root / "clients"
+
+    def client_conf(self, client: str) -> Path:
+        """The ready-made PyKMIP config file of a client (`status --json`)."""
+        return self.clients / f"{client}.pykmip.conf"
+
+    def replica(self, name: str) -> Path:
+        """A replica's data folder (its files are the replica program's: `harness.replica`)."""
+        return self.root / "replicas" / name
+
+
+__all__ = [
+    "HISTORY",
+    "LEDGER",
+    "OUTCOME",
+    "CellFolder",
+    "MatrixFolder",
+    "ReportFolder",
+    "ScenarioFolder",
+    "StateFolder",
+    "safe_name",
+]
