@@ -109,14 +109,25 @@ def test_a_state_folder_whose_cluster_still_runs_is_refused(
     assert LocalCluster.create(topo, tmp_path).state.run_id != "kcold0001"
 
 
-def test_a_cluster_taken_down_or_of_an_unknown_backend(tmp_path: Path) -> None:
+def test_a_state_that_cannot_say_is_replaced(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     topo = load_topology(ONE_SITE)
-    _old_state(tmp_path / "down", "no-such-backend", status="down")
+    monkeypatch.setattr(Stub, "running", True)
+    _old_state(tmp_path / "down", Stub.backend, status="down")
     assert LocalCluster.create(topo, tmp_path / "down").state.backend == "local"
-    # a backend this process cannot ask: its cluster may still run
     _old_state(tmp_path / "unknown", "no-such-backend")
-    with pytest.raises(ClusterError, match="already running"):
-        LocalCluster.create(topo, tmp_path / "unknown")
+    assert LocalCluster.create(topo, tmp_path / "unknown").state.backend == "local"
+    (tmp_path / "unreadable").mkdir()
+    (tmp_path / "unreadable" / "state.json").write_text("{")
+    assert LocalCluster.create(topo, tmp_path / "unreadable").state.backend == "local"
+
+    def cannot_look(self: Stub) -> bool:
+        raise ClusterError("no engine answers")
+
+    monkeypatch.setattr(Stub, "anything_running", cannot_look)
+    _old_state(tmp_path / "blind", Stub.backend)
+    assert LocalCluster.create(topo, tmp_path / "blind").state.backend == "local"
 
 
 def test_a_registered_reaper_finds_and_reaps_its_runs(

@@ -575,18 +575,16 @@ def backend_classes() -> dict[str, type[BaseCluster]]:
 
 def refuse_running(state_dir: Path) -> None:
     """`ClusterError` if the cluster last started from `state_dir` was not taken down
-    and something of it still runs (asked of its own backend; a backend whose module is
-    not imported cannot say, so its cluster counts as running)."""
+    and its backend says something of it still runs. A state that cannot say (unreadable,
+    a backend not imported or unknown, a backend that cannot look) is replaced."""
     if not state_path(state_dir).exists():
         return
     try:
         old = load_state(state_dir)
+        backend = backend_classes().get(old.backend)
+        if old.status == "down" or backend is None or not backend(old).anything_running():
+            return
     except ClusterError:
-        return  # unreadable: nothing to protect, the new state replaces it
-    if old.status == "down":
-        return
-    backend = backend_classes().get(old.backend)
-    if backend is not None and not backend(old).anything_running():
         return
     raise ClusterError(
         f"a cluster ({old.run_id}, {old.topology.get('name')}) is already running from "
