@@ -21,6 +21,7 @@ from harness.client.operations import empty_client_config, new_pie_client
 from harness.cluster.base import Cluster
 from harness.external import external_names, run_key_uids
 from harness.history import History, Snapshot
+from harness.store import StateFolder
 
 
 class Auditor:
@@ -30,7 +31,7 @@ class Auditor:
         self.timeout_s = timeout_s
         # rounds are numbered per history, so several audits never share a number
         self.rounds = max((e.round for e in history.events() if isinstance(e, Snapshot)), default=0)
-        self._conf = empty_client_config(Path(cluster.state.state_dir) / "clients")
+        self._conf = empty_client_config(StateFolder(Path(cluster.state.state_dir)).clients)
         self._external = external_names(cluster.state)
 
     def _located(self, pie: Any, replica: str) -> list[str]:

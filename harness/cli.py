@@ -23,7 +23,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-DEFAULT_STATE_DIR = ".kmschaos"
+from harness import options
+from harness.store import StateFolder
+
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
 
 
@@ -36,7 +38,7 @@ class UserError(Exception):
 
 
 def _state_dir(args: argparse.Namespace) -> Path:
-    return Path(args.state_dir or os.environ.get("KMSCHAOS_STATE_DIR") or DEFAULT_STATE_DIR)
+    return options.state_dir(args.state_dir)
 
 
 def _print_err(msg: str) -> None:
@@ -227,7 +229,7 @@ def cmd_inject(args: argparse.Namespace) -> int:
         fault = make_fault(args.fault, cluster, target, **params)
     except FaultError as e:
         raise UserError(str(e), EXIT_USAGE) from None
-    history = History(Path(cluster.state.state_dir) / "history.jsonl")
+    history = History(StateFolder(Path(cluster.state.state_dir)).history)
     fault.history = history
     try:
         fault.inject()
@@ -254,7 +256,7 @@ def cmd_heal(args: argparse.Namespace) -> int:
         chosen = records
     from harness.history import History
 
-    history = History(sdir / "history.jsonl")
+    history = History(StateFolder(sdir).history)
     try:
         for r in chosen:
             f = heal_recorded(cluster, r)
@@ -287,8 +289,11 @@ def _heal_everything(cluster: Any) -> None:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from harness.runner import run_catalogue
+    from harness.topology import check_time_scale
 
     _check_backend(args.backend)
+    if args.time_scale is not None:
+        check_time_scale(args.time_scale, "--time-scale")
     return run_catalogue(
         scenarios=args.scenarios,
         workers=args.workers,
@@ -382,7 +387,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Chaos / failure injection for KMS (KMIP) availability: real PyKMIP "
         "replicas behind Toxiproxy, failover clients, faults and verdicts.",
         epilog="Every command that acts on a running cluster takes --state-dir DIR "
-        f"(default ./{DEFAULT_STATE_DIR}/, or $KMSCHAOS_STATE_DIR).",
+        f"(default ./{options.DEFAULT_STATE_DIR}/, or ${options.STATE_DIR_ENV}).",
     )
     sub = ap.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
@@ -405,12 +410,7 @@ def build_parser() -> argparse.ArgumentParser:
             "cluster stops; recorded in the state folder's external-keys.json)",
         )
 
-    def state_opt(p: argparse.ArgumentParser) -> None:
-        p.add_argument(
-            "--state-dir",
-            metavar="DIR",
-            help=f"the cluster's state folder (default ./{DEFAULT_STATE_DIR}/)",
-        )
+    state_opt = options.add_state_dir
 
     p = sub.add_parser(
         "up",
@@ -421,15 +421,8 @@ def build_parser() -> argparse.ArgumentParser:
         "docker the replicas and Toxiproxy are containers; the endpoints look the same.",
     )
     p.add_argument("topology", metavar="TOPOLOGY", help="topology YAML file")
-    p.add_argument(
-        "--backend",
-        default="local",
-        help="local: processes on loopback (default); docker: containers, one network "
-        "per site, Toxiproxy in a container (needs a Docker engine and `make images`)",
-    )
-    p.add_argument(
-        "--time-scale", type=float, help="override the topology's time_scale (client timeouts)"
-    )
+    options.add_backend(p)
+    options.add_time_scale(p)
     external_opts(p)
     state_opt(p)
     p.set_defaults(func=cmd_up)
@@ -491,18 +484,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("scenarios", metavar="SCENARIO", nargs="*", help="scenario files or pytest ids")
     p.add_argument("-n", dest="workers", type=int, default=1, help="parallel workers (xdist)")
-    p.add_argument("--report-dir", default="reports/latest", help="default: reports/latest")
-    p.add_argument(
-        "--time-scale",
-        type=float,
-        help="multiply client timeouts (default: each topology's time_scale; 0.05 for a "
-        "quick run: a 60 s response timeout becomes 3 s)",
+    options.add_report_dir(
+        p, "reports/latest", "junit.xml, summary.json, history.jsonl, report.html and scenarios/"
     )
-    p.add_argument(
-        "--backend",
-        default="local",
-        help="local (default) or docker; a scenario needing what the backend lacks is skipped",
-    )
+    options.add_time_scale(p)
+    options.add_backend(p)
     p.add_argument(
         "--interactive",
         action="store_true",
@@ -583,7 +569,6 @@ def add_fault_arguments(p: argparse.ArgumentParser) -> None:
 def _second_interrupt_forces() -> None:
     """The first Ctrl-C stops cleanly (faults healed, clusters stopped, partial report);
     a second one while that runs forces: kill what this command's runs started, exit."""
-    import os
     import signal
 
     pressed = {"n": 0}

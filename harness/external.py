@@ -48,11 +48,11 @@ from pathlib import Path
 from typing import Any
 
 from harness.cluster.state import ClusterError, ClusterState
+from harness.store import ScenarioFolder, StateFolder
 from harness.topology import Topology, check_tls_files
 
 CONSENT_FLAG = "--i-understand-this-targets-real-kms"
 PYTEST_CONSENT = "--kms-allow-external"
-LEDGER = "external-keys.json"
 KEY_PREFIX = "kmschaos"
 
 
@@ -186,12 +186,12 @@ class KeyRecord:
 
 
 def ledger_path(state_dir: Path) -> Path:
-    return state_dir / LEDGER
+    return StateFolder(state_dir).ledger
 
 
 @contextlib.contextmanager
 def _locked(state_dir: Path) -> Iterator[None]:
-    with open(state_dir / "external-keys.lock", "a+") as f:
+    with open(StateFolder(state_dir).ledger_lock, "a+") as f:
         fcntl.flock(f, fcntl.LOCK_EX)
         try:
             yield
@@ -226,7 +226,7 @@ def export_ledger(state_dir: Path, dest: Path) -> Path | None:
     if not src.exists():
         return None
     dest.mkdir(parents=True, exist_ok=True)
-    out = dest / LEDGER
+    out = ScenarioFolder(dest).ledger
     out.write_text(src.read_text())
     return out
 

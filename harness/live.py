@@ -2,8 +2,10 @@
 of every scenario still running, for `kmschaos run`'s progress display.
 
 Scenarios (in this process or in pytest-xdist workers) write their history line by line
-to ``<report dir>/scenarios/<id>/history.jsonl``; `LiveStatus` follows those files, so it
-needs nothing from the workers. A scenario is done once its ``outcome.json`` exists.
+to their folder of the report folder (`harness.store`); `LiveStatus` follows those files,
+so it needs nothing from the workers. A scenario is done once its outcome exists. The
+first scenario found running at a time scale of 0.5 or more gets a note: its stalled-server
+waits take about a minute each.
 """
 
 from __future__ import annotations
@@ -19,7 +21,10 @@ from rich.console import Console
 from rich.live import Live
 from rich.text import Text
 
+from harness.store import ReportFolder
+
 RATE_WINDOW_S = 2.0
+SLOW_TIME_SCALE = 0.5  # at this scale or more, say what a stalled server costs
 PLAIN_EVERY_S = 10.0  # without a terminal: a status line at most this often
 
 
@@ -34,6 +39,7 @@ class ScenarioStatus:
     ends: deque[float] = field(default_factory=deque)  # monotonic end of recent ops
     ops: int = 0
     errors: int = 0
+    time_scale: float | None = None  # from the history's header
 
     def feed(self, line: str) -> None:
         try:
@@ -41,7 +47,10 @@ class ScenarioStatus:
         except ValueError:
             return
         kind = d.get("type")
-        if kind == "note":
+        if kind == "header":
+            scale = d.get("time_scale")
+            self.time_scale = float(scale) if isinstance(scale, int | float) else None
+        elif kind == "note":
             self.step = str(d.get("text", "")).splitlines()[0][:80] if d.get("text") else ""
         elif kind == "fault":
             if d.get("phase") == "inject":
@@ -77,15 +86,16 @@ class LiveStatus:
         self.console = console
         self.interval_s = interval_s
         self.running: dict[Path, ScenarioStatus] = {}
+        self.slow_noted = False
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
     def poll(self) -> list[str]:
         """Read what the histories gained; the status line of each running scenario."""
         now = time.monotonic()
-        for hist in sorted((self.report_dir / "scenarios").glob("*/history.jsonl")):
-            folder = hist.parent
-            if (folder / "outcome.json").exists():
+        for scenario in ReportFolder(self.report_dir).scenario_folders():
+            folder, hist = scenario.root, scenario.history
+            if scenario.outcome.exists() or not hist.exists():
                 self.running.pop(folder, None)
                 continue
             st = self.running.setdefault(folder, ScenarioStatus(_short(folder.name)))
@@ -99,7 +109,20 @@ class LiveStatus:
             st.offset += done
             for raw in chunk[:done].splitlines():
                 st.feed(raw.decode("utf-8", errors="replace"))
+            self._note_slow(st)
         return [st.line(now) for st in self.running.values()]
+
+    def _note_slow(self, st: ScenarioStatus) -> None:
+        if self.slow_noted or st.time_scale is None or st.time_scale < SLOW_TIME_SCALE:
+            return
+        self.slow_noted = True
+        self.console.print(
+            f"  note: {st.name} runs at time scale {st.time_scale:g}: a stalled server costs "
+            f"its clients about {60 * st.time_scale:g} s per request; --time-scale 0.05 makes "
+            "it 3 s",
+            highlight=False,
+            markup=False,
+        )
 
     def start(self) -> LiveStatus:
         self._thread = threading.Thread(target=self._loop, name="kmschaos-live", daemon=True)

@@ -46,9 +46,9 @@ def add_state_dir(p: argparse.ArgumentParser) -> None:
 
 
 def add_report_dir(p: Any, default: str | None, what: str, flag: str = "--report-dir") -> None:
-    """``--report-dir DIR``: where `what` goes."""
+    """``--report-dir DIR``: where `what` are written."""
     shown = f" (default {default})" if default else ""
-    p.add_argument(flag, default=default, metavar="DIR", help=f"where {what} goes{shown}")
+    p.add_argument(flag, default=default, metavar="DIR", help=f"where {what} are written{shown}")
 
 
 def state_dir(given: str | None) -> Path:

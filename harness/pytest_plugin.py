@@ -1,8 +1,10 @@
 """The kmschaos pytest plugin (entry point `pytest11: kmschaos`): options, markers,
 fixtures. Logic lives in the package; this module only wires it.
 
-Options: ``--kms-backend`` (local | docker), ``--kms-time-scale``, ``--kms-report-dir``,
-``--kms-seed`` and ``--kms-interactive`` (rehearsals).
+Options: ``--kms-backend`` (local | docker; default ``$KMSCHAOS_BACKEND``),
+``--kms-time-scale`` (default ``$KMSCHAOS_TIME_SCALE``), ``--kms-report-dir``,
+``--kms-seed`` and ``--kms-interactive`` (rehearsals); their help texts and checks are
+`harness.options`' and `harness.topology.check_time_scale`.
 Rehearsal files (``*.yaml`` in a ``rehearsals/`` folder, or any YAML file with a
 top-level ``steps:`` named on the command line) are collected as one test each, run by
 `harness.rehearse` on the same fixtures as Python scenarios.
@@ -15,21 +17,26 @@ loopback /24, so xdist workers never share addresses, ports or files.
 
 from __future__ import annotations
 
-import os
-import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from harness.client.failover_client import FailoverClient
+from harness import options
 from harness.backends import BACKENDS, cluster_class
-from harness.cluster.common import BaseCluster
+from harness.client.failover_client import FailoverClient
+from harness.cluster.base import BaseCluster
 from harness.external import ExternalRefused, export_ledger
 from harness.faults import FAULTS, Fault
 from harness.history import History
-from harness.rehearsal import Rehearsal, RehearsalError, is_rehearsal_file, load_rehearsal
+from harness.rehearsal import (
+    Rehearsal,
+    RehearsalError,
+    display_path,
+    is_rehearsal_file,
+    load_rehearsal,
+)
 from harness.rehearse import (
     RehearsalFailure,
     TerminalIO,
@@ -38,32 +45,35 @@ from harness.rehearse import (
     run_rehearsal,
 )
 from harness.scenario import Scenario
+from harness.store import ReportFolder, ScenarioFolder
 from harness.toolchain import repo_root
-from harness.topology import Topology, TopologyError, load_topology
+from harness.topology import Topology, TopologyError, check_time_scale, load_topology
 from harness.workload import Workload
 
 DEFAULT_TOPOLOGY = "one-site.yaml"
+TIME_SCALE = pytest.StashKey[float | None]()  # the run's time scale override, checked
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     g = parser.getgroup("kmschaos", "kmschaos: KMS chaos scenarios")
     g.addoption(
         "--kms-backend",
-        default=os.environ.get("KMSCHAOS_BACKEND", "local"),
-        help="cluster backend for scenarios: local (processes on loopback, the default) or "
-        "docker (containers; needs a Docker engine and `make images`)",
+        default=options.env_backend(),
+        metavar="NAME",
+        help=f"{options.BACKEND_HELP}; default ${options.BACKEND_ENV} or local",
     )
     g.addoption(
         "--kms-time-scale",
         type=float,
         default=None,
-        help="multiply every client timeout by this (overrides the topology's time_scale; "
-        "e.g. 0.05 turns a 60 s response timeout into 3 s)",
+        metavar="S",
+        help=f"{options.TIME_SCALE_HELP}; default ${options.TIME_SCALE_ENV}",
     )
     g.addoption(
         "--kms-report-dir",
         default=None,
-        help="write each scenario's history.jsonl and outcome.json under this folder",
+        metavar="DIR",
+        help="where each scenario's history and outcome go (scenarios/<id>/ below DIR)",
     )
     g.addoption(
         "--kms-allow-external",
@@ -107,9 +117,7 @@ def pytest_configure(config: pytest.Config) -> None:
         )
     if backend == "docker" and not hasattr(config, "workerinput"):
         _check_docker_ready()
-    scale = config.getoption("--kms-time-scale")
-    if scale is not None and not 0 < scale <= 10:
-        raise pytest.UsageError(f"--kms-time-scale {scale}: must be > 0 and <= 10")
+    config.stash[TIME_SCALE] = _time_scale(config)
     try:
         check_seed_option(config.getoption("--kms-seed"))
     except ValueError as e:
@@ -122,6 +130,18 @@ def pytest_configure(config: pytest.Config) -> None:
         )
 
 
+def _time_scale(config: pytest.Config) -> float | None:
+    """--kms-time-scale, else $KMSCHAOS_TIME_SCALE, checked like a topology's own."""
+    scale = config.getoption("--kms-time-scale")
+    flag = "--kms-time-scale"
+    try:
+        if scale is None:
+            scale, flag = options.env_time_scale(), f"${options.TIME_SCALE_ENV}"
+        return None if scale is None else check_time_scale(scale, flag)
+    except (ValueError, TopologyError) as e:
+        raise pytest.UsageError(str(e)) from None
+
+
 def _check_docker_ready() -> None:
     """Fail the whole run at once (not scenario by scenario) when no engine or image."""
     from harness.cluster.docker_backend import unavailable_reason
@@ -129,10 +149,6 @@ def _check_docker_ready() -> None:
     reason = unavailable_reason()
     if reason:
         raise pytest.UsageError(f"--kms-backend docker: {reason}")
-
-
-def _safe(nodeid: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", nodeid).strip("_")[:150]
 
 
 def resolve_topology(ref: str, test_file: Path) -> Path:
@@ -163,17 +179,14 @@ def kms_topology(request: pytest.FixtureRequest) -> Topology:
         topo = load_topology(path)
     except TopologyError as e:
         raise pytest.UsageError(str(e)) from None
-    scale = request.config.getoption("--kms-time-scale")
-    env_scale = os.environ.get("KMSCHAOS_TIME_SCALE")
-    if scale is None and env_scale:
-        scale = float(env_scale)
-    return topo.with_time_scale(scale) if scale else topo
+    scale = request.config.stash.get(TIME_SCALE, None)
+    return topo.with_time_scale(scale) if scale is not None else topo
 
 
 @pytest.fixture
 def kms_report_dir(request: pytest.FixtureRequest, tmp_path: Path) -> Path:
     base = request.config.getoption("--kms-report-dir")
-    d = Path(base) / "scenarios" / _safe(request.node.nodeid) if base else tmp_path / "report"
+    d = ReportFolder(Path(base)).scenario(request.node.nodeid).root if base else tmp_path / "report"
     d.mkdir(parents=True, exist_ok=True)
     return d
 
@@ -214,7 +227,7 @@ def kms_cluster(
 @pytest.fixture
 def kms_history(kms_report_dir: Path, kms_topology: Topology) -> Iterator[History]:
     h = History(
-        kms_report_dir / "history.jsonl",
+        ScenarioFolder(kms_report_dir).history,
         meta={"topology": kms_topology.name, "time_scale": kms_topology.time_scale},
     )
     yield h
@@ -239,7 +252,8 @@ def kms_scenario(
             request.node.user_properties.append((f"verdict.{name}.summary", v.summary))
         for f in sc.outcome.findings:
             request.node.user_properties.append(("finding", f))
-        request.node.user_properties.append(("history", str(kms_report_dir / "history.jsonl")))
+        history = ScenarioFolder(kms_report_dir).history
+        request.node.user_properties.append(("history", str(history)))
 
 
 class FaultInjector:
@@ -286,9 +300,15 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
     explicit = parent.session.isinitpath(file_path)
-    if is_rehearsal_file(file_path, explicit=explicit, root=parent.config.rootpath):
-        return RehearsalFile.from_parent(parent, path=file_path)
-    return None
+    if not is_rehearsal_file(file_path, explicit=explicit, root=parent.config.rootpath):
+        return None
+    try:
+        file_path.relative_to(parent.config.rootpath)
+    except ValueError:
+        # a user's own file outside the project: pytest would name it "" (so the test
+        # became "::name"); name it by its path as the user sees it
+        return RehearsalFile.from_parent(parent, path=file_path, nodeid=display_path(file_path))
+    return RehearsalFile.from_parent(parent, path=file_path)
 
 
 class RehearsalFile(pytest.File):

@@ -21,6 +21,7 @@ from rich.table import Table
 
 from harness.checkers import CHECKERS, brief
 from harness.live import LiveStatus
+from harness.store import ReportFolder
 from harness.toolchain import repo_root
 
 
@@ -86,6 +87,7 @@ def run_catalogue(
 
     console = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 150)
     targets = scenarios or [str(repo_root() / "scenarios")]
+    folder = ReportFolder(report_dir)
     if report_dir.exists():
         shutil.rmtree(report_dir)
     report_dir.mkdir(parents=True)
@@ -97,7 +99,7 @@ def run_catalogue(
         "no:cacheprovider",
         f"--kms-report-dir={report_dir}",
         f"--kms-backend={backend}",
-        f"--junitxml={report_dir / 'junit.xml'}",
+        f"--junitxml={folder.junit}",
         "-o",
         "junit_family=xunit2",
         "-W",
@@ -118,11 +120,7 @@ def run_catalogue(
     console.print(
         f"kmschaos run: {', '.join(targets)} ({scale_txt}, {workers} worker(s)) -> {report_dir}/"
     )
-    if time_scale is None or time_scale >= 0.5:
-        console.print(
-            "  note: at time scale ~1 a stalled-server scenario waits 60 s per request; "
-            "--time-scale 0.05 makes it 3 s"
-        )
+    # the note on slow time scales comes when a scenario starts at one (LiveStatus)
     progress = Progress(console)
     t0 = time.monotonic()
     live = LiveStatus(report_dir, console).start()  # step, faults, ops/s, errors meanwhile
@@ -183,40 +181,44 @@ def write_summary(
     time_scale: float | None,
     backend: str = "local",
 ) -> dict[str, Any]:
-    from harness.pytest_plugin import _safe
-
+    """``summary.json`` and the merged ``history.jsonl`` from the scenarios' folders. The
+    run's `time_scale` is the override, else the one every scenario ran at (None when
+    they differ; each row has its own)."""
+    folder = ReportFolder(report_dir)
     rows = []
-    merged = (report_dir / "history.jsonl").open("w", encoding="utf-8")
-    for nodeid, r in sorted(results.items()):
-        sdir = report_dir / "scenarios" / _safe(nodeid)
-        outcome_file = sdir / "outcome.json"
-        outcome: dict[str, Any] = {}
-        if outcome_file.exists():
-            outcome = json.loads(outcome_file.read_text())
-        hist = sdir / "history.jsonl"
-        if hist.exists():
-            for line in hist.read_text().splitlines():
-                if line.strip():
-                    d = json.loads(line)
-                    d["scenario"] = nodeid
-                    merged.write(json.dumps(d) + "\n")
-        rows.append(
-            {
-                "id": nodeid,
-                "outcome": r["outcome"],
-                "duration_s": round(r["duration"], 3),
-                "detail": r["longrepr"] if r["outcome"] != "passed" else "",
-                "verdicts": outcome.get("verdicts", {}),
-                "findings": outcome.get("findings", []),
-                "topology": outcome.get("figures", {}).get("topology"),
-                "history": str(hist) if hist.exists() else None,
-            }
-        )
-    merged.close()
+    with folder.history.open("w", encoding="utf-8") as merged:
+        for nodeid, r in sorted(results.items()):
+            sc = folder.scenario(nodeid)
+            outcome: dict[str, Any] = {}
+            if sc.outcome.exists():
+                outcome = json.loads(sc.outcome.read_text())
+            scale = None
+            if sc.history.exists():
+                for line in sc.history.read_text().splitlines():
+                    if line.strip():
+                        d = json.loads(line)
+                        if d.get("type") == "header":
+                            scale = d.get("time_scale")
+                        d["scenario"] = nodeid
+                        merged.write(json.dumps(d) + "\n")
+            rows.append(
+                {
+                    "id": nodeid,
+                    "outcome": r["outcome"],
+                    "duration_s": round(r["duration"], 3),
+                    "detail": r["longrepr"] if r["outcome"] != "passed" else "",
+                    "verdicts": outcome.get("verdicts", {}),
+                    "findings": outcome.get("findings", []),
+                    "topology": outcome.get("figures", {}).get("topology"),
+                    "time_scale": scale,
+                    "history": str(sc.history) if sc.history.exists() else None,
+                }
+            )
+    scales = {row["time_scale"] for row in rows if row["time_scale"] is not None}
     summary = {
         "started": time.time() - elapsed,
         "duration_s": round(elapsed, 2),
-        "time_scale": time_scale,
+        "time_scale": time_scale if time_scale is not None else _only(scales),
         "backend": backend,
         "totals": {
             k: sum(1 for r in rows if r["outcome"] == k)
@@ -224,8 +226,12 @@ def write_summary(
         },
         "scenarios": rows,
     }
-    (report_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+    folder.summary.write_text(json.dumps(summary, indent=2))
     return summary
+
+
+def _only(values: set[Any]) -> Any:
+    return next(iter(values)) if len(values) == 1 else None
 
 
 def _cell(v: dict[str, Any] | None) -> str:

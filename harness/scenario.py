@@ -28,6 +28,7 @@ from harness.cluster.base import Cluster
 from harness.external import RunKeys
 from harness.faults import Fault, make_fault
 from harness.history import Complete, History, Note
+from harness.store import ScenarioFolder, StateFolder
 from harness.topology import Topology
 from harness.wait import WaitTimeout
 from harness.workload import Workload
@@ -105,7 +106,7 @@ class Scenario:
     def client(self, name: str, policy: str | None = None, worker: int = 0) -> FailoverClient:
         spec = self.topology.clients[name]
         st = self.cluster.state
-        conf = empty_client_config(Path(st.state_dir) / "clients")
+        conf = empty_client_config(StateFolder(Path(st.state_dir)).clients)
         t = st.tls
         from harness.client.policies import TlsFiles
 
@@ -385,7 +386,7 @@ class Scenario:
         self.history.close()
         if self.report_dir is not None:
             self.report_dir.mkdir(parents=True, exist_ok=True)
-            (self.report_dir / "outcome.json").write_text(
+            ScenarioFolder(self.report_dir).outcome.write_text(
                 json.dumps(self.outcome.to_dict(), indent=2, default=str)
             )
         if errors:

@@ -12,7 +12,7 @@ spells those names.
     <state dir>/                        a cluster (kmschaos up, a test's cluster)
         state.json  state.lock  history.jsonl (kmschaos inject/heal)  status.json
         toxiproxy.log  external-keys.json  external-keys.lock
-        faults/<fault id>.json  pki/  clients/<client>.pykmip.conf
+        faults/<fault id>.json  pki/  clients/<client>.pykmip.conf  clients/pykmip-empty.conf
         replicas/<replica>/  (the replica program's own files: harness.replica)
 """
 
@@ -26,6 +26,7 @@ from pathlib import Path
 HISTORY = "history.jsonl"
 OUTCOME = "outcome.json"
 LEDGER = "external-keys.json"  # the keys a run made on external targets
+EMPTY_CLIENT_CONF = "pykmip-empty.conf"  # in a state folder's clients/: PyKMIP's own
 
 
 def safe_name(text: str) -> str:
@@ -200,6 +201,7 @@ class StateFolder:
 
 
 __all__ = [
+    "EMPTY_CLIENT_CONF",
     "HISTORY",
     "LEDGER",
     "OUTCOME",

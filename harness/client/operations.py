@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from harness.store import EMPTY_CLIENT_CONF
+
 OPERATIONS = ("create", "get", "activate", "destroy", "locate")
 MUTATING = frozenset({"create", "activate", "destroy"})
 NEEDS_KEY = frozenset({"get", "activate", "destroy"})
@@ -37,7 +39,7 @@ class KeyNames(Protocol):
 def empty_client_config(directory: Path) -> str:
     """PyKMIP's client insists on a config file; give it an empty one of ours so the
     user's ~/.pykmip/pykmip.conf never leaks into a run."""
-    path = directory / "pykmip-empty.conf"
+    path = directory / EMPTY_CLIENT_CONF
     if not path.exists():
         directory.mkdir(parents=True, exist_ok=True)
         path.write_text("# intentionally empty: kmschaos passes every setting explicitly\n")

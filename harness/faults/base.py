@@ -37,6 +37,7 @@ from harness.cluster.base import CAP_RESTART, CAP_SIGNALS, Cluster, ClusterError
 from harness.external import external_names
 from harness.faults.params import Param
 from harness.history import FaultEvent, History
+from harness.store import StateFolder
 
 # what a fault's TARGET names: one replica, one site, or groups of sites / replica lists
 TargetKind = Literal["replica", "site", "groups"]
@@ -243,27 +244,26 @@ class Fault:
     def restore(self, extra: dict[str, Any]) -> None:
         """Take back what `extra()` saved (in the healing process)."""
 
-    def _dir(self) -> Path:
-        return Path(self.cluster.state.state_dir) / "faults"
+    def _record_path(self) -> Path:
+        return StateFolder(Path(self.cluster.state.state_dir)).fault(self.fault_id)
 
     def _persist(self) -> None:
-        d = self._dir()
-        d.mkdir(parents=True, exist_ok=True)
-        path = d / f"{self.fault_id}.json"
+        path = self._record_path()
+        path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp")
         tmp.write_text(json.dumps(self.record(), indent=2))
         os.replace(tmp, path)
 
     def _unpersist(self) -> None:
         with contextlib.suppress(FileNotFoundError):
-            (self._dir() / f"{self.fault_id}.json").unlink()
+            self._record_path().unlink()
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.fault_id} active={self.active}>"
 
 
 def active_fault_records(state_dir: Path) -> list[dict[str, Any]]:
-    d = state_dir / "faults"
+    d = StateFolder(state_dir).faults
     if not d.is_dir():
         return []
     out = []
