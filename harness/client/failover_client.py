@@ -47,7 +47,7 @@ class FailoverClient:
             start=start,
             end=end,
             outcome=result.outcome,
-            served_by=result.served_by if result.outcome == "ok" else result.served_by,
+            served_by=result.served_by,
             key=(value.key if value and value.key else key),
             attempts=result.attempts,
             error=result.error,
