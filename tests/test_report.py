@@ -28,7 +28,6 @@ from harness.history import (
     Snapshot,
     event_to_dict,
 )
-from harness.pytest_plugin import _safe
 from harness.report import (
     FAULT_BAND,
     REPLICA_COLOURS,
@@ -38,6 +37,7 @@ from harness.report import (
     load_report,
     render_report,
 )
+from harness.store import safe_name
 from harness.toolchain import repo_root
 
 T0 = 5000.0
@@ -136,7 +136,7 @@ def write_scenario(
     header: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The scenario's folder; returns its summary row."""
-    sdir = root / "scenarios" / _safe(sid)
+    sdir = root / "scenarios" / safe_name(sid)
     sdir.mkdir(parents=True, exist_ok=True)
     head = {"type": "header", "topology": "one-site", "time_scale": 0.05, **(header or {})}
     lines = [json.dumps(head)] + [json.dumps(event_to_dict(e)) for e in events]
@@ -183,7 +183,7 @@ def write_summary(root: Path, rows: list[dict[str, Any]], **extra: Any) -> None:
     (root / "summary.json").write_text(json.dumps(summary))
     merged = []
     for r in rows:
-        hist = root / "scenarios" / _safe(r["id"]) / "history.jsonl"
+        hist = root / "scenarios" / safe_name(r["id"]) / "history.jsonl"
         if hist.exists():
             for line in hist.read_text().splitlines():
                 try:
@@ -294,7 +294,7 @@ def test_history_from_the_merged_file_when_the_scenario_file_is_gone(tmp_path: P
     sid = "scenarios/test_refuse.py::test_refuse"
     row = write_scenario(tmp_path, sid, refuse_history())
     write_summary(tmp_path, [row])
-    (tmp_path / "scenarios" / _safe(sid) / "history.jsonl").unlink()
+    (tmp_path / "scenarios" / safe_name(sid) / "history.jsonl").unlink()
     data = load_report(tmp_path)
     assert len(data.scenarios[0].events) == len(refuse_history())
     assert "refuse kms-a" in render(tmp_path)
