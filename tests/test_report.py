@@ -412,6 +412,63 @@ def test_a_run_of_a_few_scenarios_opens_them_all(tmp_path: Path) -> None:
     assert re.search(r'id="s-scenarios-test_a[^"]*" open>', render(tmp_path))
 
 
+def test_rehearsal_step_verdicts_are_in_its_section_not_the_index(tmp_path: Path) -> None:
+    sid = "scenarios/rehearsals/site-a-loses-power.yaml::site-a-loses-power"
+    fail_expected = verdict("availability", "fail", "vc-a: 3 of 9 ops failed", "fail")
+    steps = {
+        "steps[2].failover": verdict("failover", "pass", "vc-a failed over in 0.022 s", "pass"),
+        "steps[4].availability": fail_expected,
+        "steps[6].failover": verdict("failover", "pass", "vc-a back on kms-a", "pass"),
+    }
+    verdicts = {
+        "failover": steps["steps[6].failover"],
+        "availability": fail_expected,
+        **steps,
+    }
+    rehearsal = write_scenario(tmp_path, sid, refuse_history(), verdicts=verdicts)
+    outcome = tmp_path / "scenarios" / safe_name(sid) / "outcome.json"
+    doc = json.loads(outcome.read_text())
+    doc["figures"]["rehearsal"] = {
+        "file": "scenarios/rehearsals/site-a-loses-power.yaml",
+        "expectations": [
+            {"step": "steps[2]", "line": 11, "checker": "failover"},
+            {"step": "steps[4]", "line": 13, "checker": "availability"},
+            {"step": "steps[6]", "line": 15, "checker": "failover"},
+        ],
+    }
+    outcome.write_text(json.dumps(doc))
+    plain = write_scenario(
+        tmp_path,
+        "scenarios/test_refuse.py::test_refuse",
+        refuse_history(),
+        verdicts={"order": verdict("order", "pass", "all ops in order", "pass")},
+    )
+    write_summary(tmp_path, [rehearsal, plain])
+    page = render(tmp_path)
+
+    index = page.split("<nav>")[1].split("</nav>")[0]
+    assert "steps[" not in index
+    heads = re.findall(r"<th>([^<]*)</th>", index)
+    assert heads == ["scenario", "failover", "order", "availability", "result", "duration"]
+
+    section = page.split('id="s-scenarios-rehearsals-site-a-loses-power')[1]
+    section = section.split('<details class="scenario"')[0]  # up to the next scenario
+    checkers = section.split("<h3>Verdicts</h3>")[1].split("</table>")[0]
+    assert "steps[" not in checkers
+    assert "<b>failover</b>" in checkers and "<b>availability</b>" in checkers
+    steps_part = section.split("<h3>Rehearsal steps</h3>")[1].split("</table>")[0]
+    assert "scenarios/rehearsals/site-a-loses-power.yaml" in steps_part
+    rows = steps_part.split("<tr>")[2:]
+    assert [re.sub(r"<[^>]+>", " ", r).split()[:4] for r in rows] == [
+        ["steps[2]", "(line", "11)", "failover"],
+        ["steps[4]", "(line", "13)", "availability"],
+        ["steps[6]", "(line", "15)", "failover"],
+    ]
+    assert "vc-a failed over in 0.022 s" in rows[0] and "fail (expected)" in rows[1]
+    assert "vc-a back on kms-a" in rows[2]
+    assert page.count("<h3>Rehearsal steps</h3>") == 1  # the plain scenario has none
+
+
 def test_topology_without_its_file_is_drawn_from_the_history(tmp_path: Path) -> None:
     row = write_scenario(
         tmp_path, "scenarios/test_refuse.py::test_refuse", refuse_history(), topology=None
