@@ -572,17 +572,17 @@ def decode_png(data: bytes) -> tuple[int, int, list[bytes], int]:
     prev = bytearray(stride)
     for y in range(height):
         i = y * (stride + 1)
-        kind = raw[i]
+        filt = raw[i]
         line = bytearray(raw[i + 1 : i + 1 + stride])
-        if kind == 2:
+        if filt == 2:
             line = bytearray((a + b) & 255 for a, b in zip(line, prev, strict=True))
-        elif kind in (1, 3, 4):
+        elif filt in (1, 3, 4):
             for x in range(stride):
                 left = line[x - bpp] if x >= bpp else 0
                 up = prev[x]
-                if kind == 1:
+                if filt == 1:
                     line[x] = (line[x] + left) & 255
-                elif kind == 3:
+                elif filt == 3:
                     line[x] = (line[x] + (left + up) // 2) & 255
                 else:
                     ul = prev[x - bpp] if x >= bpp else 0
