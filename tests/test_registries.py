@@ -27,7 +27,7 @@ from harness.faults.base import fault_table
 from harness.faults.link import LinkFault
 from harness.faults.params import Param
 from harness.history import Attempt, Complete, FaultEvent
-from harness.matrix import _expected_cost, add_matrix_parser, parse_faults, plan_matrix
+from harness.matrix import add_matrix_parser, parse_faults, plan_matrix
 from harness.rehearsal import RehearsalError, parse_rehearsal
 from harness.toolchain import repo_root
 from harness.topology import load_topology
@@ -122,7 +122,7 @@ def test_a_fault_defined_in_a_test_module_is_found_everywhere(
             backend="local",
         )
     )
-    assert _expected_cost(plan, "test-hiccup") == pytest.approx(3.0)
+    assert plan.expected_cost("test-hiccup") == pytest.approx(3.0)
 
     # the failover checker's bound: one failed attempt costs the response timeout
     verdict = check_failover(

@@ -62,9 +62,6 @@ from harness.matrix.render import (
 )
 from harness.matrix.runner import CellRunner, read_cell, run_matrix
 
-# the name tests/test_registries.py imports: `MatrixPlan.expected_cost(plan, fault)`
-_expected_cost = MatrixPlan.expected_cost
-
 __all__ = [
     "COLUMNS",
     "DEFAULT_POLICIES",
