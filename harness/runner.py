@@ -21,6 +21,7 @@ from rich.table import Table
 
 from harness.checkers import CHECKERS, brief
 from harness.live import LiveStatus
+from harness.report.page import short_name
 from harness.store import ReportFolder
 from harness.toolchain import repo_root
 
@@ -270,11 +271,9 @@ def print_table(console: Console, summary: dict[str, Any]) -> None:
     for v in shown:
         t.add_column(v)
     t.add_column("result")
+    ids = [row["id"] for row in summary["scenarios"]]
     for row in summary["scenarios"]:
-        file_part, _, test_part = row["id"].partition("::")
-        name = Path(file_part).stem.removeprefix("test_").removeprefix("scenario_")
-        if sum(1 for r in summary["scenarios"] if r["id"].startswith(file_part + "::")) > 1:
-            name += f"::{test_part}"
+        name = short_name(row["id"], ids)
         result = {
             "passed": "[green]ok[/]",
             "failed": "[bold red]REGRESSION[/]",
@@ -285,8 +284,8 @@ def print_table(console: Console, summary: dict[str, Any]) -> None:
     console.print(t)
     for row in summary["scenarios"]:
         for f in row["findings"]:
-            stem = Path(row["id"].partition("::")[0]).stem.removeprefix("test_")
-            console.print(f"[bold]finding[/] ({escape(stem)}): {escape(f)}", highlight=False)
+            name = short_name(row["id"], ids)
+            console.print(f"[bold]finding[/] ({escape(name)}): {escape(f)}", highlight=False)
     _print_lint(console, summary)
     tot = summary["totals"]
     console.print(

@@ -78,7 +78,7 @@ def render_html(data: ReportData) -> str:
 def short_name(sid: str, all_ids: Sequence[str]) -> str:
     """`refuse`, or `two_sites_order::test_x` when a file holds several scenarios."""
     file_part, _, test_part = sid.partition("::")
-    name = Path(file_part).stem.removeprefix("test_").removeprefix("scenario_")
+    name = Path(file_part).stem.removeprefix("test_")
     if test_part and sum(1 for i in all_ids if i.startswith(file_part + "::")) > 1:
         name += f"::{test_part}"
     return name
