@@ -311,8 +311,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_lint(args: argparse.Namespace) -> int:
-    from harness.lint import exit_status, format_findings, lint, summarize
     from harness.topology import load_topology
+    from harness.topology_lint import exit_status, format_findings, lint, summarize
 
     topo = load_topology(args.topology)
     findings = lint(topo)
@@ -324,7 +324,7 @@ def cmd_lint(args: argparse.Namespace) -> int:
 
 def _lint_warnings(topo: Any) -> None:
     """`up` shows the linter's findings as warnings, then goes on."""
-    from harness.lint import format_findings, lint
+    from harness.topology_lint import format_findings, lint
 
     findings = lint(topo)
     if findings:

@@ -249,8 +249,8 @@ def _cell(v: dict[str, Any] | None) -> str:
 
 def _print_lint(console: Console, summary: dict[str, Any]) -> None:
     """The linter's findings on every topology the run used, once each, as warnings."""
-    from harness.lint import format_findings, lint
     from harness.topology import TopologyError, load_topology
+    from harness.topology_lint import format_findings, lint
 
     files = sorted({row.get("topology") for row in summary["scenarios"] if row.get("topology")})
     for f in files:

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from harness.lint import lint
+from harness.topology_lint import lint
 
 pytestmark = [
     pytest.mark.kms_topology("two-sites-misordered.yaml"),

@@ -11,7 +11,6 @@ import textwrap
 import pytest
 import yaml
 
-from harness.lint import RULES, Finding, exit_status, format_findings, lint, summarize
 from harness.toolchain import repo_root
 from harness.topology import (
     ClientSpec,
@@ -22,6 +21,7 @@ from harness.topology import (
     parse_topology,
     replica_names,
 )
+from harness.topology_lint import RULES, Finding, exit_status, format_findings, lint, summarize
 
 TOPOLOGIES = repo_root() / "scenarios" / "topologies"
 

@@ -9,11 +9,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from harness.history import Complete
-from harness.lint import lint
 from harness.report.history_view import replicas_seen
 from harness.report.load import ScenarioData
 from harness.report.style import NO_SERVER, esc, svg_label
 from harness.topology import TopologyError, load_topology
+from harness.topology_lint import lint
 
 
 @dataclass
