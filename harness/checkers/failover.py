@@ -418,10 +418,17 @@ def served_elsewhere_after(w: FaultWindow, ops: Sequence[Complete]) -> float | N
 class FailoverBounds(Protocol):
     """What an expectation may ask of a failover (a rehearsal's `Expectation`)."""
 
-    client: str | None
-    within_s: float | None
-    to_site: str | None
-    to_replica: str | None
+    @property
+    def client(self) -> str | None: ...
+
+    @property
+    def within_s(self) -> float | None: ...
+
+    @property
+    def to_site(self) -> str | None: ...
+
+    @property
+    def to_replica(self) -> str | None: ...
 
 
 def judge_failover(
