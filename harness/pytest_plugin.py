@@ -33,14 +33,12 @@ from harness.history import History
 from harness.rehearsal import (
     Rehearsal,
     RehearsalError,
-    display_path,
-    is_rehearsal_file,
-    load_rehearsal,
-)
-from harness.rehearse import (
     RehearsalFailure,
     TerminalIO,
     check_seed_option,
+    display_path,
+    is_rehearsal_file,
+    load_rehearsal,
     resolve_seed,
     run_rehearsal,
 )

@@ -36,9 +36,29 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from harness.client.policies import POLICIES
+from harness.yamlfile import (
+    NAME_KINDS,
+    AnyOf,
+    Boolean,
+    Choice,
+    Field,
+    Integer,
+    Invalid,
+    Keys,
+    ListOf,
+    MapOf,
+    Name,
+    Number,
+    Problem,
+    Reader,
+    Schema,
+    Text,
+    Y,
+    compose,
+    join,
+    schema_of,
+)
 
 PROFILES = ("none", "async", "sync", "quorum")
 DEFAULT_POLICY = "vcenter"
@@ -47,30 +67,108 @@ DEFAULT_INTERVAL_MS = 250.0
 NAME_RE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,30}[a-z0-9])?$")
 MAX_TIME_SCALE = 10.0
 MAX_REPLICAS = 99  # replica i listens on 127.X.Y.i and 127.X.Y.(100+i)
-
-TOP_KEYS = (
-    "name",
-    "sites",
-    "clients",
-    "replication",
-    "timeouts",
-    "time_scale",
-    "allow_external",
-    "tls",
-)
-REPLICA_KEYS = ("name", "host", "encrypted_by", "external", "tls")
-EXTERNAL_KEYS = ("host", "port", "server_name")
-TLS_KEYS = ("ca", "cert", "key")
 KMIP_PORT = 5696
+
+# ---- the file format: every key, its shape and help (validation and `kmschaos schema`) ----
+
+PROFILE_DOCS = {
+    "none": "a key lives where it was made (one KMS, or unreplicated copies)",
+    "async": "any replica writes; copies reach peers within interval_ms (Vault-Enterprise-like)",
+    "sync": "writes go to one primary and are copied before the answer (KeyControl-like)",
+    "quorum": "a write needs a majority of replicas; without one: read-only (Fortanix-like)",
+}
+_TLS_ROLE = {
+    "ca": "the CA certificate(s) that signed the KMS server's certificate",
+    "cert": "the client certificate the KMS knows",
+    "key": "that certificate's private key",
+}
+_NAME_RULE = "use 1-32 lowercase letters, digits and '-'"
+SITE_NAME = Name(pattern=NAME_RE, rule=_NAME_RULE, what="site name")
+CLIENT_NAME = Name(pattern=NAME_RE, rule=_NAME_RULE, what="client name")
+REPLICA_NAME = Name(pattern=NAME_RE, rule=_NAME_RULE, what="replica name", help="a replica's name")
+PORT = Integer(lo=1, hi=65535)
+TIME_SCALE = Number(lo=0, hi=MAX_TIME_SCALE, lo_open=True)
+_TLS_HELP = "TLS files of external replicas (PEM, relative to this file)"
+TLS = Keys(fields=tuple(Field(k, Text(), v) for k, v in _TLS_ROLE.items()), help=_TLS_HELP)
+EXTERNAL = Keys(
+    fields=(
+        Field("host", Text(), "the KMS server's address or DNS name", required=True),
+        Field("port", PORT, "its KMIP port", default=KMIP_PORT),
+        Field("server_name", Text(), "the name its certificate is checked against (default: host)"),
+    ),
+    help="a KMS kmschaos does not start (needs allow_external: true, replication profile none)",
+)
+REPLICA = Keys(
+    fields=(
+        Field("name", REPLICA_NAME, required=True),
+        Field("host", Text(), "its failure domain: hypervisor, rack (read by the linter)"),
+        Field("encrypted_by", Text(), "the KMS cluster whose keys encrypt its storage (linter)"),
+        Field("external", EXTERNAL),
+        Field("tls", TLS, "its own TLS files (an external replica only)"),
+    ),
+    help="a replica with more than its name",
+)
+_REPLICAS = ListOf(items=AnyOf(options=(REPLICA_NAME, REPLICA)), help="names, or mappings")
+SITE = Keys(fields=(Field("replicas", _REPLICAS, required=True),))
+POLICY = Choice(values=POLICIES, what="policy", explain=lambda p: POLICIES[p].summary)
+_ORDER = ListOf(items=REPLICA_NAME, unique=True)
+CLIENT = Keys(
+    fields=(
+        Field("site", Text(), "the client's site (one of `sites`)", required=True),
+        Field("order", _ORDER, "the replicas it tries in turn (default: own site's first)"),
+        Field("policy", POLICY, "how it fails over (`kmschaos policies`)", default=DEFAULT_POLICY),
+    )
+)
+PROFILE = Choice(values=PROFILES, what="profile", explain=PROFILE_DOCS.__getitem__)
+REPLICATION = Keys(
+    fields=(
+        Field("profile", PROFILE, "how replicas copy keys to each other", default="none"),
+        Field(
+            "interval_ms",
+            Number(lo=0, hi=60000, lo_open=True),
+            "how often changes are pushed to peers, in milliseconds",
+            default=DEFAULT_INTERVAL_MS,
+        ),
+        Field("primary", REPLICA_NAME, "sync only: the primary (default: the first replica)"),
+    )
+)
+_RESPONSE_HELP = "seconds a client waits for a connected but silent server (vCenter: 60)"
+TIMEOUTS = Keys(
+    fields=(
+        Field("response_s", Number(lo=0, hi=3600, lo_open=True), _RESPONSE_HELP, default=60),
+        Field("connect_s", Number(lo=0, hi=600, lo_open=True), "TCP connect timeout", default=5),
+    ),
+    help="client timeouts in seconds, before time_scale",
+)
+TOPOLOGY_FILE = Keys(
+    fields=(
+        Field("name", Text(), "the topology's name (default: the file name)"),
+        Field("sites", MapOf(names=SITE_NAME, values=SITE), "sites and replicas", required=True),
+        Field("clients", MapOf(names=CLIENT_NAME, values=CLIENT), "clients", required=True),
+        Field("replication", REPLICATION),
+        Field("timeouts", TIMEOUTS),
+        Field("time_scale", TIME_SCALE, "multiplies every client timeout (CI: 0.05)", default=1.0),
+        Field("allow_external", Boolean(), "safety switch 1 of 2 for external replicas"),
+        Field("tls", TLS),
+    ),
+    help="A kmschaos topology: sites, replicas, clients with ordered server lists, "
+    "replication, timeouts.",
+)
+TOP_KEYS = TOPOLOGY_FILE.keys
+REPLICA_KEYS = REPLICA.keys
+EXTERNAL_KEYS = EXTERNAL.keys
+TLS_KEYS = TLS.keys
 
 
 class TopologyError(ValueError):
-    """A topology file is invalid; the message names the file and the field."""
+    """A topology file is invalid; the message names the file and the field. `line` is
+    the field's line in the file when known (the text stays ``file: field: message``)."""
 
-    def __init__(self, source: str, field_path: str, message: str) -> None:
+    def __init__(self, source: str, field_path: str, message: str, line: int | None = None) -> None:
         self.source = source
         self.field_path = field_path
         self.message = message
+        self.line = line
         where = f"{source}: {field_path}: " if field_path else f"{source}: "
         super().__init__(where + message)
 
@@ -295,139 +393,234 @@ def load_topology(path: str | Path) -> Topology:
 
 
 def parse_topology(text: str, source: str = "<topology>") -> Topology:
+    root = None
     try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
-        raise TopologyError(source, "", f"{where}invalid YAML: {problem}") from None
-    except Exception as e:  # noqa: BLE001 - PyYAML's constructors crash on `!!int ''`, `!!bool ''`
-        raise TopologyError(source, "", f"invalid YAML: {type(e).__name__}: {e}") from None
-    return _validate(data, source)
+        root = compose(text)
+        return _TopologyReader(source).topology(root)
+    except Problem as p:
+        raise _error(source, p, root) from None
 
 
 def topology_from_dict(data: dict[str, Any], source: str = "<topology>") -> Topology:
     """A `Topology` from `Topology.to_dict()` output (validated like a file)."""
-    return _validate(data, source)
+    try:
+        return _TopologyReader(source).topology(Y.of(data))
+    except Problem as p:
+        raise _error(source, p, None) from None
+
+
+def topology_schema() -> Schema:
+    """JSON Schema of topology files, from the declarations that validate them."""
+    return schema_of(
+        TOPOLOGY_FILE,
+        title="kmschaos topology",
+        schema_id="https://kmschaos.invalid/schema/topology.schema.json",
+        description=TOPOLOGY_FILE.help,
+    )
 
 
 def check_time_scale(value: Any, source: str = "time scale") -> float:
     """A valid time scale (0 < S <= `MAX_TIME_SCALE`), or `TopologyError` at field
     ``time_scale`` of `source`: the one check of a file's value and of every override."""
-    return _number(source, "time_scale", value, 0, MAX_TIME_SCALE)
+    try:
+        return float(TIME_SCALE.convert(value, NAME_KINDS))
+    except Invalid as e:
+        raise TopologyError(source, "time_scale", str(e)) from None
 
 
-def _err(source: str, path: str, msg: str) -> TopologyError:
-    return TopologyError(source, path, msg)
+def _error(source: str, p: Problem, root: Y | None) -> TopologyError:
+    """A `Problem` worded as topology errors are: a YAML syntax error says its line and
+    column in the message, as it always did; every other line is the `line` attribute."""
+    line = p.line if p.line is not None or root is None else root.line_of(p.path)
+    message = p.message
+    if p.column is not None:
+        message = f"line {p.line}, column {p.column}: {message}"
+    return TopologyError(source, p.path, message, line)
 
 
-def _mapping(source: str, path: str, value: Any) -> dict[str, Any]:
-    if not isinstance(value, dict):
-        raise _err(source, path, f"must be a mapping, got {_kind(value)}")
-    for k in value:
-        if not isinstance(k, str):
-            raise _err(source, path, f"keys must be strings, got {k!r}")
-    return value
+class _TopologyReader(Reader):
+    """Checks a composed topology field by field, in file order."""
 
+    def __init__(self, source: str) -> None:
+        super().__init__(NAME_KINDS)
+        self.source = source
+        self.base = Path(source).resolve().parent if source != "<topology>" else Path.cwd()
 
-def _kind(value: Any) -> str:
-    if value is None:
-        return "nothing"
-    return {dict: "a mapping", list: "a list", str: "a string", bool: "a boolean"}.get(
-        type(value), type(value).__name__
-    )
+    def replica_list(self, body: dict[str, Y], parent: Y, key: str) -> list[Y]:
+        y = body.get(key)
+        if y is None:
+            raise Problem(join(parent.path, key), "must be a non-empty list of replica names")
+        return self.items(y, what="replica names")
 
-
-def _unknown_keys(source: str, path: str, d: dict[str, Any], known: tuple[str, ...]) -> None:
-    for k in d:
-        if k not in known:
-            prefix = f"{path}." if path else ""
-            raise _err(source, f"{prefix}{k}", f"unknown key (known: {', '.join(known)})")
-
-
-def _name(source: str, path: str, value: Any, what: str) -> str:
-    if not isinstance(value, str) or not NAME_RE.match(value):
-        raise _err(
-            source,
-            path,
-            f"invalid {what} name {value!r}: use 1-32 lowercase letters, digits and '-'",
-        )
-    return value
-
-
-def _number(source: str, path: str, value: Any, lo: float, hi: float) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise _err(source, path, f"must be a number, got {_kind(value)}")
-    if not lo < value <= hi:
-        raise _err(source, path, f"must be > {lo:g} and <= {hi:g}, got {value:g}")
-    return float(value)
-
-
-def _text(source: str, path: str, value: Any) -> str:
-    if not isinstance(value, str) or not value.strip():
-        got = "an empty string" if isinstance(value, str) else _kind(value)
-        raise _err(source, path, f"must be a non-empty string, got {got}")
-    return value
-
-
-def _replica_entry(source: str, path: str, entry: Any, base: Path) -> tuple[ReplicaInfo, str]:
-    """The `ReplicaInfo` of one `replicas` entry (site left empty) and its name's path."""
-    if not isinstance(entry, dict):
-        return ReplicaInfo(_name(source, path, entry, "replica"), ""), path
-    body = _mapping(source, path, entry)
-    _unknown_keys(source, path, body, REPLICA_KEYS)
-    if "name" not in body:
-        raise _err(source, f"{path}.name", "missing; name the replica")
-    name = _name(source, f"{path}.name", body["name"], "replica")
-    host = body.get("host")
-    if "host" in body:
-        host = _text(source, f"{path}.host", host)
-    encrypted_by = body.get("encrypted_by")
-    if "encrypted_by" in body:
-        encrypted_by = _text(source, f"{path}.encrypted_by", encrypted_by)
-    external = None
-    if "external" in body:
-        external = _external(source, f"{path}.external", body["external"])
-    tls = None
-    if "tls" in body:
-        if external is None:
-            raise _err(
-                source,
-                f"{path}.tls",
-                "only an external replica has its own TLS files (add `external: {host, port}`"
-                " or remove `tls`); kmschaos makes the certificates of replicas it starts",
+    def topology(self, root: Y | None) -> Topology:
+        if root is None or root.value is None:
+            raise Problem("", "file is empty; expected a mapping with 'sites' and 'clients'")
+        if not isinstance(root.value, dict):
+            raise self.problem(
+                root, f"top level must be a mapping, got {self.wording.kind(root.plain())}"
             )
-        tls = _tls(source, f"{path}.tls", body["tls"], base)
-    return ReplicaInfo(name, "", host, encrypted_by, external, tls), f"{path}.name"
+        top = self.mapping(root, TOPOLOGY_FILE)
+        source = self.source
+        name = Path(source).stem if source != "<topology>" else "topology"
+        if "name" in top:
+            name = top["name"].value
+            if not isinstance(name, str) or not name.strip():
+                raise self.problem(top["name"], "must be a non-empty string")
+        allow_external = False
+        if "allow_external" in top:
+            allow_external = self.take(top["allow_external"], TOPOLOGY_FILE.shape("allow_external"))
+        top_tls = self.tls(top["tls"]) if "tls" in top else None
 
+        sites_y = self.required(top, root, "sites", "add at least one site with its replicas")
+        sites_raw = self.mapping(sites_y)
+        if not sites_raw:
+            raise self.problem(sites_y, "no sites; add at least one site with its replicas")
+        sites: dict[str, tuple[str, ...]] = {}
+        replica_info: dict[str, ReplicaInfo] = {}
+        name_paths: dict[str, str] = {}
+        seen: dict[str, str] = {}
+        for site, site_y in sites_raw.items():
+            self.key(site_y, site, SITE_NAME)
+            body = self.mapping(site_y, SITE)
+            names: list[str] = []
+            for entry in self.replica_list(body, site_y, "replicas"):
+                info, name_y = self.replica_entry(entry)
+                r = info.name
+                if r in seen:
+                    raise self.problem(name_y, f"replica '{r}' already listed in site '{seen[r]}'")
+                seen[r] = site
+                names.append(r)
+                replica_info[r] = replace(info, site=site)
+                name_paths[r] = entry.path
+            sites[site] = tuple(names)
+        all_replicas = tuple(seen)
+        if len(all_replicas) > MAX_REPLICAS:
+            raise self.problem(sites_y, f"{len(all_replicas)} replicas; at most {MAX_REPLICAS}")
 
-def _external(source: str, path: str, value: Any) -> ExternalTarget:
-    body = _mapping(source, path, value)
-    _unknown_keys(source, path, body, EXTERNAL_KEYS)
-    if "host" not in body:
-        raise _err(source, f"{path}.host", "missing; the KMS server's address or DNS name")
-    host = _text(source, f"{path}.host", body["host"]).strip()
-    port = body.get("port", KMIP_PORT)
-    if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
-        raise _err(source, f"{path}.port", f"must be a TCP port (1-65535), got {port!r}")
-    server_name = None
-    if "server_name" in body:
-        server_name = _text(source, f"{path}.server_name", body["server_name"]).strip()
-    return ExternalTarget(host, port, server_name)
+        clients_y = self.required(top, root, "clients", "add at least one client with its site")
+        clients_raw = self.mapping(clients_y)
+        if not clients_raw:
+            raise self.problem(clients_y, "no clients; add at least one client with its site")
+        clients = {
+            cname: self.client(cname, client_y, sites, seen)
+            for cname, client_y in clients_raw.items()
+        }
 
+        profile, interval_ms, primary = "none", DEFAULT_INTERVAL_MS, None
+        if "replication" in top:
+            rep = self.mapping(top["replication"], REPLICATION)
+            if "interval_ms" in rep:
+                interval_ms = self.take(rep["interval_ms"], REPLICATION.shape("interval_ms"))
+            if "profile" in rep:
+                profile = self.take(rep["profile"], REPLICATION.shape("profile"))
+            if "primary" in rep:
+                if profile != "sync":
+                    raise self.problem(rep["primary"], "only the sync profile has a primary")
+                primary = self.choice(rep["primary"], all_replicas, "replica")
 
-def _tls(source: str, path: str, value: Any, base: Path) -> TlsPaths:
-    body = _mapping(source, path, value)
-    _unknown_keys(source, path, body, TLS_KEYS)
-    files = {
-        k: str(base / Path(_text(source, f"{path}.{k}", v)).expanduser()) for k, v in body.items()
-    }
-    return TlsPaths(files.get("ca"), files.get("cert"), files.get("key"), where=path)
+        timeouts = Timeouts()
+        if "timeouts" in top:
+            t = self.mapping(top["timeouts"], TIMEOUTS)
+            timeouts = Timeouts(
+                **{k: self.take(t[k], TIMEOUTS.shape(k)) for k in TIMEOUTS.keys if k in t}
+            )
+
+        time_scale = 1.0
+        if "time_scale" in top:
+            time_scale = self.take(top["time_scale"], TIME_SCALE)
+        _check_external(top_tls, replica_info, name_paths, profile)
+
+        return Topology(
+            name=name,
+            sites=sites,
+            clients=clients,
+            replication_profile=profile,
+            replication_interval_ms=interval_ms,
+            replication_primary=primary,
+            timeouts=timeouts,
+            time_scale=time_scale,
+            source=source,
+            replica_info=replica_info,
+            allow_external=allow_external,
+            tls=top_tls,
+        )
+
+    def client(
+        self, cname: str, y: Y, sites: dict[str, tuple[str, ...]], seen: dict[str, str]
+    ) -> ClientSpec:
+        self.key(y, cname, CLIENT_NAME)
+        body = self.mapping(y, CLIENT)
+        site_y = body.get("site")
+        if site_y is None or site_y.value is None:
+            known = ", ".join(sites)
+            raise Problem(
+                join(y.path, "site"), f"missing; name the client's site ({known})", y.line
+            )
+        csite = self.choice(site_y, sites, "site")
+        if "order" in body:
+            order: list[str] = []
+            for item in self.replica_list(body, y, "order"):
+                r = self.choice(item, seen, "replica")
+                if r in order:
+                    raise self.problem(item, f"replica '{r}' listed twice")
+                order.append(r)
+        else:
+            order = [*sites[csite], *(r for r in seen if seen[r] != csite)]
+        policy = DEFAULT_POLICY
+        if "policy" in body:
+            policy = self.take(body["policy"], CLIENT.shape("policy"))
+        return ClientSpec(name=cname, site=csite, order=tuple(order), policy=policy)
+
+    def replica_entry(self, entry: Y) -> tuple[ReplicaInfo, Y]:
+        """The `ReplicaInfo` of one `replicas` entry (site left empty) and its name."""
+        if not isinstance(entry.value, dict):
+            return ReplicaInfo(self.take(entry, REPLICA_NAME), ""), entry
+        body = self.mapping(entry, REPLICA)
+        name_y = self.required(body, entry, "name", "name the replica")
+        name = self.take(name_y, REPLICA_NAME)
+        host = self.take(body["host"], Text()) if "host" in body else None
+        encrypted_by = self.take(body["encrypted_by"], Text()) if "encrypted_by" in body else None
+        external = self.external(body["external"]) if "external" in body else None
+        tls = None
+        if "tls" in body:
+            if external is None:
+                raise self.problem(
+                    body["tls"],
+                    "only an external replica has its own TLS files (add `external: {host, "
+                    "port}` or remove `tls`); kmschaos makes the certificates of replicas it "
+                    "starts",
+                )
+            tls = self.tls(body["tls"])
+        return ReplicaInfo(name, "", host, encrypted_by, external, tls), name_y
+
+    def external(self, y: Y) -> ExternalTarget:
+        body = self.mapping(y, EXTERNAL)
+        host_y = self.required(body, y, "host", "the KMS server's address or DNS name")
+        host = self.take(host_y, Text()).strip()
+        port = KMIP_PORT
+        if "port" in body:
+            port = body["port"].value
+            if (
+                isinstance(port, bool)
+                or not isinstance(port, int)
+                or not PORT.lo <= port <= PORT.hi
+            ):
+                got = repr(body["port"].plain())
+                raise self.problem(body["port"], f"must be a TCP port (1-65535), got {got}")
+        server_name = None
+        if "server_name" in body:
+            server_name = self.take(body["server_name"], Text()).strip()
+        return ExternalTarget(host, port, server_name)
+
+    def tls(self, y: Y) -> TlsPaths:
+        body = self.mapping(y, TLS)
+        files = {
+            k: str(self.base / Path(self.take(v, Text())).expanduser()) for k, v in body.items()
+        }
+        return TlsPaths(files.get("ca"), files.get("cert"), files.get("key"), where=y.path)
 
 
 def _check_external(
-    source: str,
     top_tls: TlsPaths | None,
     info: dict[str, ReplicaInfo],
     paths: dict[str, str],
@@ -437,16 +630,14 @@ def _check_external(
     external = [r for r, i in info.items() if i.external is not None]
     if not external:
         if top_tls is not None:
-            raise _err(
-                source,
+            raise Problem(
                 "tls",
                 "only used with external replicas (kmschaos makes a throwaway CA for the "
                 "replicas it starts); remove it, or add a replica with `external:`",
             )
         return
     if profile != "none":
-        raise _err(
-            source,
+        raise Problem(
             "replication.profile",
             f"profile {profile!r} with external replica(s) {', '.join(external)}: kmschaos "
             "replicates only the replicas it starts, and an external KMS replicates itself "
@@ -458,8 +649,7 @@ def _check_external(
         own = info[r].tls or TlsPaths(where=top.where if top_tls else f"{paths[r]}.tls")
         for k in TLS_KEYS:
             if getattr(own, k) is None and getattr(top, k) is None:
-                raise _err(
-                    source,
+                raise Problem(
                     f"{own.where}.{k}",
                     f"missing for external replica '{r}': give it here or in the top-level "
                     f"tls.{k} ({_TLS_ROLE[k]})",
@@ -469,20 +659,12 @@ def _check_external(
             first = (r, cert, key)
         elif (cert, key) != first[1:]:
             where = f"{own.where}.cert" if own.cert or own.key else f"{paths[r]}.tls"
-            raise _err(
-                source,
+            raise Problem(
                 where,
                 f"external replica '{r}' uses another client certificate than '{first[0]}': "
                 "a run has one client identity (PyKMIP-style clients send one certificate to "
                 "every server of their list); use the same cert and key for both",
             )
-
-
-_TLS_ROLE = {
-    "ca": "the CA certificate(s) that signed the KMS server's certificate",
-    "cert": "the client certificate the KMS knows",
-    "key": "that certificate's private key",
-}
 
 
 def check_tls_files(topology: Topology) -> None:
@@ -509,153 +691,3 @@ def check_tls_files(topology: Topology) -> None:
             if marker not in text:
                 what = "a PEM private key" if k == "key" else "a PEM certificate"
                 raise TopologyError(topology.source, f"{paths.where}.{k}", f"{f} is not {what}")
-
-
-def _validate(data: Any, source: str) -> Topology:
-    if data is None:
-        raise _err(source, "", "file is empty; expected a mapping with 'sites' and 'clients'")
-    top = _mapping(source, "", data) if isinstance(data, dict) else None
-    if top is None:
-        raise _err(source, "", f"top level must be a mapping, got {_kind(data)}")
-    _unknown_keys(source, "", top, TOP_KEYS)
-
-    name = top.get("name", Path(source).stem if source != "<topology>" else "topology")
-    if not isinstance(name, str) or not name.strip():
-        raise _err(source, "name", "must be a non-empty string")
-    base = Path(source).resolve().parent if source != "<topology>" else Path.cwd()
-    allow_external = top.get("allow_external", False)
-    if not isinstance(allow_external, bool):
-        raise _err(source, "allow_external", f"must be true or false, got {_kind(allow_external)}")
-    top_tls = _tls(source, "tls", top["tls"], base) if "tls" in top else None
-
-    if "sites" not in top:
-        raise _err(source, "sites", "missing; add at least one site with its replicas")
-    sites_raw = _mapping(source, "sites", top["sites"])
-    if not sites_raw:
-        raise _err(source, "sites", "no sites; add at least one site with its replicas")
-    sites: dict[str, tuple[str, ...]] = {}
-    replica_info: dict[str, ReplicaInfo] = {}
-    name_paths: dict[str, str] = {}
-    seen: dict[str, str] = {}
-    for site, body in sites_raw.items():
-        _name(source, f"sites.{site}", site, "site")
-        spath = f"sites.{site}"
-        body = _mapping(source, spath, body)
-        _unknown_keys(source, spath, body, ("replicas",))
-        reps = body.get("replicas")
-        if not isinstance(reps, list) or not reps:
-            raise _err(source, f"{spath}.replicas", "must be a non-empty list of replica names")
-        names: list[str] = []
-        for i, entry in enumerate(reps):
-            info, rpath = _replica_entry(source, f"{spath}.replicas[{i}]", entry, base)
-            r = info.name
-            if r in seen:
-                raise _err(source, rpath, f"replica '{r}' already listed in site '{seen[r]}'")
-            seen[r] = site
-            names.append(r)
-            replica_info[r] = replace(info, site=site)
-            name_paths[r] = f"{spath}.replicas[{i}]"
-        sites[site] = tuple(names)
-    all_replicas = tuple(seen)
-    if len(all_replicas) > MAX_REPLICAS:
-        raise _err(source, "sites", f"{len(all_replicas)} replicas; at most {MAX_REPLICAS}")
-
-    if "clients" not in top:
-        raise _err(source, "clients", "missing; add at least one client with its site")
-    clients_raw = _mapping(source, "clients", top["clients"])
-    if not clients_raw:
-        raise _err(source, "clients", "no clients; add at least one client with its site")
-    clients: dict[str, ClientSpec] = {}
-    for cname, body in clients_raw.items():
-        _name(source, f"clients.{cname}", cname, "client")
-        cpath = f"clients.{cname}"
-        body = _mapping(source, cpath, body)
-        _unknown_keys(source, cpath, body, ("site", "order", "policy"))
-        csite = body.get("site")
-        if csite is None:
-            raise _err(
-                source, f"{cpath}.site", f"missing; name the client's site ({', '.join(sites)})"
-            )
-        if not isinstance(csite, str) or csite not in sites:
-            raise _err(
-                source,
-                f"{cpath}.site",
-                f"unknown site {csite!r} (known: {', '.join(sites)})",
-            )
-        if "order" in body:
-            order_raw = body["order"]
-            if not isinstance(order_raw, list) or not order_raw:
-                raise _err(source, f"{cpath}.order", "must be a non-empty list of replica names")
-            for i, r in enumerate(order_raw):
-                if not isinstance(r, str) or r not in seen:
-                    raise _err(
-                        source,
-                        f"{cpath}.order[{i}]",
-                        f"unknown replica {r!r} (known: {', '.join(all_replicas)})",
-                    )
-                if r in order_raw[:i]:
-                    raise _err(source, f"{cpath}.order[{i}]", f"replica '{r}' listed twice")
-            order = tuple(order_raw)
-        else:
-            order = sites[csite] + tuple(r for r in all_replicas if seen[r] != csite)
-        policy = body.get("policy", DEFAULT_POLICY)
-        if not isinstance(policy, str) or policy not in POLICIES:
-            raise _err(
-                source,
-                f"{cpath}.policy",
-                f"unknown policy {policy!r} (known: {', '.join(POLICIES)})",
-            )
-        clients[cname] = ClientSpec(name=cname, site=csite, order=order, policy=policy)
-
-    profile = "none"
-    primary = None
-    interval_ms = DEFAULT_INTERVAL_MS
-    if "replication" in top:
-        rep = _mapping(source, "replication", top["replication"])
-        _unknown_keys(source, "replication", rep, ("profile", "interval_ms", "primary"))
-        interval_ms = _number(
-            source, "replication.interval_ms", rep.get("interval_ms", DEFAULT_INTERVAL_MS), 0, 60000
-        )
-        profile = rep.get("profile", "none")
-        if profile not in PROFILES:
-            known = ", ".join(PROFILES)
-            raise _err(
-                source, "replication.profile", f"unknown profile {profile!r} (known: {known})"
-            )
-        if "primary" in rep:
-            primary = rep["primary"]
-            if profile != "sync":
-                raise _err(source, "replication.primary", "only the sync profile has a primary")
-            if not isinstance(primary, str) or primary not in seen:
-                raise _err(
-                    source,
-                    "replication.primary",
-                    f"unknown replica {primary!r} (known: {', '.join(all_replicas)})",
-                )
-
-    timeouts = Timeouts()
-    if "timeouts" in top:
-        t = _mapping(source, "timeouts", top["timeouts"])
-        _unknown_keys(source, "timeouts", t, ("response_s", "connect_s"))
-        timeouts = Timeouts(
-            response_s=_number(source, "timeouts.response_s", t.get("response_s", 60), 0, 3600),
-            connect_s=_number(source, "timeouts.connect_s", t.get("connect_s", 5), 0, 600),
-        )
-
-    time_scale = check_time_scale(top.get("time_scale", 1.0), source)
-    _check_external(source, top_tls, replica_info, name_paths, profile)
-
-    return Topology(
-        name=name,
-        sites=sites,
-        clients=clients,
-        replication_profile=profile,
-        replication_interval_ms=interval_ms,
-        replication_primary=primary,
-        timeouts=timeouts,
-        time_scale=time_scale,
-        source=source,
-        replica_info=replica_info,
-        allow_external=allow_external,
-        tls=top_tls,
-    )

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from harness.checkers import Verdict
+from harness.checkers.failover import judge_failover
 from harness.rehearsal import (
     Expectation,
     ExpectStep,
@@ -23,16 +24,13 @@ from harness.rehearsal import (
     Rehearsal,
     RehearsalError,
     RunStep,
+    TerminalIO,
+    client_env,
+    env_name,
     is_rehearsal_file,
     load_rehearsal,
     parse_duration,
     parse_rehearsal,
-)
-from harness.rehearse import (
-    TerminalIO,
-    client_env,
-    env_name,
-    judge_failover,
     resolve_seed,
 )
 from harness.toolchain import repo_root

@@ -1,4 +1,4 @@
-"""Running a rehearsal (`harness.rehearsal`) on a scenario's cluster, history and report.
+"""Running a loaded rehearsal on a scenario's cluster, history and report.
 
 The file's workload runs in the background from before the first step to the end; the
 steps run one after another:
@@ -25,7 +25,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import random
 import re
 import signal
 import subprocess
@@ -41,9 +40,8 @@ from harness.checkers import CHECKERS, Verdict
 from harness.checkers.failover import judge_failover
 from harness.cluster.base import ClusterError
 from harness.faults import Fault, FaultError, active_fault_records
-from harness.rehearsal import (
+from harness.rehearsal.model import (
     CheckpointStep,
-    Draw,
     Expectation,
     ExpectStep,
     HealStep,
@@ -54,39 +52,19 @@ from harness.rehearsal import (
     Step,
     WaitStep,
     WorkloadSpec,
-    format_duration,
 )
+from harness.rehearsal.schedule import Draw
 from harness.scenario import Scenario, ScenarioError
+from harness.store import StateFolder
 from harness.wait import WaitTimeout, wait_until
 from harness.workload import Workload
+from harness.yamlfile import format_duration
 
 OUTPUT_NOTE_CHARS = 4000  # of each stream of a `run` step, kept in the history
 
 
 class RehearsalFailure(ScenarioError):
     """A step of a rehearsal failed; the message names file, line, step and seed."""
-
-
-# ---- seeds ------------------------------------------------------------------------------
-
-
-def check_seed_option(value: str | None) -> None:
-    """Raise ValueError unless `value` is None, `random` or a whole number >= 0."""
-    if value is None or value == "random":
-        return
-    if not re.fullmatch(r"\d{1,19}", value.strip()):
-        raise ValueError(f"--kms-seed {value}: must be a whole number >= 0, or `random`")
-
-
-def resolve_seed(option: str | None, file_seed: int | None) -> int:
-    """The seed of a run: `--kms-seed N`, else the file's `seed`, else a fresh one
-    (also with `--kms-seed random`). It is always reported."""
-    check_seed_option(option)
-    if option is not None and option != "random":
-        return int(option)
-    if option is None and file_seed is not None:
-        return file_seed
-    return random.SystemRandom().randrange(2**32)
 
 
 # ---- talking to the person running it -------------------------------------------------
@@ -441,7 +419,7 @@ class RehearsalRun:
         state_dir = Path(cluster.state.state_dir)
         status = cluster.status()
         status["faults"] = active_fault_records(state_dir)
-        status_path = state_dir / "status.json"
+        status_path = StateFolder(state_dir).status
         status_path.write_text(json.dumps(status, indent=2))
         base = dict(os.environ)
         base["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), base.get("PATH", "")])
@@ -543,10 +521,8 @@ __all__ = [
     "RehearsalFailure",
     "RehearsalRun",
     "TerminalIO",
-    "check_seed_option",
+    "Traffic",
     "client_env",
     "env_name",
-    "judge_failover",
-    "resolve_seed",
     "run_rehearsal",
 ]

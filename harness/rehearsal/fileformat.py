@@ -1,0 +1,244 @@
+"""What a rehearsal file may contain, declared once: every key with its shape, limits and
+help. The validator takes its known keys and limits from here, and `rehearsal_schema`
+renders the same declarations as JSON Schema (`kmschaos schema rehearsal`).
+
+The parts that list faults, their parameters and checkers with their bounds are built
+from the registries (`FAULTS`, `CHECKERS`, `POLICIES`) when asked for: a fault or checker
+defined anywhere shows up here without an edit.
+"""
+
+from __future__ import annotations
+
+import re
+
+from harness.checkers import CHECKERS, Bound
+from harness.client.operations import OPERATIONS
+from harness.client.policies import POLICIES
+from harness.faults import FAULTS, Fault
+from harness.faults.params import Param
+from harness.scenario import FAILOVER_MIX
+from harness.yamlfile import (
+    AnyOf,
+    Boolean,
+    Choice,
+    Duration,
+    Field,
+    Integer,
+    Keys,
+    Lazy,
+    ListOf,
+    Millis,
+    Name,
+    Number,
+    Schema,
+    Shape,
+    Share,
+    Text,
+    schema_of,
+)
+
+DEFAULT_RUN_TIMEOUT_S = 60.0
+MAX_STEPS = 1000
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+STATUSES = ("pass", "fail", "unknown")
+_NAME_RULE = "use letters, digits, '-', '_' and '.' (at most 64)"
+
+REHEARSAL_NAME = Name(pattern=NAME_RE, rule=_NAME_RULE, what="rehearsal name")
+FAULT_NAME = Name(
+    pattern=NAME_RE, rule=_NAME_RULE, what="fault name", help="the `as` name of an injected fault"
+)
+STATUS = Choice(values=STATUSES, what="status", help="the verdict expected")
+SEED = Integer(lo=0, hi=2**63 - 1)
+EXIT_STATUS = Integer(lo=0, hi=255)
+COUNT = Integer(lo=1, hi=1000)
+WEIGHT = Number(lo=0, hi=1e6)
+# a fault parameter's value, by unit (`Param.unit`)
+PARAM_SHAPES: dict[str, Shape] = {
+    "ms": Millis(),
+    "s": Duration(positive=True),
+    "kbps": Number(lo=0, hi=10_000_000, lo_open=True),
+    "bool": Boolean(),
+}
+# an expectation's bound, by kind (`Bound.kind`)
+BOUND_SHAPES: dict[str, Shape] = {
+    "duration": Duration(),
+    "share": Share(),
+    "client": Text(help="a client of the workload"),
+    "site": Text(help="a site of the topology"),
+    "replica": Text(help="a replica of the topology"),
+    "fault": Text(help="the `as` name of an injected fault"),
+}
+TARGET_HELP = {
+    "replica": "a replica",
+    "site": "a site",
+    "groups": "groups: sites or replica lists (`site-a site-b`, [site-a, [kms-d, kms-e]])",
+}
+
+OPS = Keys(fields=tuple(Field(op, WEIGHT, f"the weight of {op}") for op in OPERATIONS))
+WORKLOAD = Keys(
+    fields=(
+        Field("clients", ListOf(items=Text(), unique=True), "the clients that run (default: all)"),
+        Field(
+            "rate_per_s",
+            Number(lo=0, hi=1000, lo_open=True),
+            "operations per second of each client",
+            default=20.0,
+        ),
+        Field(
+            "ops",
+            OPS,
+            f"the operation mix, as weights (default {FAILOVER_MIX})",
+        ),
+        Field("policy", Choice(values=POLICIES, what="policy"), "every client's policy instead"),
+        Field("per_client", Integer(lo=1, hi=16), "workers per client", default=1),
+    ),
+    help="operations run in the background from the first step to the last",
+)
+RUN = Keys(
+    fields=(
+        Field("command", Text(), "a shell command, run in the rehearsal's folder", required=True),
+        Field("timeout", Duration(positive=True), "killed after this", default="60s"),
+        Field(
+            "expect_exit",
+            AnyOf(options=(EXIT_STATUS, Choice(values=("any",), what="exit status"))),
+            "the exit status expected, or `any`",
+            default=0,
+        ),
+    )
+)
+DURATION_RANGE = AnyOf(
+    options=(Duration(), ListOf(items=Duration(), min_items=2, max_items=2)),
+    help="a duration, or [shortest, longest] to draw from",
+)
+RANDOM = Keys(
+    fields=(
+        Field(
+            "faults",
+            ListOf(items=Choice(values=FAULTS, what="fault"), unique=True),
+            "the faults to draw from",
+            required=True,
+        ),
+        Field("targets", ListOf(items=Text(), unique=True), "replicas or sites", required=True),
+        Field("count", COUNT, "how many faults to draw", required=True),
+        Field("hold", DURATION_RANGE, "how long each fault lasts", required=True),
+        Field("gap", DURATION_RANGE, "the pause after each heal", default=0),
+        Field("params", Lazy(build=lambda: random_params()), "parameters per fault"),
+    ),
+    help="faults drawn with the seed, each injected, held and healed in turn",
+)
+HEAL = AnyOf(
+    options=(Choice(values=("all",), what="heal"), FAULT_NAME, ListOf(items=FAULT_NAME)),
+    help="`all`, or the `as` name(s) of injected faults",
+)
+INJECT = Keys(
+    fields=(
+        Field("fault", Choice(values=FAULTS, what="fault"), required=True),
+        Field("target", Text(), "one target"),
+        Field("targets", ListOf(items=Text()), "one fault per target"),
+        Field("as", FAULT_NAME, "a name for heal and expect"),
+    )
+)
+STEP = Keys(
+    fields=(
+        Field("wait", Duration(), "hold for this long (wall-clock)"),
+        Field("inject", Lazy(build=lambda: inject_forms()), "inject a fault (`kmschaos faults`)"),
+        Field("heal", HEAL, "heal every fault, or the named ones"),
+        Field("expect", Lazy(build=lambda: expectations()), "checkers over the history so far"),
+        Field("run", AnyOf(options=(Text(), RUN)), "a shell command with the cluster's endpoints"),
+        Field("checkpoint", Text(), "a message; with --interactive, wait for Enter"),
+        Field("random", RANDOM),
+    ),
+    min_keys=1,
+    max_keys=1,
+    help="one step",
+)
+REHEARSAL = Keys(
+    fields=(
+        Field("name", REHEARSAL_NAME, "the rehearsal's name (default: the file name)"),
+        Field("description", Text()),
+        Field(
+            "topology",
+            Text(),
+            "a topology file: relative to this file, or one of scenarios/topologies/",
+            required=True,
+        ),
+        Field("workload", WORKLOAD),
+        Field("steps", ListOf(items=STEP, max_items=MAX_STEPS), "what happens", required=True),
+        Field("seed", SEED, "the seed of random steps and the workload mix"),
+    ),
+    help="A kmschaos rehearsal: a topology, a workload and steps (faults, waits, "
+    "expectations) in YAML.",
+)
+TOP_KEYS = REHEARSAL.keys
+WORKLOAD_KEYS = WORKLOAD.keys
+RUN_KEYS = RUN.keys
+RANDOM_KEYS = RANDOM.keys
+INJECT_KEYS = INJECT.keys
+STEP_KINDS = STEP.keys
+
+
+def param_names(cls: type[Fault]) -> tuple[str, ...]:
+    return tuple(p.name for p in cls.parameters)
+
+
+def param_field(p: Param) -> Field:
+    return Field(p.name, PARAM_SHAPES[p.unit], p.help, required=p.required, default=p.default)
+
+
+def bound_field(b: Bound) -> Field:
+    return Field(b.key, BOUND_SHAPES[b.kind], b.help)
+
+
+def _target(cls: type[Fault]) -> Shape:
+    if cls.target_kind != "groups":
+        return Text(help=TARGET_HELP[cls.target_kind])
+    group = AnyOf(options=(Text(), ListOf(items=Text())))
+    return AnyOf(options=(Text(), ListOf(items=group, min_items=2)), help=TARGET_HELP["groups"])
+
+
+def inject_forms() -> Shape:
+    """One form per fault: its kind, target(s), `as` and its own parameters."""
+    forms = []
+    for kind, cls in FAULTS.items():
+        target = _target(cls)
+        targets = target if cls.target_kind == "groups" else ListOf(items=target, unique=True)
+        fields = (
+            Field("fault", Choice(values=(kind,), what="fault"), cls.summary, required=True),
+            Field("target", target, INJECT["target"].help),
+            Field("targets", targets, INJECT["targets"].help),
+            INJECT["as"],
+            *(param_field(p) for p in cls.parameters),
+        )
+        forms.append(Keys(fields=fields, one_of=("target", "targets"), help=f"{kind}"))
+    return AnyOf(options=tuple(forms))
+
+
+def expectations() -> Shape:
+    """Per checker: a status, or its bounds (`Checker.expectations`) and a status."""
+    fields = []
+    for name, checker in CHECKERS.items():
+        bounds = Keys(
+            fields=(*(bound_field(b) for b in checker.expectations), Field("status", STATUS))
+        )
+        fields.append(Field(name, AnyOf(options=(STATUS, bounds)), checker.what))
+    return Keys(fields=tuple(fields), min_keys=1)
+
+
+def random_params() -> Shape:
+    """A random step's `params`: per fault, its parameters."""
+    return Keys(
+        fields=tuple(
+            Field(kind, Keys(fields=tuple(param_field(p) for p in cls.parameters)))
+            for kind, cls in FAULTS.items()
+        )
+    )
+
+
+def rehearsal_schema() -> Schema:
+    """JSON Schema of rehearsal files, from the declarations that validate them."""
+    return schema_of(
+        REHEARSAL,
+        title="kmschaos rehearsal",
+        schema_id="https://kmschaos.invalid/schema/rehearsal.schema.json",
+        description=REHEARSAL.help,
+    )
