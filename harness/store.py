@@ -13,7 +13,9 @@ spells those names.
         state.json  state.lock  history.jsonl (kmschaos inject/heal)  status.json
         toxiproxy.log  external-keys.json  external-keys.lock
         faults/<fault id>.json  pki/  clients/<client>.pykmip.conf  clients/pykmip-empty.conf
-        replicas/<replica>/  (the replica program's own files: harness.replica)
+        replicas/<replica>/  port  stdout.log  peers.json  and the replica program's own
+                             files (harness.replica): pykmip-server.log  kms.sqlite
+                             replication.sqlite
 """
 
 from __future__ import annotations
@@ -22,6 +24,9 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+
+from harness.replica import DATABASES, SERVER_LOG
+from harness.replica.peers import PEERS_FILE
 
 HISTORY = "history.jsonl"
 OUTCOME = "outcome.json"
@@ -195,9 +200,43 @@ class StateFolder:
         """The ready-made PyKMIP config file of a client (`status --json`)."""
         return self.clients / f"{client}.pykmip.conf"
 
-    def replica(self, name: str) -> Path:
-        """A replica's data folder (its files are the replica program's: `harness.replica`)."""
-        return self.root / "replicas" / name
+    def replica(self, name: str) -> ReplicaFolder:
+        return ReplicaFolder(self.root / "replicas" / name)
+
+
+@dataclass(frozen=True)
+class ReplicaFolder:
+    """A replica's data folder: the replica program's own files (`harness.replica`) and
+    what a backend keeps beside them."""
+
+    root: Path
+
+    @property
+    def port_file(self) -> Path:
+        """Where the program writes the ports it bound (local backend)."""
+        return self.root / "port"
+
+    @property
+    def stdout_log(self) -> Path:
+        """The program's stdout and stderr (local backend)."""
+        return self.root / "stdout.log"
+
+    @property
+    def server_log(self) -> Path:
+        return self.root / SERVER_LOG
+
+    @property
+    def peers(self) -> Path:
+        return self.root / PEERS_FILE
+
+    @property
+    def databases(self) -> list[Path]:
+        """The databases, with SQLite's journal files: what `wipe` deletes."""
+        return [
+            self.root / f"{db}{suffix}"
+            for db in DATABASES
+            for suffix in ("", "-journal", "-wal", "-shm")
+        ]
 
 
 __all__ = [
@@ -207,6 +246,7 @@ __all__ = [
     "OUTCOME",
     "CellFolder",
     "MatrixFolder",
+    "ReplicaFolder",
     "ReportFolder",
     "ScenarioFolder",
     "StateFolder",

@@ -49,6 +49,7 @@ from harness.cluster.state import (
 )
 from harness.links import Link, ToxiproxyAPI
 from harness.pki import CLIENT_IDENTITY, CertificateAuthority
+from harness.store import StateFolder
 from harness.topology import Topology, replica_names, topology_from_dict
 from harness.wait import WaitTimeout, wait_until
 
@@ -274,12 +275,13 @@ class BaseCluster(ABC):
         an external replica's direct address is the user's KMS."""
         st = self.state
         sdir = Path(st.state_dir)
-        ca = CertificateAuthority(sdir / "pki", st.run_id)
+        folder = StateFolder(sdir)
+        ca = CertificateAuthority(folder.pki, st.run_id)
         ext = self.external_replicas()
         if ext:
             topo = topology_from_dict(st.topology, st.topology_source)
             external.init_ledger(sdir, st.run_id, bool(self.keep_keys))
-            st.tls = external.client_tls(topo, sdir / "pki", str(ca.ca_path))
+            st.tls = external.client_tls(topo, folder.pki, str(ca.ca_path))
         else:
             st.tls = ca.issue("client", CLIENT_IDENTITY, server=False).to_dict()
         i = 0
@@ -305,7 +307,7 @@ class BaseCluster(ABC):
                     index=i,
                     client_host=f"{st.subnet}.{i}",
                     host=f"{st.subnet}.{100 + i}",
-                    data_dir=str(sdir / "replicas" / name),
+                    data_dir=str(folder.replica(name).root),
                 )
                 cert = ca.issue(
                     name,
@@ -323,8 +325,8 @@ class BaseCluster(ABC):
         """Each client's links and PyKMIP config: one port per client, free on every
         client address it uses; `upstream` says where a link to a replica leads."""
         st = self.state
-        conf_dir = Path(st.state_dir) / "clients"
-        conf_dir.mkdir(parents=True, exist_ok=True)
+        folder = StateFolder(Path(st.state_dir))
+        folder.clients.mkdir(parents=True, exist_ok=True)
         tls = st.tls
         plans = []
         for cname, c in st.topology["clients"].items():
@@ -342,7 +344,7 @@ class BaseCluster(ABC):
                 for r in order
             ]
             tls_names = {r: external.tls_name(st, r) for r in order}
-            conf = conf_dir / f"{cname}.pykmip.conf"
+            conf = folder.client_conf(cname)
             conf.write_text(
                 "[client]\n"
                 f"host={','.join(hosts)}\n"
@@ -395,7 +397,7 @@ class BaseCluster(ABC):
         the replica stops running meanwhile."""
         st = self.state
         tls = TlsFiles(st.tls["ca"], st.tls["cert"], st.tls["key"])
-        conf = empty_client_config(Path(st.state_dir) / "clients")
+        conf = empty_client_config(StateFolder(Path(st.state_dir)).clients)
         policy = VCenterPolicy([ep], tls, 2.0, 5.0, conf)
         last = {"error": ""}
 

@@ -39,11 +39,9 @@ from harness.cluster.state import (
 )
 from harness.links import Link, start_toxiproxy
 from harness.replica.peers import write_peers
+from harness.store import ReplicaFolder, StateFolder
 from harness.toolchain import find_toxiproxy_server, firewall_capability
 from harness.wait import tail, wait_until
-
-# a replica's databases: PyKMIP's objects and the replication agent's versions
-DATA_FILES = ("kms.sqlite", "replication.sqlite")
 
 
 def _upstream(rs: ReplicaState) -> str:
@@ -86,7 +84,11 @@ class LocalCluster(BaseCluster):
         api_host = f"{st.subnet}.254"
         api_port = free_port([api_host])
         proc = start_toxiproxy(
-            binary, api_host, api_port, sdir / "toxiproxy.log", registry.labelled_env(st.run_id)
+            binary,
+            api_host,
+            api_port,
+            StateFolder(sdir).toxiproxy_log,
+            registry.labelled_env(st.run_id),
         )
         st.toxiproxy_api = f"http://{api_host}:{api_port}"
         st.toxiproxy_pid = proc.pid
@@ -182,12 +184,12 @@ class LocalCluster(BaseCluster):
     def _spawn(self, name: str) -> None:
         st = self.state
         rs = st.replicas[name]
-        data = Path(rs.data_dir)
-        data.mkdir(parents=True, exist_ok=True)
-        port_file = data / "port"
+        data = ReplicaFolder(Path(rs.data_dir))
+        data.root.mkdir(parents=True, exist_ok=True)
+        port_file = data.port_file
         with contextlib.suppress(FileNotFoundError):
             port_file.unlink()
-        log = (data / "stdout.log").open("ab")
+        log = data.stdout_log.open("ab")
         env = registry.labelled_python_env(st.run_id)
         env["PYTHONWARNINGS"] = "ignore"
         proc = subprocess.Popen(
@@ -204,7 +206,7 @@ class LocalCluster(BaseCluster):
                 "--port-file",
                 str(port_file),
                 "--data-dir",
-                str(data),
+                str(data.root),
                 "--cert",
                 rs.cert,
                 "--key",
@@ -237,8 +239,8 @@ class LocalCluster(BaseCluster):
         self._procs[name] = proc
 
     def _logs(self, name: str) -> list[Path]:
-        data = Path(self.state.replicas[name].data_dir)
-        return [data / "stdout.log", data / "pykmip-server.log"]
+        data = ReplicaFolder(Path(self.state.replicas[name].data_dir))
+        return [data.stdout_log, data.server_log]
 
     def replica_logs(self, name: str) -> str:
         if name in self.external_replicas():
@@ -247,7 +249,7 @@ class LocalCluster(BaseCluster):
 
     def _await_replica(self, name: str) -> None:
         rs = self.state.replicas[name]
-        port_file = Path(rs.data_dir) / "port"
+        port_file = ReplicaFolder(Path(rs.data_dir)).port_file
 
         def bound() -> bool:
             if not self.replica_running(name):
@@ -310,11 +312,9 @@ class LocalCluster(BaseCluster):
         """Kill the replica, delete its databases, start it again empty."""
         self._own(name, "wipe")
         self.kill_replica(name)
-        data = Path(self._replica(name).data_dir)
-        for db in DATA_FILES:
-            for suffix in ("", "-journal", "-wal", "-shm"):
-                with contextlib.suppress(FileNotFoundError):
-                    (data / f"{db}{suffix}").unlink()
+        for db in ReplicaFolder(Path(self._replica(name).data_dir)).databases:
+            with contextlib.suppress(FileNotFoundError):
+                db.unlink()
         self.start_replica(name)
 
     def replica_running(self, name: str) -> bool:

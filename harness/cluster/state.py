@@ -18,6 +18,7 @@ from typing import Any
 
 from harness.client.transport import Endpoint
 from harness.links import Link
+from harness.store import StateFolder
 
 # Abilities a fault may need.
 CAP_LINKS = "links"  # Toxiproxy in front of every client -> replica path
@@ -109,14 +110,14 @@ class ClusterState:
 
 
 def state_path(state_dir: Path) -> Path:
-    return state_dir / "state.json"
+    return StateFolder(state_dir).state
 
 
 @contextlib.contextmanager
 def locked(state_dir: Path) -> Iterator[None]:
     """Serialise read-modify-write of a state folder across processes."""
     state_dir.mkdir(parents=True, exist_ok=True)
-    with open(state_dir / "state.lock", "a+") as f:
+    with open(StateFolder(state_dir).lock, "a+") as f:
         fcntl.flock(f, fcntl.LOCK_EX)
         try:
             yield

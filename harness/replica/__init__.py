@@ -9,4 +9,12 @@ tests/test_imports.py fails if it reaches outside.
 - `store`: PyKMIP's database as whole objects with versions, cluster-unique ids;
 - `replication`: the `async` agent and the `sync`/`quorum` write gate;
 - `peers`: the agent's ``peers.json``, written by the backends, read by the agent.
+
+The files the program keeps in its data folder are named here; `harness.store` names
+them for the rest of the harness.
 """
+
+SERVER_LOG = "pykmip-server.log"
+KMS_DB = "kms.sqlite"  # PyKMIP's objects
+VERSIONS_DB = "replication.sqlite"  # the agent's versions and peers' acknowledgements
+DATABASES = (KMS_DB, VERSIONS_DB)

@@ -26,6 +26,8 @@ import socket
 import sys
 from pathlib import Path
 
+from harness.replica import KMS_DB, SERVER_LOG
+
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m harness.replica")
@@ -75,11 +77,11 @@ def main(argv: list[str] | None = None) -> int:
         ca_path=args.ca,
         auth_suite="TLS1.2",
         config_path=None,
-        log_path=str(data / "pykmip-server.log"),
+        log_path=str(data / SERVER_LOG),
         policy_path=str(policies),
         enable_tls_client_auth=True,
         logging_level="INFO",
-        database_path=str(data / "kms.sqlite"),
+        database_path=str(data / KMS_DB),
     )
     # PyKMIP's config refuses port 0; set it directly so the kernel picks a free one.
     server.config.settings["port"] = args.port

@@ -37,6 +37,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+from harness.replica import KMS_DB, VERSIONS_DB
 from harness.replica.peers import PEERS_FILE, read_peers
 from harness.replica.store import Store, Version
 
@@ -72,7 +73,7 @@ class Agent:
         self.peers_file = peers_file or data_dir / PEERS_FILE
         self.interval_s = interval_s
         self.epoch = secrets.token_hex(6)
-        self.store = Store(data_dir / "kms.sqlite", data_dir / "replication.sqlite")
+        self.store = Store(data_dir / KMS_DB, data_dir / VERSIONS_DB)
         self.lock = threading.RLock()
         self.acked: dict[str, tuple[str, dict[int, Version]]] = {}  # peer -> (epoch, versions)
         self._seen: dict[int, tuple[Any, ...]] = {}  # uid -> fingerprint at the last scan
