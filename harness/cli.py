@@ -8,6 +8,7 @@
     kmschaos run [SCENARIO ...] run the scenario catalogue, print verdicts, write reports
     kmschaos lint TOPOLOGY      check a topology for design errors
     kmschaos faults             list the faults and what exactly they do
+    kmschaos schema topology|rehearsal [-o FILE]   JSON Schema of a file format (editors)
 
 Exit status: 0 success; 1 a verdict or scenario failed, or an operation failed;
 2 bad input (a topology file, an argument).
@@ -378,6 +379,21 @@ def cmd_policies(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_schema(args: argparse.Namespace) -> int:
+    from harness.rehearsal import rehearsal_schema
+    from harness.topology import topology_schema
+    from harness.yamlfile import schema_text
+
+    make = {"topology": topology_schema, "rehearsal": rehearsal_schema}[args.format]
+    text = schema_text(make())
+    if args.output is None:
+        print(text, end="")
+    else:
+        Path(args.output).write_text(text, encoding="utf-8")
+        print(f"schema: {args.output}")
+    return EXIT_OK
+
+
 # ---- parser ---------------------------------------------------------------------------------
 
 
@@ -524,6 +540,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--markdown", action="store_true", help="the table as markdown (README)")
     p.set_defaults(func=cmd_policies)
+
+    p = sub.add_parser(
+        "schema",
+        help="print the JSON Schema of topology or rehearsal files (for editors)",
+        description="JSON Schema (draft 2020-12) of a file format, generated from the "
+        "declarations that validate the files: known keys, faults and their parameters, "
+        "checkers and their bounds, policies, number ranges, help texts. Point an editor at "
+        "it with a first line `# yaml-language-server: $schema=PATH`.",
+    )
+    p.add_argument("format", choices=("topology", "rehearsal"), help="which file format")
+    p.add_argument("-o", "--output", metavar="FILE", help="write it here instead of stdout")
+    p.set_defaults(func=cmd_schema)
 
     from harness.matrix import add_matrix_parser
     from harness.report import add_report_parser

@@ -83,13 +83,15 @@ _TLS_ROLE = {
     "key": "that certificate's private key",
 }
 _NAME_RULE = "use 1-32 lowercase letters, digits and '-'"
-SITE_NAME = Name(pattern=NAME_RE, rule=_NAME_RULE, what="site name")
-CLIENT_NAME = Name(pattern=NAME_RE, rule=_NAME_RULE, what="client name")
-REPLICA_NAME = Name(pattern=NAME_RE, rule=_NAME_RULE, what="replica name", help="a replica's name")
+SITE_NAME = Name(pattern=NAME_RE, rule=_NAME_RULE, what="site name", ref="name")
+CLIENT_NAME = Name(pattern=NAME_RE, rule=_NAME_RULE, what="client name", ref="name")
+REPLICA_NAME = Name(pattern=NAME_RE, rule=_NAME_RULE, what="replica name", ref="name")
 PORT = Integer(lo=1, hi=65535)
 TIME_SCALE = Number(lo=0, hi=MAX_TIME_SCALE, lo_open=True)
 _TLS_HELP = "TLS files of external replicas (PEM, relative to this file)"
-TLS = Keys(fields=tuple(Field(k, Text(), v) for k, v in _TLS_ROLE.items()), help=_TLS_HELP)
+TLS = Keys(
+    fields=tuple(Field(k, Text(), v) for k, v in _TLS_ROLE.items()), help=_TLS_HELP, ref="tls"
+)
 EXTERNAL = Keys(
     fields=(
         Field("host", Text(), "the KMS server's address or DNS name", required=True),

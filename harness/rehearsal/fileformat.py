@@ -44,10 +44,8 @@ STATUSES = ("pass", "fail", "unknown")
 _NAME_RULE = "use letters, digits, '-', '_' and '.' (at most 64)"
 
 REHEARSAL_NAME = Name(pattern=NAME_RE, rule=_NAME_RULE, what="rehearsal name")
-FAULT_NAME = Name(
-    pattern=NAME_RE, rule=_NAME_RULE, what="fault name", help="the `as` name of an injected fault"
-)
-STATUS = Choice(values=STATUSES, what="status", help="the verdict expected")
+FAULT_NAME = Name(pattern=NAME_RE, rule=_NAME_RULE, what="fault name", ref="fault-name")
+STATUS = Choice(values=STATUSES, what="status", help="the verdict expected", ref="status")
 SEED = Integer(lo=0, hi=2**63 - 1)
 EXIT_STATUS = Integer(lo=0, hi=255)
 COUNT = Integer(lo=1, hi=1000)
@@ -56,7 +54,7 @@ WEIGHT = Number(lo=0, hi=1e6)
 PARAM_SHAPES: dict[str, Shape] = {
     "ms": Millis(),
     "s": Duration(positive=True),
-    "kbps": Number(lo=0, hi=10_000_000, lo_open=True),
+    "kbps": Number(lo=0, hi=10_000_000, lo_open=True, ref="kbps"),
     "bool": Boolean(),
 }
 # an expectation's bound, by kind (`Bound.kind`)
@@ -190,10 +188,12 @@ def bound_field(b: Bound) -> Field:
 
 
 def _target(cls: type[Fault]) -> Shape:
-    if cls.target_kind != "groups":
-        return Text(help=TARGET_HELP[cls.target_kind])
+    kind = cls.target_kind
+    if kind != "groups":
+        return Text(help=TARGET_HELP[kind])
     group = AnyOf(options=(Text(), ListOf(items=Text())))
-    return AnyOf(options=(Text(), ListOf(items=group, min_items=2)), help=TARGET_HELP["groups"])
+    groups = ListOf(items=group, min_items=2)
+    return AnyOf(options=(Text(), groups), help=TARGET_HELP[kind], ref="groups")
 
 
 def inject_forms() -> Shape:
@@ -204,12 +204,12 @@ def inject_forms() -> Shape:
         targets = target if cls.target_kind == "groups" else ListOf(items=target, unique=True)
         fields = (
             Field("fault", Choice(values=(kind,), what="fault"), cls.summary, required=True),
-            Field("target", target, INJECT["target"].help),
-            Field("targets", targets, INJECT["targets"].help),
+            Field("target", target),
+            Field("targets", targets, f"one fault per target: {TARGET_HELP[cls.target_kind]}"),
             INJECT["as"],
             *(param_field(p) for p in cls.parameters),
         )
-        forms.append(Keys(fields=fields, one_of=("target", "targets"), help=f"{kind}"))
+        forms.append(Keys(fields=fields, one_of=("target", "targets"), help=f"inject {kind}"))
     return AnyOf(options=tuple(forms))
 
 

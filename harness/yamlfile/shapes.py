@@ -38,14 +38,31 @@ class Invalid(ValueError):
 
 @dataclass(frozen=True, kw_only=True)
 class Shape:
+    """`help` describes the value; `ref` names a shape used in many places, rendered once
+    under the schema's ``$defs``."""
+
     help: str = ""
+    ref: str = ""
 
     def convert(self, value: Any, wording: Wording) -> Any:
         """The value as the loader keeps it; `Invalid` when it does not fit."""
         raise NotImplementedError(f"{type(self).__name__} is checked by its loader")
 
-    def schema(self) -> Schema:
-        """This shape as JSON Schema, without its description."""
+    def schema(self, defs: Schema) -> Schema:
+        """This shape as JSON Schema (without its description); named shapes go into
+        `defs` once and are referred to."""
+        name = self.ref_name()
+        if not name:
+            return self.body(defs)
+        if name not in defs:
+            defs[name] = {}  # taken: a shape that contains itself refers to itself
+            defs[name] = self.body(defs)
+        return {"$ref": f"#/$defs/{name}"}
+
+    def ref_name(self) -> str:
+        return self.ref
+
+    def body(self, defs: Schema) -> Schema:
         raise NotImplementedError
 
 
@@ -66,7 +83,7 @@ class Text(Shape):
             raise Invalid(f"must be a non-empty string, got {got}")
         return value
 
-    def schema(self) -> Schema:
+    def body(self, defs: Schema) -> Schema:
         return {"type": "string", "pattern": r"\S"}
 
 
@@ -83,7 +100,7 @@ class Name(Shape):
             raise Invalid(f"invalid {self.what} {wording.value(value)}: {self.rule}")
         return value
 
-    def schema(self) -> Schema:
+    def body(self, defs: Schema) -> Schema:
         return {"type": "string", "pattern": self.pattern.pattern}
 
 
@@ -103,7 +120,7 @@ class Number(Shape):
             raise Invalid(f"must be {low} and <= {self.hi:g}, got {wording.number(value)}")
         return float(value)
 
-    def schema(self) -> Schema:
+    def body(self, defs: Schema) -> Schema:
         low = "exclusiveMinimum" if self.lo_open else "minimum"
         return {"type": "number", low: _num(self.lo), "maximum": _num(self.hi)}
 
@@ -122,7 +139,7 @@ class Integer(Shape):
             raise Invalid(f"must be between {self.lo} and {self.hi}, got {value}")
         return value
 
-    def schema(self) -> Schema:
+    def body(self, defs: Schema) -> Schema:
         return {"type": "integer", "minimum": self.lo, "maximum": self.hi}
 
 
@@ -133,7 +150,7 @@ class Boolean(Shape):
             raise Invalid(f"must be true or false, got {wording.kind(value)}")
         return value
 
-    def schema(self) -> Schema:
+    def body(self, defs: Schema) -> Schema:
         return {"type": "boolean"}
 
 
@@ -152,7 +169,7 @@ class Choice(Shape):
             raise Invalid(f"unknown {self.what} {wording.value(value)} (known: {', '.join(known)})")
         return value
 
-    def schema(self) -> Schema:
+    def body(self, defs: Schema) -> Schema:
         known = list(self.values)
         out: Schema = {"const": known[0]} if len(known) == 1 else {"enum": known}
         if self.explain is not None:
@@ -167,6 +184,9 @@ class Duration(Shape):
 
     positive: bool = False
 
+    def ref_name(self) -> str:
+        return self.ref or ("positive-duration" if self.positive else "duration")
+
     def convert(self, value: Any, wording: Wording) -> float:
         try:
             seconds = parse_duration(value)
@@ -176,7 +196,7 @@ class Duration(Shape):
             raise Invalid(f"must be longer than 0, got {describe(value)}")
         return seconds
 
-    def schema(self) -> Schema:
+    def body(self, defs: Schema) -> Schema:
         low = "exclusiveMinimum" if self.positive else "minimum"
         seconds = {"type": "number", low: 0, "maximum": _num(MAX_DURATION_S)}
         return {"anyOf": [seconds, {"type": "string", "pattern": DURATION_PATTERN}]}
@@ -186,6 +206,9 @@ class Duration(Shape):
 class Share(Shape):
     """A share of 1: ``0.9`` or ``90%``."""
 
+    def ref_name(self) -> str:
+        return self.ref or "share"
+
     def convert(self, value: Any, wording: Wording) -> float:
         if isinstance(value, str) and value.strip().endswith("%"):
             try:
@@ -194,7 +217,7 @@ class Share(Shape):
                 raise Invalid(f"must be a share like 0.9 or 90%, got {describe(value)}") from None
         return Number(lo=0, hi=1).convert(value, wording)
 
-    def schema(self) -> Schema:
+    def body(self, defs: Schema) -> Schema:
         share = {"type": "number", "minimum": 0, "maximum": 1}
         return {"anyOf": [share, {"type": "string", "pattern": SHARE_PATTERN}]}
 
@@ -203,12 +226,15 @@ class Share(Shape):
 class Millis(Shape):
     """Whole milliseconds: a number (``100``) or a duration with its unit (``100ms``)."""
 
+    def ref_name(self) -> str:
+        return self.ref or "milliseconds"
+
     def convert(self, value: Any, wording: Wording) -> int:
         if isinstance(value, str):
             return round(Duration().convert(value, wording) * 1000)
         return round(Number(lo=0, hi=MAX_DURATION_S * 1000).convert(value, wording))
 
-    def schema(self) -> Schema:
+    def body(self, defs: Schema) -> Schema:
         ms = {"type": "number", "minimum": 0, "maximum": _num(MAX_DURATION_S * 1000)}
         return {"anyOf": [ms, {"type": "string", "pattern": DURATION_PATTERN}]}
 
@@ -247,10 +273,10 @@ class Keys(Shape):
     def shape(self, key: str) -> Shape:
         return self[key].shape
 
-    def schema(self) -> Schema:
+    def body(self, defs: Schema) -> Schema:
         out: Schema = {
             "type": "object",
-            "properties": {f.key: field_schema(f) for f in self.fields},
+            "properties": {f.key: field_schema(f, defs) for f in self.fields},
             "additionalProperties": False,
         }
         required = [f.key for f in self.fields if f.required]
@@ -273,11 +299,11 @@ class MapOf(Shape):
     values: Shape
     min_keys: int = 1
 
-    def schema(self) -> Schema:
+    def body(self, defs: Schema) -> Schema:
         return {
             "type": "object",
-            "propertyNames": self.names.schema(),
-            "additionalProperties": described(self.values),
+            "propertyNames": self.names.schema(defs),
+            "additionalProperties": described(self.values, defs),
             "minProperties": self.min_keys,
         }
 
@@ -289,8 +315,8 @@ class ListOf(Shape):
     max_items: int | None = None
     unique: bool = False
 
-    def schema(self) -> Schema:
-        out: Schema = {"type": "array", "items": described(self.items)}
+    def body(self, defs: Schema) -> Schema:
+        out: Schema = {"type": "array", "items": described(self.items, defs)}
         if self.min_items:
             out["minItems"] = self.min_items
         if self.max_items is not None:
@@ -306,8 +332,8 @@ class AnyOf(Shape):
 
     options: tuple[Shape, ...]
 
-    def schema(self) -> Schema:
-        return {"anyOf": [described(o) for o in self.options]}
+    def body(self, defs: Schema) -> Schema:
+        return {"anyOf": [described(o, defs) for o in self.options]}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -316,16 +342,16 @@ class Lazy(Shape):
 
     build: Callable[[], Shape] = field(compare=False)
 
-    def schema(self) -> Schema:
-        return described(self.build())
+    def body(self, defs: Schema) -> Schema:
+        return described(self.build(), defs)
 
 
 # ---- JSON Schema -------------------------------------------------------------------------
 
 
-def described(shape: Shape, help: str = "") -> Schema:
+def described(shape: Shape, defs: Schema, help: str = "") -> Schema:
     """`shape`'s schema with its description (`help`, else the shape's own)."""
-    out = shape.schema()
+    out = shape.schema(defs)
     text = help or shape.help
     own = out.pop("description", "")
     if text or own:
@@ -333,8 +359,8 @@ def described(shape: Shape, help: str = "") -> Schema:
     return out
 
 
-def field_schema(f: Field) -> Schema:
-    out = described(f.shape, f.help)
+def field_schema(f: Field, defs: Schema) -> Schema:
+    out = described(f.shape, defs, f.help)
     if f.default is not None:
         out["default"] = f.default
     return out
@@ -342,10 +368,7 @@ def field_schema(f: Field) -> Schema:
 
 def schema_of(shape: Shape, *, title: str, schema_id: str, description: str) -> Schema:
     """A whole file's JSON Schema document (draft 2020-12)."""
-    return {
-        "$schema": JSON_SCHEMA_DIALECT,
-        "$id": schema_id,
-        "title": title,
-        "description": description,
-        **shape.schema(),
-    }
+    defs: Schema = {}
+    body = shape.body(defs)
+    head = {"$schema": JSON_SCHEMA_DIALECT, "$id": schema_id, "title": title}
+    return {**head, "description": description, **body, **({"$defs": defs} if defs else {})}
