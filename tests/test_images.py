@@ -8,6 +8,7 @@ unless ``KMSCHAOS_REQUIRE_DOCKER=1``, which turns the skip into a failure.
 
 from __future__ import annotations
 
+import argparse
 import os
 import shutil
 import struct
@@ -20,6 +21,7 @@ import pytest
 from docker_ready import docker_engine_or_skip
 
 from harness import images
+from harness.images import base, builder, command, online, wheels
 from harness.toolchain import repo_root
 
 LABELS = {"kmschaos.test": "images"}
@@ -120,14 +122,14 @@ def test_requirements_must_be_exact_pins(tmp_path: Path) -> None:
     req = tmp_path / "requirements.txt"
     req.write_text("# runtime\nPyKMIP==0.11.0  # the server\nsix>=1.16\n")
     with pytest.raises(images.ImageBuildError) as e:
-        images._pins(req)
+        wheels.pins(req)
     assert f"{req}: line 3: 'six>=1.16'" in str(e.value) and e.value.step == "wheels"
     req.write_text("PyKMIP==0.11.0\ntyping-extensions == 4.16.0\n")
-    assert images._pins(req) == {"pykmip": "0.11.0", "typing_extensions": "4.16.0"}
+    assert wheels.pins(req) == {"pykmip": "0.11.0", "typing_extensions": "4.16.0"}
 
 
 def test_the_shipped_requirements_are_exact_pins() -> None:
-    pins = images._pins(repo_root() / images.KMS_REQUIREMENTS)
+    pins = wheels.pins(repo_root() / images.KMS_REQUIREMENTS)
     assert pins["pykmip"] == "0.11.0" and "cryptography" in pins and "sqlalchemy" in pins
 
 
@@ -135,11 +137,11 @@ def test_a_wheel_folder_counts_only_when_complete(tmp_path: Path) -> None:
     pins = {"pykmip": "0.11.0", "typing_extensions": "4.16.0"}
     (tmp_path / "PyKMIP-0.11.0-py3-none-any.whl").touch()
     (tmp_path / "typing_extensions-4.16.0-py3-none-any.whl").touch()
-    assert not images._wheel_folder_complete(tmp_path, pins)  # no marker: interrupted
+    assert not wheels.wheel_folder_complete(tmp_path, pins)  # no marker: interrupted
     (tmp_path / ".complete").touch()
-    assert images._wheel_folder_complete(tmp_path, pins)
-    assert not images._wheel_folder_complete(tmp_path, {**pins, "six": "1.17.0"})
-    assert not images._wheel_folder_complete(tmp_path, {**pins, "pykmip": "0.10.0"})
+    assert wheels.wheel_folder_complete(tmp_path, pins)
+    assert not wheels.wheel_folder_complete(tmp_path, {**pins, "six": "1.17.0"})
+    assert not wheels.wheel_folder_complete(tmp_path, {**pins, "pykmip": "0.10.0"})
 
 
 def elf(tmp_path: Path, segment_types: list[int]) -> Path:
@@ -191,8 +193,8 @@ class FakeAPI:
 @pytest.fixture
 def no_builds(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     done: list[str] = []
-    monkeypatch.setattr(images, "_build_online", lambda *a: done.append("online"))
-    monkeypatch.setattr(images, "_build_offline", lambda *a: done.append("offline"))
+    monkeypatch.setattr(builder, "_build_online", lambda *a: done.append("online"))
+    monkeypatch.setattr(builder, "_build_offline", lambda *a: done.append("offline"))
     return done
 
 
@@ -237,9 +239,9 @@ def test_a_pull_that_stays_silent_is_given_up(monkeypatch: pytest.MonkeyPatch) -
 
     client: Any = FakeClient(set())
     client.api = SilentAPI()
-    monkeypatch.setattr(images, "PULL_TIMEOUT_S", 0.2)
+    monkeypatch.setattr(online, "PULL_TIMEOUT_S", 0.2)
     try:
-        assert images._pull(client, images.BASE_ONLINE) == "no progress for 0.2 s"
+        assert online.pull(client, images.BASE_ONLINE) == "no progress for 0.2 s"
     finally:
         release.set()
 
@@ -247,7 +249,7 @@ def test_a_pull_that_stays_silent_is_given_up(monkeypatch: pytest.MonkeyPatch) -
 def test_debootstrap_without_root_says_so(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(os, "geteuid", lambda: 1000)
     with pytest.raises(images.ImageBuildError) as e:
-        images._debootstrap_tarball(tmp_path / images.BASE_TARBALL, lambda _: None)
+        base.debootstrap_tarball(tmp_path / images.BASE_TARBALL, lambda _: None)
     assert "debootstrap needs root" in str(e.value) and "--offline" in str(e.value)
     assert list(tmp_path.iterdir()) == []
 
@@ -255,6 +257,42 @@ def test_debootstrap_without_root_says_so(tmp_path: Path, monkeypatch: pytest.Mo
 def test_build_refuses_an_unknown_mode() -> None:
     with pytest.raises(ValueError, match="auto, online or offline"):
         images.build("sideways", client=FakeClient(set()))
+
+
+def kmschaos_images(*argv: str) -> argparse.Namespace:
+    """`kmschaos images ...` parsed by a parser holding only that subcommand."""
+    ap = argparse.ArgumentParser(prog="kmschaos")
+    images.add_images_parser(ap.add_subparsers(dest="command", required=True))
+    return ap.parse_args(["images", *argv])
+
+
+def test_kmschaos_images_build_passes_the_path_on(monkeypatch: pytest.MonkeyPatch) -> None:
+    client: Any = FakeClient(set())
+    client.close = lambda: None
+    asked: list[tuple[str, bool]] = []
+    monkeypatch.setattr(command, "engine_client", lambda: client)
+    monkeypatch.setattr(
+        command, "build", lambda mode, no_cache, **_: asked.append((mode, no_cache))
+    )
+    for argv in (["build"], ["build", "--offline"], ["build", "--online", "--no-cache"]):
+        args = kmschaos_images(*argv)
+        assert args.func(args) == 0
+    assert asked == [("auto", False), ("offline", False), ("online", True)]
+    with pytest.raises(SystemExit):
+        kmschaos_images("build", "--offline", "--online")
+
+
+def test_kmschaos_images_says_which_step_failed(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def no_engine() -> Any:
+        raise images.ImageBuildError("docker engine", "no Docker engine answers")
+
+    monkeypatch.setattr(command, "engine_client", no_engine)
+    args = kmschaos_images("status")
+    assert args.func(args) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("kmschaos images: step 'docker engine' failed: no Docker engine")
 
 
 # --- the built images ---------------------------------------------------------------
