@@ -18,6 +18,9 @@ replica is a crash on a live host (connects refused at once, as on the local bac
 network makes the address itself unreachable. Everything carries the labels
 ``kmschaos.run`` and ``kmschaos.registry``; `reap_docker` removes what a killed run left
 (this module registers it with `harness.registry` when it is imported).
+
+The engine itself (client, readiness, port publishing, labels, the reaper) is
+`harness.cluster.docker_engine`; its names are re-exported here.
 """
 
 from __future__ import annotations
@@ -31,6 +34,17 @@ from typing import Any
 
 from harness import registry
 from harness.cluster.base import BaseCluster, free_port
+from harness.cluster.docker_engine import (
+    LABEL_REGISTRY,
+    LABEL_ROLE,
+    LABEL_RUN,
+    docker_client,
+    docker_run_ids,
+    reap_docker,
+    run_labels,
+    unavailable_reason,
+    userland_proxy,
+)
 from harness.cluster.state import (
     CAP_FIREWALL,
     CAP_LINKS,
@@ -49,71 +63,6 @@ KMIP_PORT = 5696
 REPL_PORT = 5697
 TOXIPROXY_API_PORT = 8474
 FIRST_LINK_PORT = 20000
-LABEL_RUN = "kmschaos.run"
-LABEL_REGISTRY = "kmschaos.registry"
-LABEL_ROLE = "kmschaos.role"
-DOCKER_TIMEOUT_S = 60
-
-
-def docker_client() -> Any:
-    """A docker-py client that answered a ping, or `ClusterError` saying what to do."""
-    from docker.client import DockerClient
-
-    where = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
-    try:
-        client = DockerClient.from_env(timeout=DOCKER_TIMEOUT_S)
-        client.ping()
-    except Exception as e:  # noqa: BLE001 - docker-py raises several kinds here
-        raise ClusterError(
-            f"no Docker engine answers at {where} ({type(e).__name__}: {e}); start one "
-            "(Debian: `apt-get install docker.io && dockerd &`), or use --backend local"
-        ) from None
-    return client
-
-
-def unavailable_reason() -> str | None:
-    """None when the docker backend can run here (an engine answers and the images of
-    this checkout are built), else why not, with what to do."""
-    from harness import images
-
-    try:
-        client = docker_client()
-    except ClusterError as e:
-        return str(e)
-    try:
-        missing = images.missing_images(client)
-    finally:
-        client.close()
-    if missing:
-        return f"image(s) {', '.join(missing)} not built: run `make images`"
-    return None
-
-
-def userland_proxy() -> bool:
-    """Does the engine publish ports through docker-proxy (its default)? Read from the
-    local dockerd's command line and /etc/docker/daemon.json; a remote engine counts
-    as default."""
-    import json
-
-    flag: bool | None = None
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit():
-            continue
-        try:
-            args = (proc / "cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if args and args[0].endswith(b"dockerd"):
-            for a in args:
-                if a.startswith(b"--userland-proxy"):
-                    flag = not a.endswith(b"=false")
-            break
-    if flag is None:
-        with contextlib.suppress(OSError, ValueError, AttributeError):
-            conf = json.loads(Path("/etc/docker/daemon.json").read_text())
-            if "userland-proxy" in conf:
-                flag = bool(conf["userland-proxy"])
-    return True if flag is None else flag
 
 
 def replica_command(state: ClusterState, name: str) -> list[str]:
@@ -155,10 +104,6 @@ def replica_command(state: ClusterState, name: str) -> list[str]:
         "--peers-file",
         "/config/peers.json",
     ]
-
-
-def _labels(run_id: str, role: str) -> dict[str, str]:
-    return {LABEL_RUN: run_id, LABEL_REGISTRY: registry.registry_tag(), LABEL_ROLE: role}
 
 
 class DockerCluster(BaseCluster):
@@ -226,7 +171,7 @@ class DockerCluster(BaseCluster):
         if missing:
             raise ClusterError(
                 f"docker image(s) {', '.join(missing)} not found in the local engine: run "
-                "`make images` (or `python -m harness.images build`) first"
+                "`make images` (or `kmschaos images build`) first"
             )
         kms_image, toxi_image = images.kms_image(), images.toxiproxy_image()
         self._register()
@@ -235,7 +180,7 @@ class DockerCluster(BaseCluster):
         names = list(st.replicas)
         for site in sites:
             client.networks.create(
-                self.network_name(site), driver="bridge", labels=_labels(st.run_id, "network")
+                self.network_name(site), driver="bridge", labels=run_labels(st.run_id, "network")
             )
         profile = str(st.replication.get("profile", "none"))
 
@@ -286,7 +231,7 @@ class DockerCluster(BaseCluster):
             toxi_image,
             ["-host=0.0.0.0", f"-port={TOXIPROXY_API_PORT}"],
             name=self.toxiproxy_name,
-            labels=_labels(st.run_id, "toxiproxy"),
+            labels=run_labels(st.run_id, "toxiproxy"),
             network=self.network_name(site_list[0]),
             ports=ports,
             detach=True,
@@ -306,12 +251,12 @@ class DockerCluster(BaseCluster):
                 ["sleep", "infinity"],
                 name=self.holder_name(name),
                 hostname=name,
-                labels={**_labels(st.run_id, "holder"), "kmschaos.replica": name},
+                labels={**run_labels(st.run_id, "holder"), "kmschaos.replica": name},
                 network=self.network_name(rs.site),
                 ports={f"{KMIP_PORT}/tcp": (rs.host, rs.port)},
                 detach=True,
             )
-            client.volumes.create(self.volume_name(name), labels=_labels(st.run_id, "data"))
+            client.volumes.create(self.volume_name(name), labels=run_labels(st.run_id, "data"))
             self._run_replica(name, kms_image)
 
         with ThreadPoolExecutor(max_workers=min(8, len(names))) as pool:
@@ -345,7 +290,7 @@ class DockerCluster(BaseCluster):
             image,
             cmd,
             name=self.container_name(name),
-            labels={**_labels(st.run_id, "replica"), "kmschaos.replica": name},
+            labels={**run_labels(st.run_id, "replica"), "kmschaos.replica": name},
             network_mode=f"container:{self.holder_name(name)}",
             volumes={
                 self.volume_name(name): {"bind": "/data", "mode": "rw"},
@@ -493,7 +438,7 @@ class DockerCluster(BaseCluster):
         with contextlib.suppress(Exception):
             self.docker.volumes.get(self.volume_name(name)).remove(force=True)
         self.docker.volumes.create(
-            self.volume_name(name), labels=_labels(self.state.run_id, "data")
+            self.volume_name(name), labels=run_labels(self.state.run_id, "data")
         )
         self._run_replica(name, images.kms_image())
         self._await_replica(name)
@@ -515,77 +460,7 @@ class DockerCluster(BaseCluster):
             net.connect(self.holder_name(name))
 
 
-# ---- reaping ---------------------------------------------------------------------------
-
-
-def _run_filter(run_id: str | None) -> dict[str, str]:
-    if run_id:
-        return {"label": f"{LABEL_RUN}={run_id}"}
-    return {"label": f"{LABEL_REGISTRY}={registry.registry_tag()}"}
-
-
-def _engine_if_any() -> Any:
-    """A client when an engine answers, else None (the reaper's cheap question: no socket,
-    no ping)."""
-    if not os.environ.get("DOCKER_HOST") and not os.path.exists("/var/run/docker.sock"):
-        return None
-    try:
-        return docker_client()
-    except ClusterError:
-        return None
-
-
-def docker_run_ids() -> set[str]:
-    """Run ids of this registry that own containers, networks or volumes."""
-    client = _engine_if_any()
-    if client is None:
-        return set()
-    found: set[str] = set()
-    with contextlib.suppress(Exception):
-        flt = _run_filter(None)
-        for c in client.containers.list(all=True, filters=flt):
-            found.add(c.labels.get(LABEL_RUN, ""))
-        for n in client.networks.list(filters=flt):
-            found.add((n.attrs.get("Labels") or {}).get(LABEL_RUN, ""))
-        for v in client.volumes.list(filters=flt):
-            found.add((v.attrs.get("Labels") or {}).get(LABEL_RUN, ""))
-    client.close()
-    found.discard("")
-    return found
-
-
-def reap_docker(run_id: str) -> int:
-    """Remove every container, network and volume labelled with `run_id`; how many."""
-    client = _engine_if_any()
-    if client is None:
-        return 0
-    n = 0
-    flt = _run_filter(run_id)
-
-    def removed(remove: Any, **kwargs: Any) -> int:
-        try:
-            remove(**kwargs)
-            return 1
-        except Exception:  # noqa: BLE001 - gone already, or in use: the next reap retries
-            return 0
-
-    try:
-        containers = client.containers.list(all=True, filters=flt)
-        # replicas before the holders whose network namespace they use; each group at once
-        holders = [c for c in containers if c.labels.get(LABEL_ROLE) == "holder"]
-        others = [c for c in containers if c.labels.get(LABEL_ROLE) != "holder"]
-        with ThreadPoolExecutor(max_workers=8) as pool:
-            for group in (others, holders):
-                n += sum(pool.map(lambda c: removed(c.remove, force=True, v=True), group))
-            networks = client.networks.list(filters=flt)
-            n += sum(pool.map(lambda net: removed(net.remove), networks))
-            volumes = client.volumes.list(filters=flt)
-            n += sum(pool.map(lambda v: removed(v.remove, force=True), volumes))
-    finally:
-        client.close()
-    return n
-
-
+# importing the backend registers its reaper (the registry imports no backend)
 registry.register_reaper(DockerCluster.backend, run_ids=docker_run_ids, reap=reap_docker)
 
 
@@ -616,6 +491,25 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     print(f"docker backend: images {images.kms_image()} and {images.toxiproxy_image()} ready")
     return 0
+
+
+__all__ = [
+    "FIRST_LINK_PORT",
+    "KMIP_PORT",
+    "LABEL_REGISTRY",
+    "LABEL_ROLE",
+    "LABEL_RUN",
+    "REPL_PORT",
+    "TOXIPROXY_API_PORT",
+    "DockerCluster",
+    "docker_client",
+    "docker_run_ids",
+    "main",
+    "reap_docker",
+    "replica_command",
+    "unavailable_reason",
+    "userland_proxy",
+]
 
 
 if __name__ == "__main__":
