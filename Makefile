@@ -74,10 +74,10 @@ bench: setup
 	$(BIN)/python -m bench
 
 images: setup
-	$(BIN)/python -m harness.images build
+	$(BIN)/kmschaos images build
 
 images-offline: setup
-	$(BIN)/python -m harness.images build --offline
+	$(BIN)/kmschaos images build --offline
 
 lint: setup
 	$(BIN)/ruff check harness tests scenarios bench

@@ -9,6 +9,7 @@ per machine), so it holds an exclusive lock: xdist workers take turns.
 
 from __future__ import annotations
 
+import argparse
 import difflib
 import fcntl
 import json
@@ -52,7 +53,31 @@ def test_the_checked_in_compose_file_is_the_rendered_plan(planned: ClusterState)
             "rendered",
         )
     )
-    assert not diff, f"run `python -m harness.compose render --write`:\n{diff[:3000]}"
+    assert not diff, f"run `kmschaos compose render --write`:\n{diff[:3000]}"
+
+
+def kmschaos_compose(*argv: str) -> argparse.Namespace:
+    """`kmschaos compose ...` parsed by a parser holding only that subcommand."""
+    ap = argparse.ArgumentParser(prog="kmschaos")
+    compose.add_compose_parser(ap.add_subparsers(dest="command", required=True))
+    return ap.parse_args(["compose", *argv])
+
+
+def test_kmschaos_compose_render_prints_the_checked_in_file(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    args = kmschaos_compose("render")
+    assert args.func(args) == 0
+    assert capsys.readouterr().out == (repo_root() / compose.COMPOSE_FILE).read_text()
+
+
+def test_kmschaos_compose_takes_the_state_folder_as_state_dir_or_dir() -> None:
+    default = str(repo_root() / compose.DEFAULT_DIR)
+    assert kmschaos_compose("prepare").dir == default
+    assert kmschaos_compose("wait", "--state-dir", "x").dir == "x"
+    assert kmschaos_compose("prepare", "--dir", "y").dir == "y"
+    with pytest.raises(SystemExit):
+        kmschaos_compose("up")
 
 
 def test_replica_containers_are_those_the_docker_backend_runs(planned: ClusterState) -> None:
@@ -175,12 +200,12 @@ def test_compose_up_serves_kmip_stall_fails_over_heal_and_down_leave_nothing(
     def kmschaos(*args: str) -> str:
         return run(sys.executable, "-m", "harness.cli", *args, "--state-dir", str(sdir))
 
-    run(sys.executable, "-m", "harness.compose", "prepare", "--dir", str(sdir))
+    kmschaos("compose", "prepare")
     try:
         t0 = time.monotonic()
         run(*argv, "up", "-d")
         up_s = time.monotonic() - t0
-        run(sys.executable, "-m", "harness.compose", "wait", "--dir", str(sdir))
+        kmschaos("compose", "wait")
         print(f"compose: up -d {up_s:.1f} s, every link answering {time.monotonic() - t0:.1f} s")
 
         status = json.loads(kmschaos("status", "--json"))
