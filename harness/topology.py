@@ -57,6 +57,7 @@ from harness.yamlfile import (
     Y,
     compose,
     join,
+    read_document,
     schema_of,
 )
 
@@ -383,15 +384,11 @@ def replica_names(entries: list[Any]) -> list[str]:
 
 def load_topology(path: str | Path) -> Topology:
     """Read and validate a topology file; raise `TopologyError` on any problem."""
-    p = Path(path)
-    source = str(path)
     try:
-        text = p.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise TopologyError(source, "", "file not found") from None
-    except OSError as e:
-        raise TopologyError(source, "", f"cannot read file: {e.strerror}") from None
-    return parse_topology(text, source)
+        text = read_document(Path(path))
+    except Problem as p:
+        raise TopologyError(str(path), "", p.message) from None
+    return parse_topology(text, str(path))
 
 
 def parse_topology(text: str, source: str = "<topology>") -> Topology:
@@ -413,12 +410,7 @@ def topology_from_dict(data: dict[str, Any], source: str = "<topology>") -> Topo
 
 def topology_schema() -> Schema:
     """JSON Schema of topology files, from the declarations that validate them."""
-    return schema_of(
-        TOPOLOGY_FILE,
-        title="kmschaos topology",
-        schema_id="https://kmschaos.invalid/schema/topology.schema.json",
-        description=TOPOLOGY_FILE.help,
-    )
+    return schema_of(TOPOLOGY_FILE, "topology")
 
 
 def check_time_scale(value: Any, source: str = "time scale") -> float:

@@ -236,9 +236,4 @@ def random_params() -> Shape:
 
 def rehearsal_schema() -> Schema:
     """JSON Schema of rehearsal files, from the declarations that validate them."""
-    return schema_of(
-        REHEARSAL,
-        title="kmschaos rehearsal",
-        schema_id="https://kmschaos.invalid/schema/rehearsal.schema.json",
-        description=REHEARSAL.help,
-    )
+    return schema_of(REHEARSAL, "rehearsal")

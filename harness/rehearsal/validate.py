@@ -60,6 +60,7 @@ from harness.yamlfile import (
     describe,
     format_duration,
     join,
+    read_document,
     unknown,
 )
 
@@ -92,13 +93,9 @@ def load_rehearsal(path: str | Path) -> Rehearsal:
     p = Path(path)
     source = display_path(p)
     try:
-        text = p.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise RehearsalError(source, None, "", "file not found") from None
-    except UnicodeDecodeError as e:
-        raise RehearsalError(source, None, "", f"not UTF-8 text ({e.reason})") from None
-    except OSError as e:
-        raise RehearsalError(source, None, "", f"cannot read file: {e.strerror}") from None
+        text = read_document(p)
+    except Problem as e:
+        raise RehearsalError(source, None, "", e.message) from None
     return parse_rehearsal(text, source, base_dir=p.parent, path=p)
 
 

@@ -18,7 +18,15 @@ from __future__ import annotations
 
 import json
 
-from harness.yamlfile.located import MAX_DEPTH, MAX_VALUES, Problem, Y, compose, join
+from harness.yamlfile.located import (
+    MAX_DEPTH,
+    MAX_VALUES,
+    Problem,
+    Y,
+    compose,
+    join,
+    read_document,
+)
 from harness.yamlfile.reader import Reader
 from harness.yamlfile.shapes import (
     AnyOf,
@@ -93,6 +101,7 @@ __all__ = [
     "join",
     "kind_of",
     "parse_duration",
+    "read_document",
     "schema_of",
     "schema_text",
     "unknown",

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -86,6 +87,18 @@ class Y:
                 return None
             cut = max(path.rfind("."), path.rfind("["))
             path = path[:cut] if cut > 0 else ""
+
+
+def read_document(path: Path) -> str:
+    """A file's text; a `Problem` at the file (no field) when it cannot be read."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise Problem("", "file not found") from None
+    except UnicodeDecodeError as e:
+        raise Problem("", f"not UTF-8 text ({e.reason})") from None
+    except OSError as e:
+        raise Problem("", f"cannot read file: {e.strerror}") from None
 
 
 def join(path: str, key: str) -> str:

@@ -366,9 +366,10 @@ def field_schema(f: Field, defs: Schema) -> Schema:
     return out
 
 
-def schema_of(shape: Shape, *, title: str, schema_id: str, description: str) -> Schema:
-    """A whole file's JSON Schema document (draft 2020-12)."""
+def schema_of(shape: Keys, name: str) -> Schema:
+    """A whole file's JSON Schema document (draft 2020-12): `shape` is the file's top
+    level, its help the schema's description."""
     defs: Schema = {}
     body = shape.body(defs)
-    head = {"$schema": JSON_SCHEMA_DIALECT, "$id": schema_id, "title": title}
-    return {**head, "description": description, **body, **({"$defs": defs} if defs else {})}
+    head = {"$schema": JSON_SCHEMA_DIALECT, "title": f"kmschaos {name}"}
+    return {**head, "description": shape.help, **body, **({"$defs": defs} if defs else {})}
