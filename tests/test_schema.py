@@ -5,7 +5,8 @@ docs/schema/ and named by every shipped YAML file's first line (the yaml-languag
 modeline). Here: the shipped schemas are what the command generates; every shipped file
 validates; files the loaders reject for an unknown key, a bad choice or a number out of
 range are rejected by the schema too; a fault or checker defined in a test module is in
-the rehearsal schema at once.
+the rehearsal schema at once. And the YAML layer both loaders share: a topology error
+knows its line (its text unchanged), and hostile YAML is refused in topology files too.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from harness.faults.link import LinkFault
 from harness.faults.params import Param
 from harness.rehearsal import RehearsalError, parse_rehearsal, rehearsal_schema
 from harness.toolchain import repo_root
-from harness.topology import TopologyError, parse_topology, topology_schema
+from harness.topology import TopologyError, load_topology, parse_topology, topology_schema
 
 ROOT = repo_root()
 SCHEMAS = ROOT / "docs" / "schema"
@@ -205,3 +206,51 @@ def test_a_fault_and_a_checker_defined_elsewhere_are_in_the_rehearsal_schema() -
     assert not v.is_valid({**head, "steps": [{"inject": inject}]})
     text = json.dumps(rehearsal_schema())
     assert "how long each response is held" in text and "Echo: counts operations." in text
+
+
+# ---- the YAML layer both loaders share -------------------------------------------------------
+
+
+def test_a_topology_error_knows_its_line_and_keeps_its_text() -> None:
+    with pytest.raises(TopologyError) as e:
+        parse_topology(TOPOLOGY.replace("policy: vcenter", "policy: vsphere"), "t.yaml")
+    assert e.value.line == 5
+    assert str(e.value) == (
+        "t.yaml: clients.vc-a.policy: unknown policy 'vsphere' (known: vcenter, pykmip)"
+    )
+    with pytest.raises(TopologyError) as e:
+        parse_topology(TOPOLOGY.replace("site: site-a, ", ""), "t.yaml")
+    assert (e.value.field_path, e.value.line) == ("clients.vc-a.site", 5)
+
+
+@pytest.mark.parametrize(
+    ("text", "field", "message"),
+    [
+        (TOPOLOGY + "timeouts: {}\n", "timeouts", "duplicate key (first at line 6)"),
+        ("sites: &s {a: *s}\n", "sites.a", "recursive alias: the value contains itself"),
+        ("sites: " + "[" * 60 + "]" * 60, "sites" + "[0]" * 40, "nested too deeply"),
+        ("sites: !!set {a}\n", "sites", "unsupported YAML tag !!set"),
+        ("time_scale: !!int x\n", "time_scale", "cannot read 'x' as !!int"),
+    ],
+)
+def test_hostile_yaml_is_refused_in_topology_files_too(text: str, field: str, message: str) -> None:
+    with pytest.raises(TopologyError) as e:
+        parse_topology(text, "t.yaml")
+    assert e.value.field_path == field and e.value.message.startswith(message), str(e.value)
+    assert e.value.line is not None
+
+
+def test_a_topology_that_is_not_utf8_is_a_topology_error(tmp_path: Path) -> None:
+    path = tmp_path / "t.yaml"
+    path.write_bytes(b"name: \xff\n")
+    with pytest.raises(TopologyError, match="not UTF-8 text"):
+        load_topology(path)
+
+
+def test_a_rehearsal_names_the_line_of_its_topology_error(tmp_path: Path) -> None:
+    (tmp_path / "t.yaml").write_text(TOPOLOGY.replace("policy: vcenter", "policy: vsphere"))
+    (tmp_path / "r.yaml").write_text("topology: t.yaml\nsteps: [{wait: 1}]\n")
+    with pytest.raises(RehearsalError) as e:
+        parse_rehearsal((tmp_path / "r.yaml").read_text(), "r.yaml", base_dir=tmp_path)
+    assert str(e.value).startswith("r.yaml: line 1: topology: invalid topology: ")
+    assert str(e.value).endswith("(known: vcenter, pykmip) (t.yaml, line 5)")
