@@ -2,7 +2,7 @@
 
 - `located`: YAML text → a `Y` tree whose every value keeps its line and field path;
   hostile or sloppy YAML (duplicate keys, alias bombs, deep nesting, odd tags) is a
-  `Problem` with its line.
+  `Problem` with its line; `read_document` reads a file or says why not.
 - `shapes`: the declarations of what a file may contain (known keys, number ranges,
   names, choices, durations) with their help; the loaders check values with them and
   `schema_of` renders them as JSON Schema for editors (`kmschaos schema`).
