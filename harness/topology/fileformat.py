@@ -1,0 +1,124 @@
+"""The topology file format: every key, its shape, its limits and its help text, declared
+once (`harness.yamlfile` shapes). The loader (`harness.topology.load`) checks files
+against these declarations and `kmschaos schema topology` renders them as JSON Schema.
+"""
+
+from __future__ import annotations
+
+import re
+
+from harness.client.policies import POLICIES
+from harness.yamlfile import (
+    AnyOf,
+    Boolean,
+    Choice,
+    Field,
+    Integer,
+    Keys,
+    ListOf,
+    MapOf,
+    Name,
+    Number,
+    Text,
+)
+
+PROFILES = ("none", "async", "sync", "quorum")
+DEFAULT_POLICY = "vcenter"
+PROFILES_IMPLEMENTED = ("none", "async", "sync", "quorum")
+DEFAULT_INTERVAL_MS = 250.0
+NAME_RE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,30}[a-z0-9])?$")
+MAX_TIME_SCALE = 10.0
+MAX_REPLICAS = 99  # replica i listens on 127.X.Y.i and 127.X.Y.(100+i)
+KMIP_PORT = 5696
+
+# ---- the file format: every key, its shape and help (validation and `kmschaos schema`) ----
+
+PROFILE_DOCS = {
+    "none": "a key lives where it was made (one KMS, or unreplicated copies)",
+    "async": "any replica writes; copies reach peers within interval_ms (Vault-Enterprise-like)",
+    "sync": "writes go to one primary and are copied before the answer (KeyControl-like)",
+    "quorum": "a write needs a majority of replicas; without one: read-only (Fortanix-like)",
+}
+TLS_ROLE = {
+    "ca": "the CA certificate(s) that signed the KMS server's certificate",
+    "cert": "the client certificate the KMS knows",
+    "key": "that certificate's private key",
+}
+_NAME_RULE = "use 1-32 lowercase letters, digits and '-'"
+SITE_NAME = Name(pattern=NAME_RE, rule=_NAME_RULE, what="site name", ref="name")
+CLIENT_NAME = Name(pattern=NAME_RE, rule=_NAME_RULE, what="client name", ref="name")
+REPLICA_NAME = Name(pattern=NAME_RE, rule=_NAME_RULE, what="replica name", ref="name")
+PORT = Integer(lo=1, hi=65535)
+TIME_SCALE = Number(lo=0, hi=MAX_TIME_SCALE, lo_open=True)
+_TLS_HELP = "TLS files of external replicas (PEM, relative to this file)"
+TLS = Keys(
+    fields=tuple(Field(k, Text(), v) for k, v in TLS_ROLE.items()), help=_TLS_HELP, ref="tls"
+)
+EXTERNAL = Keys(
+    fields=(
+        Field("host", Text(), "the KMS server's address or DNS name", required=True),
+        Field("port", PORT, "its KMIP port", default=KMIP_PORT),
+        Field("server_name", Text(), "the name its certificate is checked against (default: host)"),
+    ),
+    help="a KMS kmschaos does not start (needs allow_external: true, replication profile none)",
+)
+REPLICA = Keys(
+    fields=(
+        Field("name", REPLICA_NAME, required=True),
+        Field("host", Text(), "its failure domain: hypervisor, rack (read by the linter)"),
+        Field("encrypted_by", Text(), "the KMS cluster whose keys encrypt its storage (linter)"),
+        Field("external", EXTERNAL),
+        Field("tls", TLS, "its own TLS files (an external replica only)"),
+    ),
+    help="a replica with more than its name",
+)
+_REPLICAS = ListOf(items=AnyOf(options=(REPLICA_NAME, REPLICA)), help="names, or mappings")
+SITE = Keys(fields=(Field("replicas", _REPLICAS, required=True),))
+POLICY = Choice(values=POLICIES, what="policy", explain=lambda p: POLICIES[p].summary)
+_ORDER = ListOf(items=REPLICA_NAME, unique=True)
+CLIENT = Keys(
+    fields=(
+        Field("site", Text(), "the client's site (one of `sites`)", required=True),
+        Field("order", _ORDER, "the replicas it tries in turn (default: own site's first)"),
+        Field("policy", POLICY, "how it fails over (`kmschaos policies`)", default=DEFAULT_POLICY),
+    )
+)
+PROFILE = Choice(values=PROFILES, what="profile", explain=PROFILE_DOCS.__getitem__)
+REPLICATION = Keys(
+    fields=(
+        Field("profile", PROFILE, "how replicas copy keys to each other", default="none"),
+        Field(
+            "interval_ms",
+            Number(lo=0, hi=60000, lo_open=True),
+            "how often changes are pushed to peers, in milliseconds",
+            default=DEFAULT_INTERVAL_MS,
+        ),
+        Field("primary", REPLICA_NAME, "sync only: the primary (default: the first replica)"),
+    )
+)
+_RESPONSE_HELP = "seconds a client waits for a connected but silent server (vCenter: 60)"
+TIMEOUTS = Keys(
+    fields=(
+        Field("response_s", Number(lo=0, hi=3600, lo_open=True), _RESPONSE_HELP, default=60),
+        Field("connect_s", Number(lo=0, hi=600, lo_open=True), "TCP connect timeout", default=5),
+    ),
+    help="client timeouts in seconds, before time_scale",
+)
+TOPOLOGY_FILE = Keys(
+    fields=(
+        Field("name", Text(), "the topology's name (default: the file name)"),
+        Field("sites", MapOf(names=SITE_NAME, values=SITE), "sites and replicas", required=True),
+        Field("clients", MapOf(names=CLIENT_NAME, values=CLIENT), "clients", required=True),
+        Field("replication", REPLICATION),
+        Field("timeouts", TIMEOUTS),
+        Field("time_scale", TIME_SCALE, "multiplies every client timeout (CI: 0.05)", default=1.0),
+        Field("allow_external", Boolean(), "safety switch 1 of 2 for external replicas"),
+        Field("tls", TLS),
+    ),
+    help="A kmschaos topology: sites, replicas, clients with ordered server lists, "
+    "replication, timeouts.",
+)
+TOP_KEYS = TOPOLOGY_FILE.keys
+REPLICA_KEYS = REPLICA.keys
+EXTERNAL_KEYS = EXTERNAL.keys
+TLS_KEYS = TLS.keys
