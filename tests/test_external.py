@@ -26,9 +26,9 @@ from typing import Any
 import pytest
 
 from harness import registry
+from harness.backends import cluster_class
 from harness.client.operations import empty_client_config, new_pie_client, perform
 from harness.cluster.base import ClusterError, ClusterState, ReplicaState
-from harness.backends import cluster_class
 from harness.cluster.local import LocalCluster
 from harness.external import (
     CONSENT_FLAG,

@@ -24,8 +24,8 @@ from hypothesis import strategies as st
 from hypothesis.configuration import set_hypothesis_home_dir
 
 from harness import rehearsal, topology
-from harness.faults import FAULTS
 from harness.checkers import CHECKERS
+from harness.faults import FAULTS
 from harness.rehearsal import STEP_KINDS, RehearsalError, parse_rehearsal
 from harness.toolchain import repo_root
 from harness.topology import TopologyError, parse_topology
