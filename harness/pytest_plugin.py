@@ -7,7 +7,7 @@ Options: ``--kms-backend`` (local | docker; default ``$KMSCHAOS_BACKEND``),
 `harness.options`' and `harness.topology.check_time_scale`.
 Rehearsal files (``*.yaml`` in a ``rehearsals/`` folder, or any YAML file with a
 top-level ``steps:`` named on the command line) are collected as one test each, run by
-`harness.rehearse` on the same fixtures as Python scenarios.
+`harness.rehearsal.run` on the same fixtures as Python scenarios.
 Markers: ``kms_topology(path)`` picks the topology; ``kms_needs(*faults)`` skips a
 test, before any cluster starts, when the machine cannot run one of its faults.
 Fixtures: ``kms_topology``, ``kms_cluster``, ``kms_history``, ``kms_scenario``,
