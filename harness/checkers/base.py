@@ -11,10 +11,11 @@ that crashes gives `unknown`), and the worst verdict wins (`worst`).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
+from harness.catalog import Catalog
 from harness.checkers.verdict import Verdict, as_events, guarded
 from harness.history import Event, History
 from harness.topology import Topology
@@ -125,30 +126,11 @@ def _explain(what: str, failure_means: str, v: dict[str, Any]) -> str:
     return f"{what} {said}".strip()
 
 
-class CheckerRegistry(Mapping[str, Checker]):
+class CheckerRegistry(Catalog[Checker]):
     """Every checker by name, in `position` order."""
 
     def __init__(self) -> None:
-        self._by_name: dict[str, Checker] = {}
-
-    def register(self, checker: Checker) -> None:
-        known = self._by_name.get(checker.name)
-        if known is not None and type(known).__qualname__ != type(checker).__qualname__:
-            raise ValueError(f"checker {checker.name!r} is defined twice")
-        self._by_name[checker.name] = checker
-
-    def unregister(self, name: str) -> None:
-        self._by_name.pop(name, None)
-
-    def __getitem__(self, name: str) -> Checker:
-        return self._by_name[name]
-
-    def __iter__(self) -> Iterator[str]:
-        ordered = sorted(self._by_name.values(), key=lambda c: (c.position, c.name))
-        return iter([c.name for c in ordered])
-
-    def __len__(self) -> int:
-        return len(self._by_name)
+        super().__init__("checker", lambda c: c.name, lambda c: c.position)
 
     def ordered(self, names: Iterable[str]) -> list[str]:
         """`names` in table order: registered ones first, others (e.g. rehearsal step
@@ -165,9 +147,9 @@ def run_checkers(names: Sequence[str], ctx: CheckContext) -> dict[str, Verdict]:
     out: dict[str, Verdict] = {}
     for name in names:
         try:
-            checker = CHECKERS[name]
-        except KeyError:
-            raise ValueError(f"unknown checker {name!r} (known: {', '.join(CHECKERS)})") from None
+            checker = CHECKERS.known(name)
+        except KeyError as e:
+            raise ValueError(e.args[0]) from None
         out[name] = guarded(name, checker.check, ctx)
     return out
 

@@ -149,7 +149,7 @@ def cmd_faults(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     from harness.faults import FAULTS
-    from harness.faults.base import fault_table, usage
+    from harness.faults.base import WAIT_WORDS, fault_table, usage
 
     if args.markdown:
         print(fault_table(), end="")
@@ -160,15 +160,9 @@ def cmd_faults(args: argparse.Namespace) -> int:
     t.add_column("target and parameters")
     t.add_column("a failed attempt costs")
     for kind, cls in FAULTS.items():
-        t.add_row(kind, cls.summary, usage(cls), _wait_words(cls.client_wait))
+        t.add_row(kind, cls.summary, usage(cls), WAIT_WORDS[cls.client_wait])
     Console().print(t)
     return EXIT_OK
-
-
-def _wait_words(wait: str | None) -> str:
-    from harness.faults.base import WAIT_WORDS
-
-    return WAIT_WORDS[wait]
 
 
 def cmd_policies(args: argparse.Namespace) -> int:

@@ -20,10 +20,10 @@ import contextlib
 import logging
 import socket
 import time
-from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
+from harness.catalog import Catalog
 from harness.client.operations import MUTATING, KeyNames, OpValue, new_pie_client, perform
 from harness.client.transport import AttemptError, Endpoint, classify, connect_tls, describe
 from harness.history import Attempt, OpOutcome
@@ -63,7 +63,10 @@ class FailoverPolicy:
     A policy describes itself: `summary` (what it is), `reactions` (what it does when
     an attempt is refused, gets no TCP answer, or gets no response: per `Wait`) and
     `timeout_of` (which of the topology's timeouts it waits for each). The failover
-    checker's expected wait, the matrix and the README's policy table read these.
+    checker's expected wait, the matrix and the README's policy table read these. Every
+    policy is made as ``cls(endpoints, tls, connect_timeout, response_timeout,
+    empty_conf, keys)``: a client's endpoints in order, the TLS files, the topology's
+    (scaled) timeouts, an empty PyKMIP config file and, optionally, the key names.
     """
 
     name: ClassVar[str] = ""
@@ -81,17 +84,15 @@ class FailoverPolicy:
         if cls.name:
             POLICIES.register(cls)
 
-    @classmethod
-    def make(
-        cls,
+    def __init__(
+        self,
         endpoints: list[Endpoint],
         tls: TlsFiles,
         connect_timeout: float,
         response_timeout: float,
         empty_conf: str,
         keys: KeyNames | None = None,
-    ) -> FailoverPolicy:
-        """An instance for a client's endpoints with the topology's (scaled) timeouts."""
+    ) -> None:
         raise NotImplementedError
 
     @classmethod
@@ -109,34 +110,7 @@ class FailoverPolicy:
         """Release connections; the default has none."""
 
 
-class PolicyRegistry(Mapping[str, type[FailoverPolicy]]):
-    """Every failover policy by name, in `position` order (a policy registers itself
-    when its class is defined)."""
-
-    def __init__(self) -> None:
-        self._by_name: dict[str, type[FailoverPolicy]] = {}
-
-    def register(self, cls: type[FailoverPolicy]) -> None:
-        known = self._by_name.get(cls.name)
-        if known is not None and known.__qualname__ != cls.__qualname__:
-            raise ValueError(f"policy {cls.name!r} is defined twice ({known} and {cls})")
-        self._by_name[cls.name] = cls
-
-    def unregister(self, name: str) -> None:
-        self._by_name.pop(name, None)
-
-    def __getitem__(self, name: str) -> type[FailoverPolicy]:
-        return self._by_name[name]
-
-    def __iter__(self) -> Iterator[str]:
-        ordered = sorted(self._by_name.values(), key=lambda c: (c.position, c.name))
-        return iter([c.name for c in ordered])
-
-    def __len__(self) -> int:
-        return len(self._by_name)
-
-
-POLICIES = PolicyRegistry()
+POLICIES: Catalog[type[FailoverPolicy]] = Catalog("policy", lambda c: c.name, lambda c: c.position)
 
 
 def policy_names() -> tuple[str, ...]:
@@ -145,9 +119,9 @@ def policy_names() -> tuple[str, ...]:
 
 def policy_class(name: str) -> type[FailoverPolicy]:
     try:
-        return POLICIES[name]
-    except KeyError:
-        raise ValueError(f"unknown policy {name!r} (known: {', '.join(POLICIES)})") from None
+        return POLICIES.known(name)
+    except KeyError as e:
+        raise ValueError(e.args[0]) from None
 
 
 @dataclass(frozen=True)
@@ -182,18 +156,6 @@ class VCenterPolicy(FailoverPolicy):
         "connect": "next after `connect_s`·`time_scale`",
         "response": "next after `response_s`·`time_scale` (vCenter: 60 s per request)",
     }
-
-    @classmethod
-    def make(
-        cls,
-        endpoints: list[Endpoint],
-        tls: TlsFiles,
-        connect_timeout: float,
-        response_timeout: float,
-        empty_conf: str,
-        keys: KeyNames | None = None,
-    ) -> FailoverPolicy:
-        return cls(endpoints, tls, connect_timeout, response_timeout, empty_conf, keys)
 
     def __init__(
         self,
@@ -285,26 +247,16 @@ class PyKmipPolicy(FailoverPolicy):
     # PyKMIP has one timeout (`client.proxy.timeout`) for connects and responses
     timeout_of = {"none": None, "connect": "response", "response": "response"}
 
-    @classmethod
-    def make(
-        cls,
+    def __init__(
+        self,
         endpoints: list[Endpoint],
         tls: TlsFiles,
         connect_timeout: float,
         response_timeout: float,
         empty_conf: str,
         keys: KeyNames | None = None,
-    ) -> FailoverPolicy:
-        return cls(endpoints, tls, response_timeout, empty_conf, keys)
-
-    def __init__(
-        self,
-        endpoints: list[Endpoint],
-        tls: TlsFiles,
-        response_timeout: float,
-        empty_conf: str,
-        keys: KeyNames | None = None,
     ) -> None:
+        del connect_timeout  # PyKMIP has one timeout, for connects too (`timeout_of`)
         ports = {ep.port for ep in endpoints}
         if len(ports) != 1:
             raise ValueError(
@@ -423,9 +375,7 @@ def make_policy(
     keys: KeyNames | None = None,
 ) -> FailoverPolicy:
     """A policy by name; with `keys`, every Create names its key and is recorded."""
-    return policy_class(policy).make(
-        endpoints, tls, connect_timeout, response_timeout, empty_conf, keys
-    )
+    return policy_class(policy)(endpoints, tls, connect_timeout, response_timeout, empty_conf, keys)
 
 
 def policy_table() -> str:

@@ -27,11 +27,11 @@ import os
 import re
 import secrets
 import time
-from collections.abc import Iterator, Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import Any, ClassVar, Literal
 
+from harness.catalog import Catalog
 from harness.client.policies import Wait
 from harness.cluster.base import CAP_RESTART, CAP_SIGNALS, Cluster, ClusterError, ClusterState
 from harness.external import external_names
@@ -295,39 +295,20 @@ def external_refusal(
 # ---- the registry ------------------------------------------------------------------------
 
 
-class FaultRegistry(Mapping[str, type[Fault]]):
+class FaultRegistry(Catalog[type[Fault]]):
     """Every fault class by kind, in `position` order. A fault class with a `kind`
     registers itself when it is defined; `harness.faults` imports every module of the
     package, so a new fault is one new file."""
 
     def __init__(self) -> None:
-        self._by_kind: dict[str, type[Fault]] = {}
-
-    def register(self, cls: type[Fault]) -> None:
-        known = self._by_kind.get(cls.kind)
-        if known is not None and known.__qualname__ != cls.__qualname__:
-            raise ValueError(f"fault kind {cls.kind!r} is defined twice ({known} and {cls})")
-        self._by_kind[cls.kind] = cls
-
-    def unregister(self, kind: str) -> None:
-        self._by_kind.pop(kind, None)
-
-    def __getitem__(self, kind: str) -> type[Fault]:
-        return self._by_kind[kind]
-
-    def __iter__(self) -> Iterator[str]:
-        ordered = sorted(self._by_kind.values(), key=lambda c: (c.position, c.kind))
-        return iter([c.kind for c in ordered])
-
-    def __len__(self) -> int:
-        return len(self._by_kind)
+        super().__init__("fault", lambda c: c.kind, lambda c: c.position)
 
     def get_class(self, kind: str) -> type[Fault]:
         """The class of `kind`, or `FaultError` naming the known kinds."""
         try:
-            return self._by_kind[kind]
-        except KeyError:
-            raise FaultError(f"unknown fault {kind!r} (known: {', '.join(self)})") from None
+            return self.known(kind)
+        except KeyError as e:
+            raise FaultError(e.args[0]) from None
 
     def matrix_kinds(self, *, default_only: bool = False) -> tuple[str, ...]:
         """Faults the matrix runs (`in_matrix`), or only those it runs by default."""
