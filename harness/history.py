@@ -47,6 +47,9 @@ class Attempt:
     outcome: str
     detail: str = ""
     reused: bool = False  # sent on a connection opened by an earlier operation
+    # who answered: the subject (CN) of the certificate the server showed; None when no
+    # TLS session was made (refused, timed out before the handshake)
+    identity: str | None = None
 
     @property
     def duration(self) -> float:
@@ -118,10 +121,30 @@ class Snapshot:
     objects: dict[str, dict[str, Any]] = field(default_factory=dict)
     ok: bool = True
     error: str = ""
+    # who answered: the subject (CN) of the server's certificate, and the certificate's
+    # sha256 fingerprint (two replicas showing one certificate may be one server)
+    identity: str | None = None
+    fingerprint: str | None = None
     type: Literal["snapshot"] = "snapshot"
 
 
-Event = Invoke | Complete | FaultEvent | Note | Snapshot
+@dataclass
+class Observation:
+    """What the harness saw of a fault's effect, independently of the mechanism that
+    applied it (a probe through the link, the process state, the store): `effect` True
+    when the effect was seen, False when the probe found none, None when it could not
+    tell; `detail` says what was probed and what came back."""
+
+    fault_id: str
+    kind: str
+    target: str
+    t: float
+    effect: bool | None
+    detail: str = ""
+    type: Literal["observation"] = "observation"
+
+
+Event = Invoke | Complete | FaultEvent | Note | Snapshot | Observation
 
 
 def event_to_dict(e: Event) -> dict[str, Any]:
@@ -142,6 +165,8 @@ def event_from_dict(d: dict[str, Any]) -> Event:
         return Note(**body)
     if kind == "snapshot":
         return Snapshot(**body)
+    if kind == "observation":
+        return Observation(**body)
     raise ValueError(f"unknown event type {kind!r}")
 
 

@@ -21,6 +21,7 @@ from harness.history import (
     History,
     Invoke,
     Note,
+    Observation,
     Snapshot,
 )
 
@@ -111,7 +112,7 @@ def event_times(e: Event) -> tuple[float, float]:
     """The earliest and latest time an event covers."""
     if isinstance(e, Complete):
         return e.start, e.end
-    if isinstance(e, Invoke | FaultEvent | Note | Snapshot):
+    if isinstance(e, Invoke | FaultEvent | Note | Snapshot | Observation):
         return e.t, e.t
     raise TypeError(f"not a history event: {e!r}")
 
