@@ -70,6 +70,9 @@ class Fault:
     # ("none": refused at once; "connect" / "response": one of the policy's timeouts);
     # None: clients are not expected to fail over (slower, or untouched).
     client_wait: ClassVar[Wait | None] = None
+    # A fault that slows clients down instead: the parameter whose milliseconds every
+    # response through an affected link gains (the slowdown checker's bound)
+    adds_delay: ClassVar[str | None] = None
     requires: ClassVar[frozenset[str]] = frozenset()
     replicating: ClassVar[bool] = False  # acts on replication: needs a profile but none
     crashes: ClassVar[bool] = False  # the replica's process dies: what only it held is at risk

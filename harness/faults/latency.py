@@ -21,6 +21,7 @@ class Latency(LinkFault):
         Param("ms", "ms", "milliseconds added to each response", required=True),
         Param("jitter", "ms", "± jitter in milliseconds", default=0),
     )
+    adds_delay = "ms"
 
     def toxics(self) -> list[tuple[str, str, dict[str, Any]]]:
         return [

@@ -27,6 +27,7 @@ class SiteLatency(LinkFault):
     parameters = (
         Param("ms", "ms", "milliseconds added to every link between the groups", required=True),
     )
+    adds_delay = "ms"
 
     def _groups(self) -> Partition:
         return Partition(self.cluster, self.target)
