@@ -218,6 +218,7 @@ def test_registries_list_the_shipped_ones_in_catalogue_order() -> None:
         "failover",
         "order",
         "availability",
+        "slowdown",
         "durability",
         "convergence",
         "site_availability",

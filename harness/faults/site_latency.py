@@ -33,7 +33,7 @@ class SiteLatency(LinkFault):
         return Partition(self.cluster, self.target)
 
     def check_target(self) -> None:
-        self._groups()
+        self.params["groups"] = self._groups().groups()  # recorded: who is slowed
 
     def links(self) -> list[Link]:
         p = self._groups()
