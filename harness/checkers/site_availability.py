@@ -6,10 +6,11 @@ in the window: Gets of keys acknowledged before the window began (a key made dur
 cut may not have reached this side, so it says nothing about reads), and Creates; each
 with count, ok share and who served them (replica and replica site).
 
-This checker describes; it does not judge the replication profile. A site that can read
-but not write is what `sync` and `quorum` promise on the minority side, so refused writes
-never fail it. It passes when every site with clients had ops in every window, and is
-unknown otherwise.
+This checker describes; it does not judge the replication profile, and it never fails,
+by design: a site that can read but not write is what `sync` and `quorum` promise on the
+minority side, and whether a profile kept its promise is judged by `durability` and
+`convergence`. It passes when every site with clients had ops in every window, and is
+unknown otherwise (nothing to describe).
 """
 
 from __future__ import annotations
