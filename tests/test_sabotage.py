@@ -1,0 +1,173 @@
+"""The suite sabotages its own harness: one mechanism broken at a time, with a test-only
+patch (nothing in the product), and a verdict must fail and name the cause — not a wait
+timing out, not a hand-written assert in a scenario.
+
+Each test says what it breaks and which verdict catches it. Patches of the harness's own
+process use `monkeypatch`; patches of the replica program (which runs in processes of
+its own) go in through a ``sitecustomize.py`` on the replicas' PYTHONPATH (`in_replicas`),
+so they exist only for the cluster of that test. `SABOTAGES` lists them all; the README's
+count comes from it.
+"""
+
+from __future__ import annotations
+
+import os
+import textwrap
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from harness.client.policies import VCenterPolicy
+from harness.faults.latency import Latency
+from harness.history import Complete
+from harness.scenario import Scenario
+
+pytestmark = pytest.mark.integration
+
+TOPOLOGIES = Path(__file__).resolve().parent / "topologies"
+
+
+@pytest.fixture
+def in_replicas(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[[str], None]:
+    """Patch the replica program: `code` runs in every replica process of this test's
+    cluster before the program starts (request this fixture before `kms_scenario`)."""
+
+    def apply(code: str) -> None:
+        folder = tmp_path / "sabotage"
+        folder.mkdir(exist_ok=True)
+        (folder / "sitecustomize.py").write_text(textwrap.dedent(code))
+        path = os.environ.get("PYTHONPATH", "")
+        monkeypatch.setenv("PYTHONPATH", os.pathsep.join(p for p in (str(folder), path) if p))
+
+    return apply
+
+
+@pytest.fixture
+def timed() -> Iterator[dict[str, float]]:
+    """How long the sabotaged run took until its verdict (printed with -s, and in the
+    test's JUnit properties through the returned dict)."""
+    box = {"t0": time.monotonic()}
+    yield box
+    box["took_s"] = time.monotonic() - box["t0"]
+
+
+def _failed(sc: Scenario, name: str, *fragments: str) -> str:
+    """The named verdict failed and its summary or evidence names every fragment."""
+    v = sc.outcome.verdicts[name]
+    text = " ".join([v.summary, *v.details])
+    assert v.status == "fail", f"{name} {v.status}: {v.summary}"
+    for f in fragments:
+        assert f in text, f"{name} does not name {f!r}: {v.summary}"
+    return v.summary
+
+
+# ---- the client policy --------------------------------------------------------------------
+
+
+@pytest.mark.kms_topology("one-site.yaml")
+def test_vcenter_walking_its_list_backwards_is_caught_by_order(
+    kms_scenario: Scenario, monkeypatch: pytest.MonkeyPatch, timed: dict[str, float]
+) -> None:
+    original = VCenterPolicy.__init__
+
+    def backwards(self: VCenterPolicy, endpoints: list[Any], *args: Any, **kw: Any) -> None:
+        original(self, list(reversed(endpoints)), *args, **kw)
+
+    monkeypatch.setattr(VCenterPolicy, "__init__", backwards)
+    client = kms_scenario.client("vc-a")
+    for _ in range(3):
+        assert client.locate().outcome == "ok"
+    kms_scenario.check(include=("order",))
+    _failed(kms_scenario, "order", "kms-c")
+
+
+# ---- the fault mechanisms -----------------------------------------------------------------
+
+
+@pytest.mark.kms_topology("one-site.yaml")
+@pytest.mark.kms_needs("latency")
+def test_a_latency_toxic_of_0_ms_is_caught_by_slowdown(
+    kms_scenario: Scenario, monkeypatch: pytest.MonkeyPatch, timed: dict[str, float]
+) -> None:
+    monkeypatch.setattr(
+        Latency, "toxics", lambda self: [("latency", "downstream", {"latency": 0, "jitter": 0})]
+    )
+    kms_scenario.fault_window("latency", "kms-a", ms=100, expect_served=False, failovers=5)
+    kms_scenario.check(include=("slowdown",))
+    _failed(kms_scenario, "slowdown", "latency kms-a (+100 ms)", "the delay was not applied?")
+
+
+# ---- replication --------------------------------------------------------------------------
+
+NEVER_PUSHES = """
+    import harness.replica.replication as replication
+    replication.Agent.loop = lambda self: self.stop.wait()  # sabotage: the agent never pushes
+"""
+
+ACKS_BEFORE_COPYING = """
+    import harness.replica.replication as replication
+
+    def primary_write(self, request, credential):  # sabotage: answer, leave the copy to
+        result = self._process(request, credential)  # the background push
+        return result, [self.agent.name]
+
+    replication.WriteGate._primary_write = primary_write
+"""
+
+
+@pytest.mark.kms_topology("two-sites-async.yaml")
+@pytest.mark.kms_needs("wipe")
+def test_an_async_agent_that_never_pushes_is_caught_by_durability_and_convergence(
+    in_replicas: Callable[[str], None], request: pytest.FixtureRequest, timed: dict[str, float]
+) -> None:
+    in_replicas(NEVER_PUSHES)
+    sc: Scenario = request.getfixturevalue("kms_scenario")
+    made = [sc.client("vc-a").create() for _ in range(3)]  # on kms-a, wiped below
+    other = [sc.client("vc-b").create() for _ in range(2)]  # on kms-d: never leave it
+    assert all(c.outcome == "ok" for c in made + other)
+    with sc.fault("wipe", "kms-a"):
+        pass
+    interval = float(sc.cluster.state.replication.get("interval_ms", 250)) / 1000
+    sc.audit_until_converged(deadline_s=20 * interval)
+    sc.check(include=("durability", "convergence"))
+    _failed(sc, "durability", *(c.key or "" for c in made))
+    _failed(sc, "convergence", "kms-d")
+
+
+@pytest.mark.kms_topology(str(TOPOLOGIES / "sync-quiet-background.yaml"))
+def test_sync_acknowledging_before_copying_is_caught_by_durability(
+    in_replicas: Callable[[str], None], request: pytest.FixtureRequest, timed: dict[str, float]
+) -> None:
+    in_replicas(ACKS_BEFORE_COPYING)
+    sc: Scenario = request.getfixturevalue("kms_scenario")
+    client = sc.client("vc-a")
+    made: list[Complete] = [client.create() for _ in range(3)]
+    assert all(c.outcome == "ok" and c.served_by == "kms-a" for c in made)
+    for c in made:
+        assert client.get(c.key or "").outcome == "ok"
+    # one audit round at once: a write `sync` acknowledged is on every replica already
+    sc.audit_until_converged(deadline_s=0.0)
+    sc.check(include=("durability",))
+    _failed(sc, "durability", *(c.key or "" for c in made[:1]))
+
+
+def test_the_sync_topology_without_sabotage_keeps_every_write_on_every_replica(
+    request: pytest.FixtureRequest,
+) -> None:
+    """The control: the same run, unsabotaged, passes (so the test above judges the
+    sabotage, not the set-up)."""
+    request.node.add_marker(
+        pytest.mark.kms_topology(str(TOPOLOGIES / "sync-quiet-background.yaml"))
+    )
+    sc: Scenario = request.getfixturevalue("kms_scenario")
+    client = sc.client("vc-a")
+    made = [client.create() for _ in range(3)]
+    assert all(c.outcome == "ok" for c in made)
+    for c in made:
+        assert client.get(c.key or "").outcome == "ok"
+    sc.audit_until_converged(deadline_s=0.0)
+    sc.check(include=("durability",))
+    assert sc.outcome.verdicts["durability"].status == "pass", sc.outcome.verdicts["durability"]
