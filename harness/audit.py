@@ -6,6 +6,11 @@ digest of its key material) and its State. On an external target (a real KMS) on
 keys this run created there are read (`harness.external.run_key_uids`).
 `until_converged` runs rounds until all replicas agree, with a deadline, and returns how
 long that took.
+
+Every snapshot records who answered: the subject CN of the certificate the server
+showed and its sha256 fingerprint (`harness.client.transport.peer_identity`). The
+snapshot's replica is the one the auditor meant to read; the identity is the one it
+reached, and the checkers compare the two (`harness.checkers.identity`).
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.client.operations import empty_client_config, new_pie_client
+from harness.client.transport import PeerIdentity, peer_identity
 from harness.cluster.base import Cluster
 from harness.external import external_names, run_key_uids
 from harness.history import History, Snapshot
@@ -48,8 +54,10 @@ class Auditor:
         started = time.monotonic()  # the snapshot is dated when its read began
         pie = self._client(replica)
         objects: dict[str, dict[str, Any]] = {}
+        who = PeerIdentity()
         try:
             pie.open()
+            who = peer_identity(pie.proxy.socket)
             try:
                 for uid in self._located(pie, replica):
                     key = pie.get(uid)
@@ -66,8 +74,19 @@ class Auditor:
                 with contextlib.suppress(Exception):
                     pie.close()
         except Exception as e:  # noqa: BLE001 - an unreadable replica is a finding
-            return Snapshot(started, replica, n, objects, ok=False, error=repr(e)[:300])
-        return Snapshot(started, replica, n, objects)
+            return Snapshot(
+                started,
+                replica,
+                n,
+                objects,
+                ok=False,
+                error=repr(e)[:300],
+                identity=who.name,
+                fingerprint=who.fingerprint,
+            )
+        return Snapshot(
+            started, replica, n, objects, identity=who.name, fingerprint=who.fingerprint
+        )
 
     def _client(self, replica: str) -> Any:
         rs = self.cluster.state.replicas[replica]

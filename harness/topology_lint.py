@@ -3,14 +3,21 @@
 The loader (`harness.topology`) rejects files that cannot run; `lint` reports layouts
 that run but fail their users: a single KMS, a client that goes remote while its own
 site is healthy, replicas that share a hypervisor, a KMS whose storage is encrypted
-with its own keys. Each `Finding` names a rule, the field, what is wrong and why, and
-a fix. Pure: no files, no servers.
+with its own keys, two external replicas that are one server. Each `Finding` names a
+rule, the field, what is wrong and why, and a fix. Pure: no files, no servers — except
+`resolve`, which asks the system resolver (with a deadline) for the addresses of
+external replicas' host names when a caller wants `same-server` to compare addresses
+(`kmschaos audit` does; `lint` itself compares the names as written).
 """
 
 from __future__ import annotations
 
 import re
+import socket
+import threading
+import time
 from collections import defaultdict
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Literal
 
@@ -27,7 +34,11 @@ RULES = (
     "self-encrypted",
     "unreplicated-copies",
     "unreachable-replica",
+    "same-server",
 )
+
+# host name -> its addresses (sorted), or why it has none (a sentence)
+Resolved = Mapping[str, tuple[str, ...] | str]
 
 
 @dataclass(frozen=True)
@@ -42,8 +53,9 @@ class Finding:
     fix: str
 
 
-def lint(topology: Topology) -> list[Finding]:
-    """Every finding for `topology`, errors first, then by field path."""
+def lint(topology: Topology, addresses: Resolved | None = None) -> list[Finding]:
+    """Every finding for `topology`, errors first, then by field path. With
+    `addresses` (from `resolve`), `same-server` also compares what names resolve to."""
     findings = [
         *_single_kms(topology),
         *_thin_site(topology),
@@ -52,6 +64,7 @@ def lint(topology: Topology) -> list[Finding]:
         *_self_encrypted(topology),
         *_unreplicated_copies(topology),
         *_unused_replica(topology),
+        *same_server(topology, addresses),
     ]
     return sorted(findings, key=_sort_key)
 
@@ -258,6 +271,80 @@ def _unused_replica(t: Topology) -> list[Finding]:
                 )
             )
     return out
+
+
+def same_server(t: Topology, addresses: Resolved | None = None) -> list[Finding]:
+    """External replicas that are one server: the same host (case-insensitive) and
+    port, or, with `addresses`, host names that resolve to a common address and the same
+    port. One finding per replica that repeats an earlier one, at its `external` field."""
+    out: list[Finding] = []
+    # the external replicas so far: name, host, port, addresses, field
+    earlier: list[tuple[str, str, int, frozenset[str], str]] = []
+    for site, reps in t.sites.items():
+        for i, r in enumerate(reps):
+            ext = t.info_of(r).external
+            if ext is None:
+                continue
+            host = ext.host.lower().rstrip(".")
+            found = addresses.get(ext.host) if addresses is not None else None
+            addrs = frozenset(found) if isinstance(found, tuple) else frozenset()
+            where = f"sites.{site}.replicas[{i}].external"
+            for name, other, port, other_addrs, other_where in earlier:
+                if port != ext.port:
+                    continue
+                if other == host:
+                    why = f"both {ext.address}"
+                elif addrs & other_addrs:
+                    common = ", ".join(sorted(addrs & other_addrs))
+                    why = (
+                        f"'{name}' ({other}) and '{r}' ({ext.host}) resolve to {common}, "
+                        f"port {port}"
+                    )
+                else:
+                    continue
+                out.append(
+                    Finding(
+                        "same-server",
+                        "error",
+                        where,
+                        f"'{r}' and '{name}' are one server ({why}): the topology looks "
+                        "replicated when it is not, a failover from one to the other reaches "
+                        "the same server, and an audit reads it twice",
+                        f"point '{r}' at its own server (check the host and port of "
+                        f"{other_where} and {where})",
+                    )
+                )
+                break
+            earlier.append((r, host, ext.port, addrs, where))
+    return out
+
+
+def resolve(hosts: Iterable[str], timeout_s: float = 2.0) -> dict[str, tuple[str, ...] | str]:
+    """The addresses each host name resolves to (sorted), or why it has none; every
+    name is asked at once, and one that gets no answer within `timeout_s` is left
+    with that reason (its lookup thread is a daemon: it cannot hold the process)."""
+    names = sorted(set(hosts))
+    out: dict[str, tuple[str, ...] | str] = {}
+    lock = threading.Lock()
+
+    def one(host: str) -> None:
+        try:
+            infos = socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)
+        except (OSError, UnicodeError) as e:
+            answer: tuple[str, ...] | str = f"does not resolve ({e})"
+        else:
+            answer = tuple(sorted({str(info[4][0]) for info in infos}))
+        with lock:
+            out[host] = answer
+
+    threads = [threading.Thread(target=one, args=(h,), daemon=True) for h in names]
+    for th in threads:
+        th.start()
+    deadline = time.monotonic() + timeout_s
+    for th in threads:
+        th.join(max(0.0, deadline - time.monotonic()))
+    with lock:
+        return {h: out.get(h, f"no answer from the resolver within {timeout_s:g} s") for h in names}
 
 
 # ---- helpers ---------------------------------------------------------------------------

@@ -6,7 +6,9 @@ A round has converged when every replica's snapshot is in it and readable, and a
 the same uids with the same digests and states. `convergence_s` is the time of that
 round's last snapshot minus the anchor: an upper bound on the real convergence time, as
 precise as the audit interval. While a fault is still unhealed, divergence is expected:
-never converging is then unknown, not a failure.
+never converging is then unknown, not a failure. Snapshots answered by another server
+than their replica, or two replicas showing one server, make it unknown: agreement
+between copies of one server's holdings proves nothing (`harness.checkers.identity`).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import Any
 
 from harness.checkers.base import Bound, CheckContext, Checker
 from harness.checkers.durability import held, history_origin, snapshots
+from harness.checkers.identity import audit_contradictions, distrust, identity_headline
 from harness.checkers.verdict import Verdict, as_events, capped, rounded
 from harness.history import Event, FaultEvent, History, Snapshot
 
@@ -29,14 +32,22 @@ def check_convergence(
     *,
     replicas: list[str],
     bound_s: float | None = None,
+    external: Sequence[str] = (),
 ) -> Verdict:
     """Check the replicas in `replicas` converged after the last fault (within `bound_s`).
 
     Fails if no audit round after the anchor converged, or if convergence took longer
-    than `bound_s`. Unknown if there is no audit round after the anchor, or if it never
-    converged while some fault was never healed.
+    than `bound_s`. Unknown if there is no audit round after the anchor, if it never
+    converged while some fault was never healed, or if a snapshot was answered by
+    another server than its replica or two replicas showed one server (`external`: the
+    replicas kmschaos did not start).
     """
     evs = as_events(events)
+    verdict = _check_convergence(evs, replicas, bound_s)
+    return distrust(verdict, audit_contradictions(evs, external=external), "audit")
+
+
+def _check_convergence(evs: list[Event], replicas: list[str], bound_s: float | None) -> Verdict:
     origin = history_origin(evs)
     bound = f"converged within {bound_s:.3f} s" if bound_s is not None else "converged"
     snaps = snapshots(evs)
@@ -201,12 +212,22 @@ class ConvergenceChecker(Checker):
     judges_operations = False
 
     def check(self, ctx: CheckContext) -> Verdict:
-        return check_convergence(ctx.events, replicas=ctx.replicas, bound_s=ctx.bound("within_s"))
+        return check_convergence(
+            ctx.events,
+            replicas=ctx.replicas,
+            bound_s=ctx.bound("within_s"),
+            external=ctx.topology.external_replicas,
+        )
 
     def headline(self, v: dict[str, Any]) -> str:
+        mismatch = identity_headline(v)
+        if mismatch:
+            return mismatch
         took = (v.get("figures") or {}).get("convergence_s")
         return f"{took:.3f} s" if isinstance(took, int | float) else ""
 
     def brief(self, v: dict[str, Any]) -> str:
+        if identity_headline(v):
+            return " identity"
         took = (v.get("figures") or {}).get("convergence_s")
         return f" {took:.2f}s" if took is not None else ""

@@ -11,6 +11,11 @@ or present in a destroyed state nobody asked for. A key a Destroy may have remov
 without a digest count as present. Keys made after a replica's last audit are not judged
 there, and leave the verdict unknown unless something is lost.
 
+Who answered: a snapshot answered by another server than the replica it is labelled
+with, or two replicas that showed one certificate, make the verdict `unknown` (never
+`pass`, never a `fail` built on another server's holdings), naming the contradiction
+(`harness.checkers.identity`).
+
 RPO per crash fault (kill, wipe, restart): each lost key made on the crashed replica
 before the crash is charged to the first such crash after its creation; the fault's
 `rpo_s` is its inject time minus the earliest creation among the keys charged to it, the
@@ -24,6 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from harness.checkers.base import Bound, CheckContext, Checker
+from harness.checkers.identity import audit_contradictions, distrust, identity_headline
 from harness.checkers.verdict import Verdict, as_events, capped, completes, history_span, rounded
 from harness.faults import FAULTS
 from harness.history import Complete, Event, FaultEvent, History, Snapshot
@@ -94,14 +100,26 @@ class AcknowledgedKey:
         return bool(self.missing_on or self.corrupt_on or self.destroyed_on)
 
 
-def check_durability(events: History | Iterable[Event], *, replicas: list[str]) -> Verdict:
+def check_durability(
+    events: History | Iterable[Event],
+    *,
+    replicas: list[str],
+    external: Sequence[str] = (),
+) -> Verdict:
     """Check every acknowledged key survived on every replica in `replicas`.
 
     Fails if any acknowledged key is lost on any replica. Unknown if there is no audit,
-    no acknowledged key, or (when nothing is lost) some replica's final audit is missing
-    or failed, naming it.
+    no acknowledged key, (when nothing is lost) some replica's final audit is missing
+    or failed, naming it, or whenever a snapshot was answered by another server than
+    its replica or two replicas showed one server (`external`: the replicas kmschaos
+    did not start, whose certificates may name anything).
     """
     evs = as_events(events)
+    verdict = _check_durability(evs, replicas)
+    return distrust(verdict, audit_contradictions(evs, external=external), "audit")
+
+
+def _check_durability(evs: list[Event], replicas: list[str]) -> Verdict:
     origin = history_origin(evs)
     ops = completes(evs)
     bound = "every acknowledged key present on every replica with the bytes clients read"
@@ -355,16 +373,23 @@ class DurabilityChecker(Checker):
     needs_audit = True
 
     def check(self, ctx: CheckContext) -> Verdict:
-        return check_durability(ctx.events, replicas=ctx.replicas)
+        return check_durability(
+            ctx.events, replicas=ctx.replicas, external=ctx.topology.external_replicas
+        )
 
     def headline(self, v: dict[str, Any]) -> str:
         f = v.get("figures") or {}
         if not isinstance(f, dict):
             return ""
+        mismatch = identity_headline(v)
+        if mismatch:
+            return mismatch
         if f.get("lost_keys"):
             return f"{f['lost_keys']} of {f.get('acknowledged', '?')} keys lost"
         return f"{f['acknowledged']} keys kept" if "acknowledged" in f else ""
 
     def brief(self, v: dict[str, Any]) -> str:
+        if identity_headline(v):
+            return " identity"
         lost = (v.get("figures") or {}).get("lost_keys")
         return f" {lost} lost" if lost else ""

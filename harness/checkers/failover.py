@@ -7,6 +7,10 @@ attempt on an affected one. Its duration is what a user's request paid to fail o
 The bound is two-sided. Timeouts never fire early, so a blackhole that "failed over" in
 10 ms means the fault was not applied; a failover much slower than the policy's timeout
 means the client waited on something it should not have.
+
+An attempt answered by a server whose certificate names another replica makes the
+verdict `unknown` (a failover "to kms-b" that reached kms-a proves nothing;
+`harness.checkers.identity`).
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
 from harness.checkers.base import Bound, CheckContext, Checker
+from harness.checkers.identity import attempt_contradictions, distrust, identity_headline
 from harness.checkers.verdict import (
     FaultWindow,
     Status,
@@ -92,6 +97,8 @@ def check_failover(
     connect_timeout: float,
     min_upper_slack: float = 0.25,
     orders: dict[str, list[str]] | None = None,
+    replicas: Sequence[str] | None = None,
+    external: Sequence[str] = (),
 ) -> Verdict:
     """Check every client failed over from every faulted replica within its policy's bound.
 
@@ -100,9 +107,24 @@ def check_failover(
     instead of failing for never reaching another replica.
 
     Fails if any client failed over outside [lower, upper] or never reached an unaffected
-    replica after trying an affected one; unknown if no failover was exercised at all.
+    replica after trying an affected one; unknown if no failover was exercised at all, or
+    if an attempt was answered by a server whose identity contradicts it (`replicas`:
+    the topology's, default every server the attempts name; `external`: those kmschaos
+    did not start).
     """
     evs = as_events(events)
+    verdict = _check_failover(evs, response_timeout, connect_timeout, min_upper_slack, orders)
+    problems = attempt_contradictions(evs, replicas=replicas, external=external)
+    return distrust(verdict, problems, "attempts")
+
+
+def _check_failover(
+    evs: list[Event],
+    response_timeout: float,
+    connect_timeout: float,
+    min_upper_slack: float,
+    orders: dict[str, list[str]] | None,
+) -> Verdict:
     ops = completes(evs)
     windows = fault_windows(evs)
     origin = min((c.start for c in ops), default=0.0)
@@ -566,9 +588,14 @@ class FailoverChecker(Checker):
             response_timeout=ctx.topology.response_timeout,
             connect_timeout=ctx.topology.connect_timeout,
             orders=ctx.orders,
+            replicas=ctx.replicas,
+            external=ctx.topology.external_replicas,
         )
 
     def headline(self, v: dict[str, Any]) -> str:
+        mismatch = identity_headline(v)
+        if mismatch:
+            return mismatch
         times = failover_times(v)
         return f"slowest {max(times):.3f} s" if times else ""
 

@@ -4,6 +4,10 @@ Both policies open new connections by walking the client's order from order[0]: 
 fresh (non-reused) attempts must name exactly order[0], order[1], ... with nothing
 skipped, repeated or reversed. A connection opened by an earlier op may serve any
 replica, but it is only ever tried first.
+
+An attempt answered by a server whose certificate names another replica (a link that
+leads elsewhere) makes the verdict `unknown`: the order recorded is not the order of the
+servers reached (`harness.checkers.identity`).
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from harness.checkers.base import CheckContext, Checker
+from harness.checkers.identity import attempt_contradictions, distrust, identity_headline
 from harness.checkers.verdict import Verdict, as_events, attempt_trail, capped, completes
 from harness.history import Attempt, Complete, Event, History
 
@@ -39,13 +44,29 @@ def order_violation(attempts: Sequence[Attempt], order: Sequence[str]) -> str | 
     return None
 
 
-def check_order(events: History | Iterable[Event], *, orders: dict[str, list[str]]) -> Verdict:
+def check_order(
+    events: History | Iterable[Event],
+    *,
+    orders: dict[str, list[str]],
+    replicas: Sequence[str] | None = None,
+    external: Sequence[str] = (),
+) -> Verdict:
     """Check every op's attempts follow its client's replica order.
 
     Fails on any violation (skipped or repeated server, going backwards, unknown server,
-    unknown client, a reused connection tried after a fresh one); unknown if no ops.
+    unknown client, a reused connection tried after a fresh one); unknown if no ops, or
+    if an attempt was answered by a server whose identity contradicts it (`replicas`:
+    the topology's, default every server the attempts name; `external`: those kmschaos
+    did not start).
     """
-    ops = completes(as_events(events))
+    evs = as_events(events)
+    verdict = _check_order(evs, orders)
+    problems = attempt_contradictions(evs, replicas=replicas, external=external)
+    return distrust(verdict, problems, "attempts")
+
+
+def _check_order(evs: list[Event], orders: dict[str, list[str]]) -> Verdict:
+    ops = completes(evs)
     per_client: dict[str, dict[str, int]] = {}
     evidence: list[str] = []
     violations = 0
@@ -101,10 +122,18 @@ class OrderChecker(Checker):
     )
 
     def check(self, ctx: CheckContext) -> Verdict:
-        return check_order(ctx.events, orders=ctx.orders)
+        return check_order(
+            ctx.events,
+            orders=ctx.orders,
+            replicas=ctx.replicas,
+            external=ctx.topology.external_replicas,
+        )
 
     def headline(self, v: dict[str, Any]) -> str:
         f = v.get("figures") or {}
+        mismatch = identity_headline(v)
+        if mismatch:
+            return mismatch
         if not isinstance(f, dict) or "violations" not in f:
             return ""
         bad, ops = f["violations"], f.get("ops_checked", "?")

@@ -28,7 +28,7 @@ import sys
 from typing import Any
 
 from harness import options
-from harness.cli import catalogue, cluster, faults
+from harness.cli import audit, catalogue, cluster, faults
 from harness.cli.common import EXIT_FAIL, EXIT_OK, EXIT_USAGE, UserError, print_err
 from harness.cli.faults import _fault_params, add_fault_arguments
 
@@ -54,6 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_report_parser(sub)
     add_images_parser(sub)
     add_compose_parser(sub)
+    audit.add_parsers(sub)
     return ap
 
 

@@ -25,7 +25,14 @@ from typing import Any, ClassVar, Literal
 
 from harness.catalog import Catalog
 from harness.client.operations import MUTATING, KeyNames, OpValue, new_pie_client, perform
-from harness.client.transport import AttemptError, Endpoint, classify, connect_tls, describe
+from harness.client.transport import (
+    AttemptError,
+    Endpoint,
+    classify,
+    connect_tls,
+    describe,
+    peer_identity,
+)
 from harness.history import Attempt, OpOutcome
 
 # PyKMIP logs every failed connect at ERROR; the harness records them as attempts.
@@ -147,6 +154,24 @@ def _unanswered(op: str, attempts: list[Attempt], sent: bool, error: str) -> Pol
     return PolicyResult(outcome, None, None, attempts, error)
 
 
+TIMED_OUT = ("connect-timeout", "timeout")
+
+
+def tried(attempts: list[Attempt]) -> str:
+    """The servers tried and why each failed, in order: ``kms-a refused, kms-b
+    connect-timeout 0.250 s, kms-c timeout 3.000 s`` (a timeout with the seconds it
+    cost, a TLS or other error with its first words)."""
+    parts = []
+    for a in attempts:
+        part = f"{a.server} {a.outcome}"
+        if a.outcome in TIMED_OUT:
+            part += f" {a.duration:.3f} s"
+        elif a.outcome in ("tls-error", "error") and a.detail:
+            part += f" ({a.detail[:80]})"
+        parts.append(part)
+    return ", ".join(parts) or "no server tried"
+
+
 class VCenterPolicy(FailoverPolicy):
     name = "vcenter"
     position = 10
@@ -181,7 +206,6 @@ class VCenterPolicy(FailoverPolicy):
 
         attempts: list[Attempt] = []
         sent_any = False
-        last_error = ""
         for ep in self.endpoints:
             t0 = time.monotonic()
             try:
@@ -197,8 +221,8 @@ class VCenterPolicy(FailoverPolicy):
                 attempts.append(
                     Attempt(ep.replica, ep.address, t0, time.monotonic(), e.outcome, e.detail)
                 )
-                last_error = f"{ep.replica}: {e.outcome}"
                 continue
+            who = peer_identity(sock).name  # a TLS session: whoever answered is recorded
             # a name per request sent: a Create lost on one server stays findable there
             key_name = _key_name(self.keys, op)
             pie = self._pie
@@ -209,25 +233,42 @@ class VCenterPolicy(FailoverPolicy):
                 value = perform(pie, op, key, key_name)
             except KmipOperationFailure as e:
                 attempts.append(
-                    Attempt(ep.replica, ep.address, t0, time.monotonic(), "kmip-error", str(e))
+                    Attempt(
+                        ep.replica,
+                        ep.address,
+                        t0,
+                        time.monotonic(),
+                        "kmip-error",
+                        str(e),
+                        identity=who,
+                    )
                 )
                 return PolicyResult("fail", None, ep.replica, attempts, str(e))
             except Exception as e:  # noqa: BLE001 - every failure is an attempt outcome
                 outcome = classify(e, phase="request")
                 attempts.append(
-                    Attempt(ep.replica, ep.address, t0, time.monotonic(), outcome, describe(e))
+                    Attempt(
+                        ep.replica,
+                        ep.address,
+                        t0,
+                        time.monotonic(),
+                        outcome,
+                        describe(e),
+                        identity=who,
+                    )
                 )
                 sent_any = True
-                last_error = f"{ep.replica}: {outcome}"
                 continue
             finally:
                 pie._is_open = False
                 with contextlib.suppress(OSError):
                     sock.close()
-            attempts.append(Attempt(ep.replica, ep.address, t0, time.monotonic(), "ok"))
+            attempts.append(
+                Attempt(ep.replica, ep.address, t0, time.monotonic(), "ok", identity=who)
+            )
             _record_created(self.keys, key_name, value, ep.replica)
             return PolicyResult("ok", value, ep.replica, attempts)
-        return _unanswered(op, attempts, sent_any, f"all servers failed ({last_error})")
+        return _unanswered(op, attempts, sent_any, f"no server answered: {tried(attempts)}")
 
 
 class PyKmipPolicy(FailoverPolicy):
@@ -273,6 +314,7 @@ class PyKmipPolicy(FailoverPolicy):
         self._pie.proxy.timeout = response_timeout
         self._connect_log: list[Attempt] = []
         self._connected_at: float | None = None
+        self._identity: str | None = None  # who answered on the open connection
         self._instrument()
 
     def _instrument(self) -> None:
@@ -329,30 +371,46 @@ class PyKmipPolicy(FailoverPolicy):
                 self._pie.open()
             except Exception as e:  # noqa: BLE001 - PyKMIP re-raises the last host's error
                 attempts = list(self._connect_log)
-                return _unanswered(op, attempts, False, f"open failed: {describe(e)}")
+                hosts = ", ".join(ep.replica for ep in self.endpoints)
+                return _unanswered(
+                    op,
+                    attempts,
+                    False,
+                    f"open failed: no host of {hosts} answered: {tried(attempts)} "
+                    f"(PyKMIP raised {describe(e)})",
+                )
+            self._identity = peer_identity(self._pie.proxy.socket).name
         attempts = list(self._connect_log)
         ep = self._current()
+        who = self._identity
         t0 = t_op if reused else (self._connected_at or t_op)
         key_name = _key_name(self.keys, op)
         try:
             value = perform(self._pie, op, key, key_name)
         except KmipOperationFailure as e:
             attempts.append(
-                Attempt(ep.replica, ep.address, t0, time.monotonic(), "kmip-error", str(e), reused)
+                Attempt(
+                    ep.replica, ep.address, t0, time.monotonic(), "kmip-error", str(e), reused, who
+                )
             )
             return PolicyResult("fail", None, ep.replica, attempts, str(e))
         except Exception as e:  # noqa: BLE001 - raised to the caller, as PyKMIP does
             outcome = classify(e, phase="request")
             attempts.append(
-                Attempt(ep.replica, ep.address, t0, time.monotonic(), outcome, describe(e), reused)
+                Attempt(
+                    ep.replica, ep.address, t0, time.monotonic(), outcome, describe(e), reused, who
+                )
             )
             self._reset_connection()
             return _unanswered(op, attempts, True, f"{ep.replica}: {outcome} (no failover)")
-        attempts.append(Attempt(ep.replica, ep.address, t0, time.monotonic(), "ok", "", reused))
+        attempts.append(
+            Attempt(ep.replica, ep.address, t0, time.monotonic(), "ok", "", reused, who)
+        )
         _record_created(self.keys, key_name, value, ep.replica)
         return PolicyResult("ok", value, ep.replica, attempts)
 
     def _reset_connection(self) -> None:
+        self._identity = None
         with contextlib.suppress(Exception):
             self._pie.close()
         self._pie._is_open = False

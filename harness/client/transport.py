@@ -3,16 +3,21 @@
 `connect_tls` opens TCP with the connect timeout, then TLS with the response timeout,
 verifying the server certificate against the cluster CA and the address used.
 `classify` turns an exception into an attempt outcome (see `harness.history`).
+`peer_identity` says who answered on a TLS socket: the subject CN of the certificate
+the server showed and that certificate's sha256 fingerprint (recorded on every attempt
+and audit snapshot, so a checker can tell when the server reached was not the one meant).
 
     client ──TCP (connect_timeout)──> listen ──TLS + KMIP (response_timeout)──> replica
 """
 
 from __future__ import annotations
 
+import hashlib
 import socket
 import ssl
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -78,6 +83,45 @@ def connect_tls(
         raw.close()
         raise AttemptError(classify(e, phase="handshake"), describe(e), sent=False) from e
     return tls
+
+
+@dataclass(frozen=True)
+class PeerIdentity:
+    """Who answered on a TLS connection: the subject CN of the server's certificate
+    (its whole subject, RFC 4514, when it has no CN) and the certificate's sha256
+    fingerprint (hex). Both None when no certificate could be read."""
+
+    name: str | None = None
+    fingerprint: str | None = None
+
+
+def peer_identity(sock: Any) -> PeerIdentity:
+    """The identity the server showed on `sock` (an `ssl.SSLSocket` after its
+    handshake); an empty `PeerIdentity` when there is none (not TLS, no handshake yet,
+    closed). Never raises: the identity is evidence, not a reason to fail an attempt."""
+    try:
+        der = sock.getpeercert(binary_form=True)
+    except (AttributeError, OSError, ValueError):
+        return PeerIdentity()
+    if not der:
+        return PeerIdentity()
+    return PeerIdentity(certificate_name(der), hashlib.sha256(der).hexdigest())
+
+
+def certificate_name(der: bytes) -> str | None:
+    """The subject CN of a DER certificate (the subject as RFC 4514 without a CN)."""
+    from cryptography import x509
+    from cryptography.x509.oid import NameOID
+
+    try:
+        cert = x509.load_der_x509_certificate(der)
+    except ValueError:
+        return None
+    cns = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+    if cns:
+        value = cns[0].value
+        return value if isinstance(value, str) else value.decode(errors="replace")
+    return cert.subject.rfc4514_string() or None
 
 
 def classify(e: BaseException, phase: str) -> str:
