@@ -424,7 +424,13 @@ def external_kms(tmp_path: Path) -> Iterator[ExternalKms]:
     """A PyKMIP server kmschaos did not start, with a CA of its own: what a user has."""
     folder = tmp_path / "user"
     pki = CertificateAuthority(folder / "pki", "user-kms")
-    server = pki.issue("server", "kms.example.test", server=True, addresses=("127.0.0.1",))
+    server = pki.issue(
+        "server",
+        "kms.example.test",
+        server=True,
+        addresses=("127.0.0.1",),
+        dns_names=("localhost",),
+    )
     ops = pki.issue("ops", "ops-client", server=False)
     data = folder / "kms"
     data.mkdir(parents=True)
@@ -611,3 +617,74 @@ def test_keep_keys_keeps_them_until_down_destroys_them(
     assert [k.uid for k in done.destroyed] == [made.key]
     assert not exists(external_kms, made.key)
     assert "1 key(s) destroyed" in done.summary()
+
+
+# ---- one server behind two names ---------------------------------------------------------
+
+TWO_NAMES = """\
+name: one-server-two-names
+allow_external: true
+tls: {ca: user/pki/ca.pem, cert: user/pki/ops.pem, key: user/pki/ops.key}
+sites:
+  site-a:
+    replicas:
+      - {name: kms-x1, external: {host: 127.0.0.1, port: PORT}}
+      - {name: kms-x2, external: {host: localhost, port: PORT}}
+clients:
+  vc-a:
+    site: site-a
+    order: [kms-x1, kms-x2]
+time_scale: 0.05
+"""
+
+
+@pytest.mark.integration
+def test_two_external_replicas_that_are_one_server_give_unknown_audit_verdicts(
+    external_kms: ExternalKms,
+    tmp_path: Path,
+    private_registry: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A user's topology names one PyKMIP server twice (127.0.0.1 and localhost, one
+    port): the linter sees two names, their addresses say one server; the audit
+    verdicts refuse to judge (one certificate behind both names), and `kmschaos audit`
+    says so."""
+    from harness.audit import Auditor
+    from harness.cli import main
+    from harness.topology_lint import lint, resolve
+
+    topo = load_topology(write(tmp_path, TWO_NAMES.replace("PORT", str(external_kms.port))))
+    assert [f.rule for f in lint(topo) if f.rule == "same-server"] == []  # names differ
+    (same,) = [
+        f for f in lint(topo, resolve(["127.0.0.1", "localhost"])) if f.rule == "same-server"
+    ]
+    assert "'kms-x1' (127.0.0.1) and 'kms-x2' (localhost) resolve to 127.0.0.1" in same.message
+
+    with LocalCluster.create(topo, tmp_path / "cluster", allow_external=True) as cluster:
+        sc = Scenario("two-names", cluster, topo, History(tmp_path / "history.jsonl"))
+        try:
+            vc = sc.client("vc-a")
+            made = [vc.create() for _ in range(2)]
+            assert all(c.served_by == "kms-x1" for c in made), made
+            with sc.fault("refuse", "kms-x1"):
+                moved = vc.create()  # "fails over" to kms-x2: the same server
+            assert moved.served_by == "kms-x2", moved
+            assert moved.attempts[-1].identity == made[0].attempts[-1].identity
+            assert moved.attempts[-1].identity == "kms.example.test"
+            Auditor(cluster, sc.history).round()
+            verdicts = sc.check(include=("durability", "convergence", "failover", "order"))
+        finally:
+            sc.close()
+        for name in ("durability", "convergence"):
+            v = verdicts[name]
+            assert v.status == "unknown", (name, v.summary)
+            assert "kms-x1 and kms-x2 showed one certificate (CN 'kms.example.test'" in (v.summary)
+        # the attempts reached the server each link leads to: nothing contradicts them
+        assert "identity" not in verdicts["order"].figures
+        assert verdicts["order"].status == "pass"
+
+        assert main(["audit", "--state-dir", str(tmp_path / "cluster")]) == 1
+        out = capsys.readouterr().out
+        assert "kms-x1 (external)  kms.example.test" in out
+        assert "kms-x1 and kms-x2 showed one certificate" in out
+        assert "'kms-x2' and 'kms-x1' are one server ('kms-x1' (127.0.0.1) and 'kms-x2' " in out

@@ -7,6 +7,7 @@ GOOD topology, on which no rule fires.
 from __future__ import annotations
 
 import textwrap
+from pathlib import Path
 
 import pytest
 import yaml
@@ -21,7 +22,15 @@ from harness.topology import (
     parse_topology,
     replica_names,
 )
-from harness.topology_lint import RULES, Finding, exit_status, format_findings, lint, summarize
+from harness.topology_lint import (
+    RULES,
+    Finding,
+    exit_status,
+    format_findings,
+    lint,
+    resolve,
+    summarize,
+)
 
 TOPOLOGIES = repo_root() / "scenarios" / "topologies"
 
@@ -273,6 +282,91 @@ def test_unreachable_replica_warns_for_a_replica_in_no_order() -> None:
     assert (f.severity, f.where) == ("warning", "sites.site-b.replicas[2]")
     assert "'kms-f'" in f.message
     assert by_rule(lint(topo(GOOD)), "unreachable-replica") == []
+
+
+EXTERNAL = """\
+name: ext
+allow_external: true
+tls: {{ca: ca.pem, cert: c.pem, key: c.key}}
+sites:
+  site-a:
+    replicas:
+      - {{name: kms-prod-1, external: {first}}}
+      - {{name: kms-prod-2, external: {second}}}
+clients:
+  vc-a:
+    site: site-a
+"""
+
+
+def externals(first: str, second: str) -> Topology:
+    return topo(EXTERNAL.format(first=first, second=second))
+
+
+@pytest.mark.parametrize(
+    "first, second",
+    [
+        ("{host: kms1.example.net, port: 5696}", "{host: KMS1.Example.NET}"),  # default port
+        ("{host: 10.0.0.5, port: 5697}", "{host: 10.0.0.5, port: 5697, server_name: x}"),
+        ("{host: kms1.example.net}", "{host: kms1.example.net.}"),  # the root's dot
+    ],
+)
+def test_same_server_is_an_error_for_one_host_and_port_written_twice(
+    first: str, second: str
+) -> None:
+    (f,) = by_rule(lint(externals(first, second)), "same-server")
+    assert f.severity == "error"
+    assert f.where == "sites.site-a.replicas[1].external"
+    assert f.message.startswith("'kms-prod-2' and 'kms-prod-1' are one server (both ")
+    assert "looks replicated when it is not" in f.message
+    assert "sites.site-a.replicas[0].external" in f.fix
+
+
+def test_same_server_needs_the_same_port_and_compares_names_as_written() -> None:
+    other_port = externals("{host: kms1.example.net}", "{host: kms1.example.net, port: 5697}")
+    assert by_rule(lint(other_port), "same-server") == []
+    two_names = externals("{host: kms1.example.net}", "{host: kms-vip.example.net}")
+    assert by_rule(lint(two_names), "same-server") == []
+    # given what the names resolve to, two names for one address are one server
+    addresses = {"kms1.example.net": ("10.0.0.5",), "kms-vip.example.net": ("10.0.0.5", "::5")}
+    (f,) = by_rule(lint(two_names, addresses), "same-server")
+    assert "'kms-prod-1' (kms1.example.net) and 'kms-prod-2' (kms-vip.example.net) resolve to " in (
+        f.message
+    )
+    assert "10.0.0.5, port 5696" in f.message
+    # a name that did not resolve is compared by name only
+    unresolved = {"kms1.example.net": "does not resolve", "kms-vip.example.net": ("10.0.0.5",)}
+    assert by_rule(lint(two_names, unresolved), "same-server") == []
+
+
+def test_same_server_ignores_replicas_kmschaos_starts() -> None:
+    assert by_rule(lint(topo(GOOD), {"kms-a": ("127.0.0.1",)}), "same-server") == []
+
+
+def test_resolve_answers_each_name_or_says_why_not() -> None:
+    found = resolve(["127.0.0.1", "localhost", "no-such-host.invalid"], timeout_s=2.0)
+    assert found["127.0.0.1"] == ("127.0.0.1",)
+    assert isinstance(found["localhost"], tuple) and "127.0.0.1" in found["localhost"]
+    assert isinstance(found["no-such-host.invalid"], str)
+
+
+def test_kmschaos_lint_reports_two_external_replicas_at_one_address(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from harness.cli import main
+
+    path = tmp_path / "two-names.yaml"
+    path.write_text(
+        EXTERNAL.format(
+            first="{host: 192.0.2.7, port: 5696}", second="{host: 192.0.2.7, port: 5696}"
+        )
+    )
+    assert main(["lint", str(path)]) == 1
+    out = capsys.readouterr().out
+    assert (
+        f"{path}: sites.site-a.replicas[1].external: same-server: error: 'kms-prod-2' and "
+        "'kms-prod-1' are one server (both 192.0.2.7:5696)"
+    ) in out
 
 
 # ---- every finding, sorting, output -----------------------------------------------------

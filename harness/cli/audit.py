@@ -172,13 +172,19 @@ def render(report: AuditReport) -> str:
         lines.append(f"  note: {host}: {why}")
     at_risk = report.at_risk
     if at_risk:
+        among = " (among the replicas read)" if report.unreadable else ""
         lines += [
             "",
-            f"{_n(len(at_risk), 'key')} held by some replicas and missing on others (lost "
-            "for good if the replicas holding them are lost):",
+            f"{_n(len(at_risk), 'key')} held by some replicas and missing on others{among} "
+            "(lost for good if the replicas holding them are lost):",
         ]
         lines += [f"  key {k.uid}{_value(k)}: on {', '.join(k.held)}; missing on "
                   f"{', '.join(k.missing_on)}" for k in at_risk]  # fmt: skip
+        if report.profile == "none":
+            lines.append(
+                "  (replication profile none: the replicas do not copy keys to each other, "
+                "so every key lives only where it was made)"
+            )
     differing = report.differing
     if differing:
         lines += ["", f"{_n(len(differing), 'key')} with other bytes or state on some replicas:"]
