@@ -172,7 +172,7 @@ def render(report: AuditReport) -> str:
         lines.append(f"  note: {host}: {why}")
     at_risk = report.at_risk
     if at_risk:
-        among = " (among the replicas read)" if report.unreadable else ""
+        among = ", among the replicas read," if report.unreadable else ""
         lines += [
             "",
             f"{_n(len(at_risk), 'key')} held by some replicas and missing on others{among} "
