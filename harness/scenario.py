@@ -9,6 +9,15 @@ waiting for conditions with deadlines derived from the topology's timeouts, neve
 fixed times, and then runs the checkers. `expect()` records the expected status of each
 verdict (a finding such as "PyKMIP does not fail over on a stalled response" is an
 expected `fail`, not a skipped test) and fails the test on any mismatch.
+
+Every fault proves its effect (`Fault.observe`), and a scenario that injected one is
+always judged by `fault_effect`, expected to pass unless the scenario says otherwise: a
+verdict about a fault that did not happen means nothing. A fault window that cannot
+end well ends fast and with verdicts: when a fault's observation says it had no effect,
+or every client keeps being served by the replicas it should have left, the scenario
+stops waiting at once; whenever a window ends in a `ScenarioError` (that, or a wait
+that timed out), the checkers run first, so the outcome carries their verdicts and the
+error names the failing ones.
 """
 
 from __future__ import annotations
@@ -27,7 +36,7 @@ from harness.client.policies import make_policy
 from harness.cluster.base import Cluster
 from harness.external import RunKeys
 from harness.faults import Fault, make_fault
-from harness.history import Complete, History, Note
+from harness.history import Complete, FaultEvent, History, Note
 from harness.store import ScenarioFolder, StateFolder
 from harness.topology import Topology
 from harness.wait import WaitTimeout
@@ -40,9 +49,20 @@ FAILOVER_MIX = {"create": 0.5, "locate": 0.5}
 
 PYKMIP_DEFAULT_TIMEOUT_S = 30
 
+# A client served this many times by a replica it should have left, without one failed
+# attempt there since the fault: the fault is not in effect for it
+NO_EFFECT_EVIDENCE_OPS = 3
+# what judges a fault window that ended in an error (fast, pure: no audit)
+WINDOW_CHECKS = ("failover", "order", "availability", "fault_effect")
+SITE_WINDOW_CHECKS = ("order", "availability", "site_availability", "fault_effect")
+
 
 class ScenarioError(AssertionError):
     """A scenario's expectation was not met; the message shows the verdicts."""
+
+
+class NoEffect(Exception):
+    """The evidence is clear that a fault is not in effect: waiting longer is pointless."""
 
 
 @dataclass
@@ -185,7 +205,11 @@ class Scenario:
         """Run a workload; inject `kind` on `targets`; wait until every client has
         `failovers` successful operations served by an unaffected replica (or, with
         `expect_served=False`, just `failovers` completed operations); heal; wait for
-        `recovery_ops` successes; stop."""
+        `recovery_ops` successes; stop.
+
+        Stops waiting as soon as the fault is clearly not in effect (`NoEffect`); a
+        window that ends in an error is judged first (`WINDOW_CHECKS`) and the
+        `ScenarioError` names the failing verdicts."""
         target_list = [targets] if isinstance(targets, str) else list(targets)
         names = clients or list(self.topology.clients)
         wl = self.workload(names, rate_per_s=rate_per_s, mix=mix, policy=policy)
@@ -201,9 +225,31 @@ class Scenario:
                 expect_served,
                 params,
             )
-        except WaitTimeout as e:
-            raise ScenarioError(f"{e}\nlast operations:\n{self._recent()}") from None
+        except (WaitTimeout, NoEffect) as e:
+            raise self._window_error(str(e), WINDOW_CHECKS) from None
+        except Exception:
+            self._judge_quietly(WINDOW_CHECKS)
+            raise
         return wl
+
+    def _window_error(self, why: str, checks: tuple[str, ...]) -> ScenarioError:
+        """The error a fault window ended in, after judging it: the reason, the failing
+        verdicts' summaries, the last operations."""
+        verdicts = self._judge_quietly(checks)
+        failing = [
+            f"  {n}: {v.status}: {v.summary}" for n, v in verdicts.items() if v.status == "fail"
+        ]
+        text = why
+        if failing:
+            text += "\nfailing verdicts:\n" + "\n".join(failing)
+        return ScenarioError(f"{text}\nlast operations:\n{self._recent()}")
+
+    def _judge_quietly(self, checks: tuple[str, ...]) -> dict[str, Verdict]:
+        """`check(include=checks)`; a scenario in trouble never gets a second error."""
+        try:
+            return self.check(include=checks)
+        except Exception:  # noqa: BLE001 - checkers are guarded; this is belt and braces
+            return {}
 
     def _recent(self, n: int = 8) -> str:
         from harness.checkers.verdict import attempt_trail
@@ -237,14 +283,27 @@ class Scenario:
                     f.inject()
                 t_inj = time.monotonic()
                 self.note(f"{kind} on {', '.join(target_list)}")
+                affected = {r for f in faults for r in f.affected_replicas()} or set(target_list)
                 for name in names:
                     if expect_served:
-                        wl.wait_ok(
-                            failovers,
+
+                        def served(cs: list[Complete], n: str = name, t: float = t_inj) -> bool:
+                            self._stop_if_no_effect(cs, faults, names, affected, t)
+                            ok = [
+                                c
+                                for c in cs
+                                if c.client == n
+                                and c.start >= t
+                                and c.outcome == "ok"
+                                and c.served_by not in affected
+                            ]
+                            return len(ok) >= failovers
+
+                        wl.wait_for(
+                            served,
                             self.op_deadline(failovers),
-                            since=t_inj,
-                            not_served_by=set(target_list),
-                            client=name,
+                            f"{failovers} ok operation(s) of {name} not served by "
+                            f"{sorted(affected)} during {kind}",
                         )
                     else:
 
@@ -263,6 +322,55 @@ class Scenario:
             self.note("healed")
             wl.wait_ok(recovery_ops, self.op_deadline(recovery_ops), since=t_heal)
 
+    def _stop_if_no_effect(
+        self,
+        cs: list[Complete],
+        faults: list[Fault],
+        names: list[str],
+        affected: set[str],
+        since: float,
+    ) -> None:
+        """Raise `NoEffect` when the evidence is clear that the fault is not in effect:
+        every client that has a replica to fail over to either ran
+        `NO_EFFECT_EVIDENCE_OPS` operations since a fault's observation said it had no
+        effect, or was served that many times by an affected replica without one failed
+        attempt there (a fault in effect would have failed at least one)."""
+        unseen = [f for f in faults if f.observation is not None and f.observation.effect is False]
+        orders = {n: c.order for n, c in self.topology.clients.items()}
+        judged = [n for n in names if set(orders.get(n, ())) - affected]
+        if not judged:
+            return
+        mine = {n: [c for c in cs if c.client == n and c.start >= since] for n in judged}
+        if unseen and all(len(ops) >= NO_EFFECT_EVIDENCE_OPS for ops in mine.values()):
+            f = unseen[0]
+            assert f.observation is not None
+            raise NoEffect(
+                f"{f.kind} on {f.target} had no effect: {f.observation.detail} (stopped "
+                f"waiting {time.monotonic() - since:.2f} s after the injection)"
+            )
+
+        def untouched(ops: list[Complete]) -> bool:
+            served = [c for c in ops if c.outcome == "ok" and c.served_by in affected]
+            failed = [
+                a
+                for c in ops
+                for a in c.attempts
+                if a.server in affected and a.outcome != "ok" and a.start >= since
+            ]
+            return len(served) >= NO_EFFECT_EVIDENCE_OPS and not failed
+
+        if all(untouched(ops) for ops in mine.values()):
+            kinds = ", ".join(sorted({f"{f.kind} on {f.target}" for f in faults}))
+            served = sorted(
+                {str(c.served_by) for ops in mine.values() for c in ops if c.served_by in affected}
+            )
+            raise NoEffect(
+                f"{kinds}: no effect seen by the clients — {', '.join(judged)} still served by "
+                f"{', '.join(served)} at least {NO_EFFECT_EVIDENCE_OPS} times each without one "
+                f"failed attempt there (stopped waiting {time.monotonic() - since:.2f} s "
+                "after the injection)"
+            )
+
     def reads_and_writes_during(
         self,
         kind: str,
@@ -275,7 +383,9 @@ class Scenario:
     ) -> Workload:
         """Every client first creates `per_op` keys; then `kind` on `target`; wait until
         every client issued `per_op` Creates and `per_op` Gets during it (whatever their
-        outcome: read-only sites refuse writes); heal. For site availability."""
+        outcome: read-only sites refuse writes); heal. For site availability. A fault
+        whose observation says it had no effect ends the wait at once; an error is
+        judged first (`SITE_WINDOW_CHECKS`)."""
         wl = self.workload(clients, rate_per_s=rate_per_s, mix={"create": 0.4, "get": 0.6})
         deadline = self.op_deadline(2 * per_op)
 
@@ -296,7 +406,10 @@ class Scenario:
                     wl.wait_for(
                         enough_keys, deadline, f"{per_op} keys created by {c} before {kind}"
                     )
-                with self.fault(kind, target, **params):
+                with self.fault(kind, target, **params) as fault:
+                    obs = fault.observation
+                    if obs is not None and obs.effect is False:
+                        raise NoEffect(f"{kind} on {target} had no effect: {obs.detail}")
                     cut = time.monotonic()
                     wl.wait_for(
                         lambda cs: all(
@@ -308,8 +421,11 @@ class Scenario:
                         deadline,
                         f"{per_op} creates and {per_op} gets per client during {kind}",
                     )
-        except WaitTimeout as e:
-            raise ScenarioError(f"{e}\nlast operations:\n{self._recent()}") from None
+        except (WaitTimeout, NoEffect) as e:
+            raise self._window_error(str(e), SITE_WINDOW_CHECKS) from None
+        except Exception:
+            self._judge_quietly(SITE_WINDOW_CHECKS)
+            raise
         return wl
 
     # ---- verdicts -------------------------------------------------------------------
@@ -319,14 +435,15 @@ class Scenario:
         *,
         min_ok_share: float = 1.0,
         max_gap_s: float | None = None,
-        include: tuple[str, ...] = ("failover", "order", "availability"),
+        include: tuple[str, ...] = ("failover", "order", "availability", "fault_effect"),
         convergence_s: float | None = None,
         bounds: dict[str, dict[str, Any]] | None = None,
     ) -> dict[str, Verdict]:
         """Run the checkers named in `include` over the history so far; their verdicts go
         into the outcome. `bounds` maps a checker to what it is asked (its `Bound.into`
         names); `min_ok_share` / `max_gap_s` (availability) and `convergence_s`
-        (convergence) are the same, spelled as keywords."""
+        (convergence) are the same, spelled as keywords. When the history holds a fault,
+        `fault_effect` is judged too, whatever `include` says."""
         asked: dict[str, dict[str, Any]] = {
             "availability": {"min_ok_share": min_ok_share, "max_gap_s": max_gap_s},
             "convergence": {"within_s": convergence_s},
@@ -334,6 +451,8 @@ class Scenario:
         for name, given in (bounds or {}).items():
             asked[name] = {**asked.get(name, {}), **given}
         events = self.history.events()
+        if "fault_effect" not in include and any(isinstance(e, FaultEvent) for e in events):
+            include = (*include, "fault_effect")
         v: dict[str, Verdict] = {}
         for name in include:
             ctx = CheckContext.of(events, self.topology, **asked.get(name, {}))
@@ -342,11 +461,16 @@ class Scenario:
         return v
 
     def expect(self, **expected: str) -> None:
-        """Record the expected status of each verdict and fail on any mismatch."""
+        """Record the expected status of each verdict and fail on any mismatch. A
+        `fault_effect` verdict over faults is expected to pass unless said otherwise."""
         for name, want in expected.items():
             if want not in ("pass", "fail", "unknown"):
                 raise ValueError(f"expected status for {name} must be pass|fail|unknown")
         self.outcome.expected.update(expected)
+        effect = self.outcome.verdicts.get("fault_effect")
+        if effect is not None and effect.figures.get("faults"):
+            self.outcome.expected.setdefault("fault_effect", "pass")
+            expected = {**expected, "fault_effect": self.outcome.expected["fault_effect"]}
         problems = self.outcome.regressions()
         if problems:
             details = []

@@ -215,6 +215,7 @@ def test_registries_list_the_shipped_ones_in_catalogue_order() -> None:
     # the faults' order: tests/test_cli_usage.py (kmschaos faults, inject's error)
     assert list(POLICIES) == ["vcenter", "pykmip"]
     assert list(CHECKERS) == [
+        "fault_effect",
         "failover",
         "order",
         "availability",

@@ -159,7 +159,8 @@ def add_parsers(sub: Any) -> None:
         help="show endpoints, TLS files and replica states",
         description="Per client its endpoints in order (replica, host, port), the TLS files "
         "a client needs (ca, cert, key) and a PyKMIP config file; per replica its direct "
-        "address and state (running, paused, stopped); active faults.",
+        "address and state as observed now (running, paused, stopped: from the process "
+        "table, or the container's state on docker), not as recorded; active faults.",
     )
     p.add_argument("--json", action="store_true", help="machine-readable output")
     options.add_state_dir(p)

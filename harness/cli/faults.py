@@ -96,7 +96,24 @@ def cmd_inject(args: argparse.Namespace) -> int:
     finally:
         history.close()
     print(fault.fault_id)
+    _print_observation(fault)
     return EXIT_OK
+
+
+def _print_observation(fault: Any) -> None:
+    """What the fault's own probe saw, on stderr (stdout is the fault id, for scripts)."""
+    import sys
+
+    obs = fault.observation
+    if obs is None:
+        return
+    head = {True: "effect seen", False: "NO EFFECT SEEN", None: "effect not known"}[obs.effect]
+    print(f"{head}: {obs.detail}", file=sys.stderr)
+    if obs.effect is False:
+        print(
+            f"  the fault is recorded as active all the same: `kmschaos heal {fault.fault_id}`",
+            file=sys.stderr,
+        )
 
 
 def cmd_heal(args: argparse.Namespace) -> int:
@@ -191,8 +208,9 @@ def add_parsers(sub: Any) -> None:
         "inject",
         help="inject a fault and print its id",
         description="Inject FAULT on replica TARGET (all client links into it) and print the "
-        "fault id. It stays until `kmschaos heal ID` or `kmschaos heal --all`. "
-        "See `kmschaos faults` for what each fault does.",
+        "fault id. It stays until `kmschaos heal ID` or `kmschaos heal --all`. Then the "
+        "fault probes its own effect and says on stderr what it saw (`effect seen: ...`, "
+        "`NO EFFECT SEEN: ...`). See `kmschaos faults` for what each fault does.",
     )
     add_fault_arguments(p)
     options.add_state_dir(p)

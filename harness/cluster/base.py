@@ -66,7 +66,9 @@ __all__ = [
     "Cluster",
     "ClusterError",
     "ClusterState",
+    "ReplicaObservation",
     "ReplicaState",
+    "StoreWitness",
     "backend_classes",
     "free_port",
     "load_state",
@@ -101,6 +103,31 @@ def free_port(hosts: list[str]) -> int:
             for s in held:
                 s.close()
     raise ClusterError(f"no common free port on {hosts}")
+
+
+@dataclasses.dataclass(frozen=True)
+class ReplicaObservation:
+    """What the harness saw of a replica's process or container just now — not what it
+    recorded: `state` is running, paused (every process stopped, the container paused),
+    stopped (no process, the container not running) or external; `incarnation` names
+    this run of the replica (pid and start time, container id and start), None when it
+    does not run; `detail` says what was looked at."""
+
+    state: str
+    incarnation: str | None = None
+    detail: str = ""
+
+
+class StoreWitness:
+    """Something of a replica's store that only a wipe takes away, taken just before
+    the wipe: `replaced()` says whether the store the replica runs on now is another
+    (new, so empty when the replica came back) one. This base cannot tell."""
+
+    def replaced(self) -> tuple[bool | None, str]:
+        return None, "this backend cannot tell whether a replica's store was replaced"
+
+    def close(self) -> None:
+        """Let go of what the witness holds (files, marks)."""
 
 
 @dataclasses.dataclass
@@ -178,6 +205,22 @@ class BaseCluster(ABC):
 
     def put_on_network(self, name: str) -> None:  # noqa: B027 - optional, a no-op
         """Undo `take_off_network`."""
+
+    # ---- observation (what faults prove their effect with) -------------------------
+
+    def observe_replica(self, name: str) -> ReplicaObservation:
+        """The replica's process (or container) as seen now. Backends look at the
+        process table or the engine; this base only knows running from stopped."""
+        if name in self.external_replicas():
+            return ReplicaObservation("external", None, f"{name} is an external target")
+        if not self.replica_running(name):
+            return ReplicaObservation("stopped", None, f"{name} does not run")
+        pid = self.replica_pid(name)
+        return ReplicaObservation("running", f"pid {pid}", f"{name} runs (pid {pid})")
+
+    def store_witness(self, name: str) -> StoreWitness:
+        """A witness of the replica's current store (see `StoreWitness`)."""
+        return StoreWitness()
 
     # ---- construction -----------------------------------------------------------
 
@@ -511,7 +554,8 @@ class BaseCluster(ABC):
         replicas = {}
         ext = self.external_replicas()
         for name, rs in st.replicas.items():
-            alive = self.replica_running(name)
+            seen = self.observe_replica(name)  # observed, not the recorded intent
+            alive = seen.state in ("running", "paused")
             replicas[name] = {
                 "site": rs.site,
                 "host": rs.host,
@@ -519,7 +563,7 @@ class BaseCluster(ABC):
                 "client_host": rs.client_host,
                 "replication_port": rs.repl_port or None,
                 "pid": self.replica_pid(name) if alive else None,
-                "state": rs.status if alive else "stopped",
+                "state": seen.state,
                 "external": name in ext,
             }
         return {

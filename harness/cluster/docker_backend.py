@@ -27,13 +27,14 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import shutil
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 from harness import registry
-from harness.cluster.base import BaseCluster, free_port
+from harness.cluster.base import BaseCluster, ReplicaObservation, StoreWitness, free_port
 from harness.cluster.docker_engine import (
     LABEL_REGISTRY,
     LABEL_ROLE,
@@ -192,7 +193,11 @@ class DockerCluster(BaseCluster):
             for link in plan.links:
                 inner[link.name] = next_port
                 next_port += 1
+        # replication links: the agents reach them inside Docker (peers.json names
+        # Toxiproxy's container); the state records where the host reaches the same
+        # listener, S.253:P as on the local backend, so a probe can try the link itself
         repl_links: list[Link] = []
+        repl_host = f"{st.subnet}.253"
         if profile != "none":
             for src in names:
                 for dst in names:
@@ -201,7 +206,7 @@ class DockerCluster(BaseCluster):
                             name=f"{src}=>{dst}",
                             client=src,
                             replica=dst,
-                            listen=f"{self.toxiproxy_name}:{next_port}",
+                            listen=f"{repl_host}:{free_port([repl_host])}",
                             upstream=f"{self.holder_name(dst)}:{REPL_PORT}",
                         )
                         inner[link.name] = next_port
@@ -216,7 +221,11 @@ class DockerCluster(BaseCluster):
             shutil.copyfile(rs.key, conf / "key.pem")
             os.chmod(conf / "key.pem", 0o600)
             shutil.copyfile(st.tls["ca"], conf / "ca.pem")
-            peers = {lk.replica: lk.listen for lk in repl_links if lk.client == name}
+            peers = {
+                lk.replica: f"{self.toxiproxy_name}:{inner[lk.name]}"
+                for lk in repl_links
+                if lk.client == name
+            }
             write_peers(conf, name, peers)
 
         # Toxiproxy: every client link port and the API published on the run's /24
@@ -226,6 +235,8 @@ class DockerCluster(BaseCluster):
         for plan in plans:
             for link in plan.links:
                 ports[f"{inner[link.name]}/tcp"] = (link.host, link.port)
+        for link in repl_links:
+            ports[f"{inner[link.name]}/tcp"] = (link.host, link.port)
         site_list = list(sites)
         toxi = client.containers.run(
             toxi_image,
@@ -390,11 +401,36 @@ class DockerCluster(BaseCluster):
             return False
         return bool(found)
 
+    def observe_replica(self, name: str) -> ReplicaObservation:
+        """The replica container's state as the engine reports it now (`docker inspect`)."""
+        self._replica(name)
+        c = self._container(self.container_name(name))
+        if c is None:
+            gone = f"container {self.container_name(name)} gone"
+            return ReplicaObservation("stopped", None, gone)
+        st = c.attrs.get("State", {})
+        status = str(st.get("Status", "unknown"))
+        state = {"running": "running", "paused": "paused"}.get(status, "stopped")
+        incarnation = None
+        if state != "stopped":
+            incarnation = f"container {c.id[:12]} started {st.get('StartedAt', '?')}"
+        return ReplicaObservation(state, incarnation, f"container {c.name} {status}")
+
+    def store_witness(self, name: str) -> StoreWitness:
+        """A mark left in the replica's volume (``/data``): a wipe gives the replica a
+        new volume, without it."""
+        return _VolumeMark(self, name)
+
     def pause_replica(self, name: str) -> None:
+        """`docker pause`, then check that the engine reports the container paused;
+        `ClusterError` otherwise."""
         c = self._replica_container(name)
         if c.status != "running":
             raise ClusterError(f"replica {name} is not running (container {c.status})")
         c.pause()
+        seen = self.observe_replica(name)
+        if seen.state != "paused":
+            raise ClusterError(f"replica {name} did not stop after docker pause: {seen.detail}")
         self._set_status(name, "paused")
 
     def resume_replica(self, name: str) -> None:
@@ -458,6 +494,31 @@ class DockerCluster(BaseCluster):
         net = self.docker.networks.get(self.network_name(rs.site))
         with contextlib.suppress(docker.errors.APIError):  # already connected: fine
             net.connect(self.holder_name(name))
+
+
+class _VolumeMark(StoreWitness):
+    """A file left in a replica container's ``/data`` before a wipe."""
+
+    def __init__(self, cluster: DockerCluster, replica: str) -> None:
+        self.cluster = cluster
+        self.replica = replica
+        self.path = f"/data/.kmschaos-witness-{secrets.token_hex(4)}"
+        c = cluster._replica_container(replica)
+        self.left = c.status == "running" and c.exec_run(["touch", self.path]).exit_code == 0
+
+    def replaced(self) -> tuple[bool | None, str]:
+        if not self.left:
+            return None, f"no mark could be left in {self.replica}'s volume before the wipe"
+        c = self.cluster._container(self.cluster.container_name(self.replica))
+        if c is None or c.status != "running":
+            return None, f"{self.replica}'s container does not run: its volume cannot be read"
+        found = c.exec_run(["test", "-e", self.path]).exit_code
+        mark = f"the mark {self.path} left in {self.replica}'s volume before the wipe"
+        if found == 0:
+            return False, f"{mark} is still there"
+        if found == 1:
+            return True, f"{mark} is gone: it runs on a new volume"
+        return None, f"`test -e {self.path}` in {self.replica}'s container exited {found}"
 
 
 # importing the backend registers its reaper (the registry imports no backend)

@@ -26,7 +26,13 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from harness import registry
-from harness.cluster.base import READY_DEADLINE_S, BaseCluster, free_port
+from harness.cluster.base import (
+    READY_DEADLINE_S,
+    BaseCluster,
+    ReplicaObservation,
+    StoreWitness,
+    free_port,
+)
 from harness.cluster.state import (
     CAP_FIREWALL,
     CAP_LINKS,
@@ -41,7 +47,9 @@ from harness.links import Link, start_toxiproxy
 from harness.replica.peers import write_peers
 from harness.store import ReplicaFolder, StateFolder
 from harness.toolchain import find_toxiproxy_server, firewall_capability
-from harness.wait import tail, wait_until
+from harness.wait import WaitTimeout, tail, wait_until
+
+PAUSE_DEADLINE_S = 2.0  # SIGSTOP takes effect in microseconds; this is a generous bound
 
 
 def _upstream(rs: ReplicaState) -> str:
@@ -269,8 +277,22 @@ class LocalCluster(BaseCluster):
         rs.status = "running"
 
     def pause_replica(self, name: str) -> None:
+        """SIGSTOP the replica's process group, then check in the process table that
+        every process of it stopped (state T); `ClusterError` naming those that did not."""
         self._own(name, "freeze")
         self._signal(name, signal.SIGSTOP)
+        try:
+            wait_until(
+                lambda: self.observe_replica(name).state == "paused",
+                PAUSE_DEADLINE_S,
+                f"every process of {name} to stop",
+                poll_s=0.005,
+            )
+        except WaitTimeout:
+            seen = self.observe_replica(name)
+            raise ClusterError(
+                f"replica {name} did not stop after SIGSTOP to its process group: {seen.detail}"
+            ) from None
         self._set_status(name, "paused")
 
     def resume_replica(self, name: str) -> None:
@@ -326,8 +348,106 @@ class LocalCluster(BaseCluster):
     def replica_pid(self, name: str) -> int | None:
         return self._replica(name).pid
 
+    def _replica_processes(self, name: str) -> dict[int, tuple[str, int]]:
+        """pid -> (state letter, start time) of every live process of the replica, found
+        in the process table — the processes whose command line runs the replica program
+        on this replica's data folder, and every member of their process groups —
+        not from what the state recorded. Zombies are dead and left out."""
+        data_dir = self._replica(name).data_dir
+        leaders: set[int] = set()
+        procs: dict[int, tuple[str, int, int]] = {}  # pid -> (state, pgrp, start)
+        for d in Path("/proc").iterdir():
+            if not d.name.isdigit():
+                continue
+            try:
+                stat = (d / "stat").read_text()
+                args = (d / "cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            fields = stat[stat.rindex(")") + 2 :].split()
+            if fields[0] == "Z":
+                continue
+            pid = int(d.name)
+            procs[pid] = (fields[0], int(fields[2]), int(fields[19]))
+            if b"harness.replica" in args and data_dir.encode() in args:
+                leaders.add(int(fields[2]))
+        return {
+            pid: (state, start) for pid, (state, pgrp, start) in procs.items() if pgrp in leaders
+        }
+
+    def observe_replica(self, name: str) -> ReplicaObservation:
+        if name in self.external_replicas():
+            return super().observe_replica(name)
+        procs = self._replica_processes(name)
+        if not procs:
+            return ReplicaObservation("stopped", None, f"no process of {name} runs")
+        listed = ", ".join(f"pid {pid} ({state})" for pid, (state, _) in sorted(procs.items()))
+        leader = min(procs, key=lambda pid: procs[pid][1])  # the first one started
+        incarnation = f"pid {leader} started at tick {procs[leader][1]}"
+        if all(state in "Tt" for state, _ in procs.values()):
+            return ReplicaObservation("paused", incarnation, f"every process stopped: {listed}")
+        return ReplicaObservation("running", incarnation, f"its processes: {listed}")
+
+    def store_witness(self, name: str) -> StoreWitness:
+        """The replica's database files, held open: a wipe deletes them (they lose their
+        last name) and the replica comes back on new, empty ones; holding them open keeps
+        their inodes from being reused meanwhile."""
+        data = ReplicaFolder(Path(self._replica(name).data_dir))
+        return _HeldDatabases(name, [p for p in data.databases if p.exists()])
+
     def _signal(self, name: str, sig: signal.Signals) -> None:
         rs = self._replica(name)
         if not rs.pid or not registry.process_alive(rs.pid, rs.pid_start):
             raise ClusterError(f"replica {name} is not running (status {rs.status})")
         os.killpg(rs.pid, sig)
+
+
+class _HeldDatabases(StoreWitness):
+    """A local replica's database files, held open across a wipe."""
+
+    def __init__(self, replica: str, paths: list[Path]) -> None:
+        self.replica = replica
+        self.files = {}
+        for p in paths:
+            with contextlib.suppress(OSError):
+                self.files[p] = p.open("rb")
+
+    def replaced(self) -> tuple[bool | None, str]:
+        if not self.files:
+            return None, f"{self.replica} had no database file before the wipe"
+        kept, fresh = [], []
+        for path, held in self.files.items():
+            old = os.fstat(held.fileno())
+            try:
+                now = os.stat(path)
+            except FileNotFoundError:
+                now = None
+            if (
+                old.st_nlink
+                and now is not None
+                and (now.st_dev, now.st_ino)
+                == (
+                    old.st_dev,
+                    old.st_ino,
+                )
+            ):
+                kept.append(path.name)
+            elif now is not None:
+                fresh.append(path.name)
+        if kept:
+            return False, f"{self.replica}'s {_named(kept)}: still the files it had before"
+        made = f"; it runs on new {_named(fresh)}" if fresh else ""
+        old = _named([p.name for p in self.files])
+        return True, f"{self.replica}'s {old} deleted (the old files have no name left){made}"
+
+    def close(self) -> None:
+        for held in self.files.values():
+            held.close()
+        self.files = {}
+
+
+def _named(files: list[str]) -> str:
+    """Database files by their main names: "kms.sqlite (and journals)"."""
+    main = [f for f in files if not f.endswith(("-journal", "-wal", "-shm"))]
+    more = " (and journals)" if len(main) < len(files) else ""
+    return ", ".join(main or files) + more

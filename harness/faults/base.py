@@ -11,6 +11,13 @@ Defining the class registers it (`FAULTS`); the command line's `inject` options,
 `kmschaos faults`, rehearsal validation, the matrix, the failover checker's bound and
 the README's fault table all read the registry.
 
+Every fault also proves its effect: `observe` probes it in a way the mechanism that
+applied it did not report (a connect through a cut link is refused, a handshake through
+a blackholed one gets no answer, the stalled replica's processes are in state T ...;
+`harness.faults.probes`), right after `_inject`, retrying briefly while the effect may
+still be coming (`observe_within_s`). What it saw is an `Observation` in the history,
+which the `fault_effect` checker reads; `proof` says in words what is probed.
+
 A fault records its inject and heal in the history (when given one) and in the state
 folder (``faults/<id>.json``), so ``kmschaos heal`` in another process can heal it.
 `heal()` is idempotent. `requires` names the cluster capabilities the fault needs;
@@ -36,8 +43,9 @@ from harness.client.policies import Wait
 from harness.cluster.base import CAP_RESTART, CAP_SIGNALS, Cluster, ClusterError, ClusterState
 from harness.external import external_names
 from harness.faults.params import Param
-from harness.history import FaultEvent, History
+from harness.history import FaultEvent, History, Observation
 from harness.store import StateFolder
+from harness.wait import WaitTimeout, wait_until
 
 # what a fault's TARGET names: one replica, one site, or groups of sites / replica lists
 TargetKind = Literal["replica", "site", "groups"]
@@ -83,6 +91,12 @@ class Fault:
     # The fault window starts when `_inject` has returned (the fault is in effect) —
     # except for faults whose whole effect happens inside `_inject` (restart, wipe).
     window_from_start: ClassVar[bool] = False
+    # How the harness sees the effect, independently of the mechanism (`observe`), in
+    # words: `kmschaos faults`, the README's table
+    proof: ClassVar[str] = ""
+    # How long the effect may take to show once `_inject` returned: `observe` is
+    # retried while it sees no effect, this long at most
+    observe_within_s: ClassVar[float] = 0.5
 
     def __init_subclass__(cls, **kw: Any) -> None:
         super().__init_subclass__(**kw)
@@ -106,6 +120,7 @@ class Fault:
         self.active = False
         self.injected_at: float | None = None
         self.healed_at: float | None = None
+        self.observation: Observation | None = None
         self.check_params()
         self.check_target()
         why = external_refusal(self.kind, self.requires, cluster.state, self.affected_replicas())
@@ -122,6 +137,23 @@ class Fault:
 
     def affected_replicas(self) -> list[str]:
         return [self.target]
+
+    def observe(self) -> tuple[bool | None, str]:
+        """Probe the fault's effect now, in a way `_inject` did not report: (True, what
+        was seen) when the effect is there, (False, what came back instead) when it is
+        not, (None, why) when the probe cannot tell. Cheap: well under a second."""
+        return None, f"{self.kind} declares no way to observe its effect"
+
+    def observe_deadline_s(self) -> float:
+        """How long `observe` is retried while it sees no effect (`observe_within_s`)."""
+        return self.observe_within_s
+
+    def _remember(self) -> None:
+        """Note, just before `_inject`, what `observe` compares with afterwards (the
+        process that ran before a restart, a witness of the store before a wipe)."""
+
+    def _forget(self) -> None:
+        """Let go of what `_remember` holds (files, marks), once observed."""
 
     def check_params(self) -> None:
         """Every declared parameter: present when required, of its unit when given.
@@ -173,8 +205,12 @@ class Fault:
         self._persist()
         started = time.monotonic()
         try:
+            with contextlib.suppress(Exception):  # a witness never stops the fault
+                self._remember()
             self._inject()
         except BaseException:
+            with contextlib.suppress(Exception):
+                self._forget()
             with contextlib.suppress(Exception):
                 self._heal()
             self._unpersist()
@@ -183,7 +219,38 @@ class Fault:
         self.active = True
         self._persist()  # again: `extra()` may name what `_inject` started
         self._record("inject", self.injected_at)
+        self._observe()
         return self
+
+    def _observe(self) -> Observation:
+        """`observe`, retried while it sees no effect for `observe_within_s` at most;
+        what it saw last is recorded (history) and kept (`observation`). A probe that
+        crashes says "could not tell", never breaks the fault."""
+        last: list[tuple[bool | None, str]] = []
+
+        def seen() -> bool:
+            try:
+                last.append(self.observe())
+            except Exception as e:  # noqa: BLE001 - an observation never breaks a fault
+                last.append((None, f"the probe of {self.kind} crashed: {e!r}"))
+            return last[-1][0] is not False
+
+        within = self.observe_deadline_s()
+        try:
+            with contextlib.suppress(WaitTimeout):
+                wait_until(seen, within, f"{self.kind}'s effect", poll_s=0.05)
+        finally:
+            with contextlib.suppress(Exception):
+                self._forget()
+        effect, detail = last[-1]
+        if effect is False and len(last) > 1:
+            detail += f" (probed {len(last)} times in {within:g} s)"
+        self.observation = Observation(
+            self.fault_id, self.kind, self.target, time.monotonic(), effect, detail
+        )
+        if self.history is not None:
+            self.history.append(self.observation)
+        return self.observation
 
     def heal(self) -> None:
         if not self.active:
@@ -340,8 +407,9 @@ def usage(cls: type[Fault]) -> str:
 def fault_table() -> str:
     """The README's fault table (markdown), from the faults' own descriptions."""
     lines = [
-        "| fault | what exactly happens | a client sees | a failed attempt costs | heal |",
-        "|---|---|---|---|---|",
+        "| fault | what exactly happens | a client sees | a failed attempt costs | heal "
+        "| its effect is seen by |",
+        "|---|---|---|---|---|---|",
     ]
     for kind, cls in FAULTS.items():
         cells = [
@@ -350,6 +418,7 @@ def fault_table() -> str:
             cls.client_sees,
             WAIT_WORDS[cls.client_wait],
             cls.heals,
+            cls.proof or "—",
         ]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"

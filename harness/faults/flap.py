@@ -4,7 +4,9 @@
 
 In a test the cycles run in a thread of the process; from the CLI (`detached=True`)
 they run in a labelled background process (`python -m harness.faults.flap`) that
-`kmschaos heal` and the reaper stop. Heal always leaves the links enabled.
+`kmschaos heal` and the reaper stop. Heal always leaves the links enabled. Seen by a TCP
+connect to each link during a down phase: refused (probed until one comes: a detached
+flapper needs a moment to start).
 """
 
 from __future__ import annotations
@@ -22,6 +24,9 @@ from harness import registry
 from harness.cluster.base import CAP_LINKS
 from harness.faults.base import Fault
 from harness.faults.params import Param
+from harness.faults.probes import Effect, links_cut
+
+START_S = 2.0  # what a detached flapper may take to start (a Python process)
 
 
 def _cycle(cluster: Any, target: str, down_s: float, up_s: float, stop: threading.Event) -> None:
@@ -55,6 +60,15 @@ class Flap(Fault):
     requires: ClassVar[frozenset[str]] = frozenset({CAP_LINKS})
     in_matrix = True
     background = True
+    proof = "a TCP connect to each of its links during a down phase: refused"
+
+    def observe(self) -> Effect:
+        return links_cut(self.cluster, self.cluster.links_into(self.target))
+
+    def observe_deadline_s(self) -> float:
+        """A whole cycle (the probe may land in an up phase), and a detached flapper's
+        start."""
+        return float(self.param("down_s")) + float(self.param("up_s")) + START_S
 
     def _inject(self) -> None:
         down = float(self.param("down_s"))

@@ -4,14 +4,20 @@
 
 `kill` heals by starting the replica again on the same data, address and port, and
 waits for a KMIP answer. `restart` kills and starts at once: a transient outage.
+
+Seen: for `kill`, no process of the replica in the process table (docker: the container
+not running) and a TLS handshake through one of its links closed by Toxiproxy (EOF);
+for `restart`, the replica running another process than before (pid and start time;
+docker: container start time).
 """
 
 from __future__ import annotations
 
 from typing import ClassVar
 
-from harness.cluster.base import CAP_RESTART
+from harness.cluster.base import CAP_RESTART, ReplicaObservation
 from harness.faults.base import Fault
+from harness.faults.probes import CLOSED, Effect, handshake_through, probe_timeout
 
 
 class Kill(Fault):
@@ -26,6 +32,23 @@ class Kill(Fault):
     requires: ClassVar[frozenset[str]] = frozenset({CAP_RESTART})
     crashes = True
     in_matrix = matrix_default = True
+    proof = (
+        "no process of the replica left (docker: the container not running), and a TLS "
+        "handshake through a link gets EOF"
+    )
+    observe_within_s = 2.0
+
+    def observe(self) -> Effect:
+        seen = self.cluster.observe_replica(self.target)
+        if seen.state != "stopped":
+            return False, f"{self.target} is still {seen.state}: {seen.detail}"
+        links = self.cluster.links_into(self.target)
+        if not links:
+            return True, f"{self.target} is stopped ({seen.detail}); no client link to probe"
+        through = handshake_through(self.cluster, links[0], probe_timeout(self.cluster))
+        if through.outcome not in CLOSED:
+            return False, f"{self.target} is stopped ({seen.detail}), but {through.words()}"
+        return True, f"{self.target} is stopped ({seen.detail}); {through.words()}"
 
     def _inject(self) -> None:
         self.cluster.kill_replica(self.target)
@@ -44,6 +67,15 @@ class Restart(Fault):
     client_wait = "none"
     requires: ClassVar[frozenset[str]] = frozenset({CAP_RESTART})
     crashes = True
+    proof = "the replica runs another process than before (pid and start; docker: container start)"
+
+    def _remember(self) -> None:
+        self._before: ReplicaObservation | None = self.cluster.observe_replica(self.target)
+
+    def observe(self) -> Effect:
+        now = self.cluster.observe_replica(self.target)
+        back, said = came_back(now, getattr(self, "_before", None))
+        return back, f"{self.target}: {said}"
 
     def _inject(self) -> None:
         self.cluster.kill_replica(self.target)
@@ -51,3 +83,15 @@ class Restart(Fault):
 
     def _heal(self) -> None:
         self.cluster.start_replica(self.target)  # no-op when it is running
+
+
+def came_back(now: ReplicaObservation, before: ReplicaObservation | None) -> Effect:
+    """A replica that was killed and started again runs another process (or container
+    start) than the one seen before."""
+    if before is None or before.incarnation is None:
+        return None, "the replica's process could not be seen before the fault"
+    if now.state != "running":
+        return False, f"it is {now.state} after the fault: {now.detail}"
+    if now.incarnation == before.incarnation:
+        return False, f"it runs the same process as before ({now.incarnation})"
+    return True, f"it runs a new process: {before.incarnation} before, {now.incarnation} now"

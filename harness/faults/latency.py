@@ -1,6 +1,12 @@
 """`latency` and `bandwidth`: slow links into the replica (server -> client stream).
 
 client <── listen <──[latency ms ± jitter | bandwidth KB/s]── replica
+
+Seen by a TLS handshake through one of the links, compared with one to the replica's
+direct address: for `latency` the server's first answer comes at least `ms` − `jitter`
+later (less a small slack); for `bandwidth` the handshake's bytes take at least half the
+time the rate allows for them. A handshake too small (a fast rate) or too large (a
+rate of a few KB/s) to time cheaply is "could not tell", with the reason.
 """
 
 from __future__ import annotations
@@ -9,6 +15,17 @@ from typing import Any
 
 from harness.faults.link import LinkFault
 from harness.faults.params import Param
+from harness.faults.probes import (
+    Effect,
+    handshake_direct,
+    handshake_through,
+    ms,
+    probe_timeout,
+    slower_by,
+)
+
+BANDWIDTH_PROBE_MIN_S = 0.005  # below this, a handshake's transfer time is noise
+BANDWIDTH_PROBE_MAX_S = 1.0  # above this, a probe would slow every inject down
 
 
 class Latency(LinkFault):
@@ -22,6 +39,23 @@ class Latency(LinkFault):
         Param("jitter", "ms", "± jitter in milliseconds", default=0),
     )
     adds_delay = "ms"
+    proof = (
+        "a TLS handshake through a link: its first answer at least `ms` − `jitter` later "
+        "than the direct address's"
+    )
+
+    def observe(self) -> Effect:
+        added = int(self.param("ms")) - int(self.param("jitter"))
+        if added <= 0:
+            return None, f"{self.param('ms')} ms ± {self.param('jitter')} ms guarantees no delay"
+        links = self.links()
+        if not links:
+            return None, f"no client link into {self.target} to probe"
+        timeout = probe_timeout(self.cluster) + (added + 2 * int(self.param("jitter"))) / 1000
+        direct = handshake_direct(self.cluster, self.target, timeout)
+        through = handshake_through(self.cluster, links[0], timeout)
+        what = f"a TLS handshake through {links[0].name}"
+        return slower_by(through, direct, added, what, f"{self.target}'s direct address")
 
     def toxics(self) -> list[tuple[str, str, dict[str, Any]]]:
         return [
@@ -40,6 +74,33 @@ class Bandwidth(LinkFault):
     client_sees = "slow answers"
     heals = "toxic removed"
     parameters = (Param("kbps", "kbps", "responses limited to this many KB/s", required=True),)
+    proof = (
+        "a TLS handshake through a link: its bytes take at least half the time the rate "
+        "allows, compared with the direct address"
+    )
+
+    def observe(self) -> Effect:
+        rate = int(self.param("kbps")) * 1000  # Toxiproxy's KB: 1000 bytes
+        links = self.links()
+        if not links:
+            return None, f"no client link into {self.target} to probe"
+        timeout = probe_timeout(self.cluster)
+        direct = handshake_direct(self.cluster, self.target, timeout)
+        if not direct.answered or not direct.bytes_in:
+            return None, f"{direct.words()}: nothing to compare with"
+        allowed = direct.bytes_in / rate
+        kbps = self.param("kbps")
+        per = f"{direct.bytes_in} bytes of a handshake at {kbps} KB/s take {ms(allowed)}"
+        if allowed < BANDWIDTH_PROBE_MIN_S:
+            return None, f"{per}: too little to tell from noise"
+        if allowed > BANDWIDTH_PROBE_MAX_S:
+            return None, f"{per}: too slow to probe cheaply at every inject"
+        through = handshake_through(self.cluster, links[0], timeout + 2 * allowed)
+        if not through.answered:
+            return None, f"{through.words()}: no transfer to time"
+        extra = through.seconds - direct.seconds
+        said = f"{through.words()}, {ms(extra)} more than {direct.words()}; {per}"
+        return extra >= allowed / 2, said
 
     def toxics(self) -> list[tuple[str, str, dict[str, Any]]]:
         return [("bandwidth", "downstream", {"rate": int(self.param("kbps"))})]

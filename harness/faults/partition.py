@@ -9,7 +9,8 @@ A cut link is a disabled Toxiproxy proxy: connects across the cut are refused an
 connections are closed. Replication links (when replication exists) are cut the same
 way. Groups are sites or comma-separated replica lists; replicas in no group form one
 more group. A client is on the side of its site's replicas. `one_way` cuts only the
-links from the first group's clients to the other groups' replicas.
+links from the first group's clients to the other groups' replicas. Seen by a TCP
+connect to every cut link (client and replication): refused.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from harness.client.policies import Wait
 from harness.cluster.base import CAP_LINKS
 from harness.faults.base import Fault, FaultError
 from harness.faults.params import Param
+from harness.faults.probes import Effect, links_cut
 from harness.links import Link
 from harness.topology import replica_names
 
@@ -30,6 +32,10 @@ class LinkCut(Fault):
     requires: ClassVar[frozenset[str]] = frozenset({CAP_LINKS})
     client_wait: ClassVar[Wait | None] = "none"  # a cut link is refused: the next at once
     partitions: ClassVar[bool] = True
+    proof: ClassVar[str] = "a TCP connect to every cut link (client and replication): refused"
+
+    def observe(self) -> Effect:
+        return links_cut(self.cluster, self._all_cut())
 
     def cut_links(self) -> list[Link]:
         """Client links to cut."""

@@ -5,6 +5,9 @@
 
 Groups as for `partition` (sites or comma-separated replica lists). Shows what a
 client that crosses sites pays: a well-ordered client stays local and pays nothing.
+Seen by a TLS handshake through a client link between the groups, whose first answer
+comes at least `ms` later than the replica's direct address's (with no client link
+across: a POST /ping through a replication link, against one inside a group).
 """
 
 from __future__ import annotations
@@ -14,6 +17,14 @@ from typing import Any
 from harness.faults.link import LinkFault
 from harness.faults.params import Param
 from harness.faults.partition import Partition
+from harness.faults.probes import (
+    Effect,
+    handshake_direct,
+    handshake_through,
+    http_ping,
+    probe_timeout,
+    slower_by,
+)
 from harness.links import Link
 
 
@@ -28,6 +39,34 @@ class SiteLatency(LinkFault):
         Param("ms", "ms", "milliseconds added to every link between the groups", required=True),
     )
     adds_delay = "ms"
+    proof = (
+        "a TLS handshake through a link between the groups: its first answer at least `ms` "
+        "later than the direct address's"
+    )
+
+    def observe(self) -> Effect:
+        added = int(self.param("ms"))
+        if added <= 0:
+            return None, "0 ms between the groups: nothing to see"
+        p = self._groups()
+        timeout = probe_timeout(self.cluster) + added / 1000
+        across = p.cut_links()
+        if across:
+            link = across[0]
+            direct = handshake_direct(self.cluster, link.replica, timeout)
+            through = handshake_through(self.cluster, link, timeout)
+            what = f"a TLS handshake through {link.name}"
+            return slower_by(through, direct, added, what, f"{link.replica}'s direct address")
+        wan = p.cut_replication_links()
+        names = {lk.name for lk in wan}
+        local = [lk for lk in self.cluster.state.replication_link_objects() if lk.name not in names]
+        if not wan or not local:
+            return None, "no pair of links (between the groups, inside one) to compare"
+        link = wan[0]
+        local.sort(key=lambda lk: lk.replica != link.replica)
+        through = http_ping(f"a POST /ping through {link.name}", link.listen, timeout)
+        control = http_ping(f"one through {local[0].name}", local[0].listen, timeout)
+        return slower_by(through, control, added, f"a POST /ping through {link.name}", control.what)
 
     def _groups(self) -> Partition:
         return Partition(self.cluster, self.target)

@@ -6,7 +6,8 @@ A SYN that is never answered makes the client wait for its connect timeout — u
 `refuse`, which answers at once. Needs root (or CAP_NET_ADMIN) and iptables; where it
 cannot run, `unsupported_reason` says so before a scenario starts. Each rule carries
 the comment ``kmschaos:<registry tag>:<run id>:<fault id>`` so the reaper removes it even after the
-harness was killed.
+harness was killed. Seen by a probe SYN to the replica's client address that gets no
+answer within the probe timeout, while a connect to another replica's works.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any, ClassVar
 
 from harness.cluster.base import CAP_FIREWALL, Cluster
 from harness.faults.base import Fault, FaultError
+from harness.faults.probes import Effect, probe_timeout, tcp_connect
 from harness.registry import iptables_path, rule_comment
 from harness.toolchain import firewall_capability
 
@@ -32,6 +34,29 @@ class Unreachable(Fault):
     client_wait = "connect"
     requires: ClassVar[frozenset[str]] = frozenset({CAP_FIREWALL})
     in_matrix = matrix_default = True
+    proof = (
+        "a probe SYN to its client address: no answer within the probe timeout, while "
+        "another replica's address connects"
+    )
+
+    def observe(self) -> Effect:
+        timeout = probe_timeout(self.cluster)
+        mine = self.cluster.links_into(self.target)
+        address = mine[0].listen if mine else f"{self._address()}:1"
+        probe = tcp_connect(f"a TCP connect to {self.target}'s client address", address, timeout)
+        if probe.outcome != "connect-timeout":
+            return False, probe.words()
+        others = [lk for lk in self.cluster.state.link_objects() if lk.replica != self.target]
+        if others:
+            control = tcp_connect(
+                f"a TCP connect to {others[0].replica}'s", others[0].listen, timeout
+            )
+        else:  # a single replica: the Toxiproxy API shares the run's /24
+            api = self.cluster.state.toxiproxy_api.split("//", 1)[-1]
+            control = tcp_connect("a TCP connect to the Toxiproxy API", api, timeout)
+        if not control.answered:
+            return None, f"{probe.words()}, but {control.words()}: the whole network is down"
+        return True, f"{probe.words()}, while {control.words()}"
 
     @classmethod
     def _explain_missing(cls, cluster: Cluster, missing: frozenset[str]) -> str:

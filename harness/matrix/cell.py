@@ -69,11 +69,15 @@ def run_cell(spec: CellSpec) -> CellResult:
                 # the workload waited in vain: what the clients did is still judged
                 stalled = str(e).splitlines()[0]
                 sc.note(f"matrix: {stalled}")
-            include: tuple[str, ...] = ("failover", "order", "availability")
+            include: tuple[str, ...] = ("failover", "order", "availability", "fault_effect")
             if replicated:  # and every checker that reads an audit of the replicas
                 sc.audit_until_converged()
                 include += tuple(n for n, c in CHECKERS.items() if c.needs_audit)
             verdicts = sc.check(include=include)
+            effect = verdicts["fault_effect"]
+            if effect.status == "fail" and effect.summary not in stalled:
+                # the fault did not happen: the row must say so, whatever else it says
+                stalled = "; ".join(x for x in (stalled, effect.summary) if x)
         finally:
             sc.close()
     orders = {n: list(topo.clients[n].order) for n in spec.clients}
