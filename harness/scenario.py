@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.audit import Auditor
-from harness.checkers import CheckContext, Verdict, run_checkers
+from harness.checkers import CHECKERS, CheckContext, Verdict, run_checkers
 from harness.client.failover_client import FailoverClient
 from harness.client.operations import empty_client_config
 from harness.client.policies import make_policy
@@ -237,7 +237,9 @@ class Scenario:
         verdicts' summaries, the last operations."""
         verdicts = self._judge_quietly(checks)
         failing = [
-            f"  {n}: {v.status}: {v.summary}" for n, v in verdicts.items() if v.status == "fail"
+            f"  {n}: fail: {verdicts[n].summary}"
+            for n in CHECKERS.ordered(verdicts)  # fault_effect first: the cause
+            if verdicts[n].status == "fail"
         ]
         text = why
         if failing:

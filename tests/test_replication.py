@@ -14,6 +14,8 @@ import pytest
 from kmip_clients import holdings, pykmip
 
 from harness import registry
+from harness.history import History, Observation
+from harness.store import StateFolder
 from harness.toolchain import repo_root
 from harness.wait import wait_until
 
@@ -109,13 +111,27 @@ def test_wiped_replica_is_refilled_by_its_peers(cli) -> None:  # noqa: ANN001
         "keys to replicate to kms-f",
         poll_s=interval,
     )
+    # no peer can refill kms-f while it is isolated: what it holds after the wipe is
+    # what the wipe left (the auditor reads it directly, not through a link)
+    isolated = cli("inject", "isolate", "kms-f").strip()
     cli("inject", "wipe", "kms-f")
+    assert holdings(status, "kms-f") == {}, "kms-f still held keys after the wipe"
+    wipe = observed(status, "wipe")
+    assert wipe.effect is True, wipe.detail
+    assert "kms.sqlite" in wipe.detail and "deleted" in wipe.detail, wipe.detail
+    cli("heal", isolated)
     wait_until(
         lambda: made <= set(holdings(status, "kms-f")),
         100 * interval + 10,
         "the wiped kms-f to be refilled from its peers",
         poll_s=interval,
     )
+
+
+def observed(status: dict[str, object], kind: str) -> Observation:
+    """The last observation of a `kind` fault in the cluster's history (the CLI's)."""
+    history = History.load(StateFolder(Path(str(status["state_dir"]))).history)
+    return [e for e in history.events() if isinstance(e, Observation) and e.kind == kind][-1]
 
 
 def test_sync_write_through_a_replica_the_primary_cannot_reach_is_not_acknowledged(

@@ -417,23 +417,18 @@ class _HeldDatabases(StoreWitness):
             return None, f"{self.replica} had no database file before the wipe"
         kept, fresh = [], []
         for path, held in self.files.items():
-            old = os.fstat(held.fileno())
+            was = os.fstat(held.fileno())
             try:
                 now = os.stat(path)
             except FileNotFoundError:
-                now = None
-            if (
-                old.st_nlink
-                and now is not None
-                and (now.st_dev, now.st_ino)
-                == (
-                    old.st_dev,
-                    old.st_ino,
-                )
-            ):
-                kept.append(path.name)
-            elif now is not None:
-                fresh.append(path.name)
+                fresh_name = None
+            else:
+                fresh_name = path.name
+                if was.st_nlink and (now.st_dev, now.st_ino) == (was.st_dev, was.st_ino):
+                    kept.append(path.name)
+                    continue
+            if fresh_name:
+                fresh.append(fresh_name)
         if kept:
             return False, f"{self.replica}'s {_named(kept)}: still the files it had before"
         made = f"; it runs on new {_named(fresh)}" if fresh else ""

@@ -316,7 +316,8 @@ def delay_between(slow: Seen, fast: Seen) -> float | None:
 
 
 def ms(seconds: float) -> str:
-    return f"{seconds * 1000:.0f} ms"
+    """Seconds as whole milliseconds ("4 ms"; never "-0 ms")."""
+    return f"{round(seconds * 1000) or 0} ms"
 
 
 __all__ = [
