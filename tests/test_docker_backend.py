@@ -1,8 +1,9 @@
 """The docker backend end to end, through the CLI, PyKMIP's own client and a vCenter-like
 client: the same `status --json` as local; container faults with their meaning (pause =
 stall, kill = refused at once and restart on the same volume, unreachable = network
-disconnect + connect timeout, wipe = new volume refilled by peers); `down` and the reaper
-leave no container, network or volume.
+disconnect + connect timeout, wipe = new volume refilled by peers), each proving its
+effect by its own probe (the container's state, the link, the volume) and caught when its
+mechanism is broken; `down` and the reaper leave no container, network or volume.
 
 Skipped when no Docker engine answers or the images are missing, unless
 ``KMSCHAOS_REQUIRE_DOCKER=1`` (CI), which turns the skip into a failure.
@@ -25,10 +26,16 @@ from docker_ready import docker_engine_or_skip
 from kmip_clients import holdings, pykmip
 
 from harness import registry
+from harness.backends import attach_cluster
 from harness.checkers.failover import wait_bounds
 from harness.client.operations import empty_client_config
 from harness.client.policies import TlsFiles, VCenterPolicy
 from harness.client.transport import Endpoint
+from harness.cluster.docker_backend import DockerCluster
+from harness.faults import make_fault
+from harness.faults.stall import Stall
+from harness.history import History, Observation
+from harness.store import StateFolder
 from harness.toolchain import repo_root
 from harness.wait import wait_until
 
@@ -110,6 +117,26 @@ def baseline_p99(policy: VCenterPolicy, n: int = 20) -> float:
     return sorted(durations)[int(0.99 * (n - 1))]
 
 
+def observed(status: dict[str, Any], kind: str) -> Observation:
+    """The last observation of a `kind` fault in the cluster's history (the CLI's)."""
+    history = History.load(StateFolder(Path(status["state_dir"])).history)
+    seen = [e for e in history.events() if isinstance(e, Observation) and e.kind == kind]
+    assert seen, f"no observation of {kind} in the history"
+    return seen[-1]
+
+
+def injected(status: dict[str, Any], kind: str, target: str, **params: Any) -> Observation:
+    """Inject `kind` in this process on the running cluster, heal it; what it saw."""
+    cluster = attach_cluster(Path(status["state_dir"]))
+    fault = make_fault(kind, cluster, target, History(), **params)
+    fault.inject()
+    try:
+        assert fault.observation is not None
+        return fault.observation
+    finally:
+        fault.heal()
+
+
 def timed(policy: VCenterPolicy, op: str = "create") -> tuple[Any, float]:
     t0 = time.monotonic()
     r = policy.execute(op, None)
@@ -117,7 +144,7 @@ def timed(policy: VCenterPolicy, op: str = "create") -> tuple[Any, float]:
 
 
 def test_two_sites_on_docker_same_status_pykmip_works_pause_fails_over_down_is_clean(
-    cli: Any, docker_engine: Any, tmp_path: Path
+    cli: Any, docker_engine: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from kmip import enums
 
@@ -157,6 +184,8 @@ def test_two_sites_on_docker_same_status_pykmip_works_pause_fails_over_down_is_c
     assert docker_engine.containers.get(f"kmschaos-{run_id}-kms-a").status == "paused"
     st = json.loads(cli("status", "--json"))
     assert st["replicas"]["kms-a"]["state"] == "paused"
+    stall = observed(status, "stall")
+    assert stall.effect is True and f"kmschaos-{run_id}-kms-a paused" in stall.detail, stall
     r, took = timed(vc)
     assert r.outcome == "ok" and r.served_by == "kms-b", r
     lower, upper = wait_bounds(vc.response_timeout, baseline_p99=p99, min_upper_slack=0.25)
@@ -166,6 +195,18 @@ def test_two_sites_on_docker_same_status_pykmip_works_pause_fails_over_down_is_c
     assert docker_engine.containers.get(f"kmschaos-{run_id}-kms-a").status == "running"
     r, _ = timed(vc, "locate")
     assert r.served_by == "kms-a"
+
+    # a stall that pauses nothing is caught by its own observation (the engine's state)
+    with monkeypatch.context() as mp:
+        mp.setattr(Stall, "_inject", lambda self: None)
+        unpaused = injected(status, "stall", "kms-b")
+    assert unpaused.effect is False and "kms-b is running" in unpaused.detail, unpaused
+    # status shows the engine's state, not the recorded intent
+    docker_engine.containers.get(f"kmschaos-{run_id}-kms-c").pause()
+    try:
+        assert json.loads(cli("status", "--json"))["replicas"]["kms-c"]["state"] == "paused"
+    finally:
+        docker_engine.containers.get(f"kmschaos-{run_id}-kms-c").unpause()
 
     cli("down")
     assert objects(docker_engine, run_id) == {"containers": [], "networks": [], "volumes": []}
@@ -191,6 +232,8 @@ def test_kill_refuses_at_once_restart_keeps_the_volume_unreachable_times_out(
     # kill: the holder keeps the address up, so connects are refused, as a crashed process
     cli("inject", "kill", "kms-a")
     assert docker_engine.containers.get(f"kmschaos-{run_id}-kms-a").status == "exited"
+    kill = observed(status, "kill")
+    assert kill.effect is True and "closed (EOF)" in kill.detail, kill
     r, took = timed(vc, "locate")
     assert r.served_by == "kms-b", r
     _, upper = wait_bounds(0.0, baseline_p99=p99, min_upper_slack=0.25)
@@ -204,6 +247,8 @@ def test_kill_refuses_at_once_restart_keeps_the_volume_unreachable_times_out(
         pytest.skip(f"unreachable part: {firewall_capability()}")
     # unreachable: kms-a leaves its network; the client's SYNs go unanswered
     cli("inject", "unreachable", "kms-a")
+    unreachable = observed(status, "unreachable")
+    assert unreachable.effect is True and "no answer to its SYN" in unreachable.detail
     net = docker_engine.networks.get(f"kmschaos-{run_id}-site-a")
     net.reload()
     attached = {c["Name"] for c in net.attrs["Containers"].values()}
@@ -225,7 +270,7 @@ def test_kill_refuses_at_once_restart_keeps_the_volume_unreachable_times_out(
 
 
 def test_wipe_gives_a_new_volume_refilled_by_peers(
-    cli: Any, docker_engine: Any, tmp_path: Path
+    cli: Any, docker_engine: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from kmip import enums
 
@@ -252,15 +297,38 @@ def test_wipe_gives_a_new_volume_refilled_by_peers(
     )
     replica = f"kmschaos-{run_id}-kms-f"
     assert docker_engine.containers.get(replica).exec_run(["touch", "/data/marker"]).exit_code == 0
+    # isolated, no peer refills kms-f: what it holds after the wipe is what the wipe left
+    isolated = cli("inject", "isolate", "kms-f").strip()
+    assert observed(status, "isolate").effect is True  # its replication links, on S.253
     cli("inject", "wipe", "kms-f")
     probe = docker_engine.containers.get(replica).exec_run(["test", "-e", "/data/marker"])
     assert probe.exit_code == 1, "kms-f's volume survived the wipe (marker still there)"
+    assert holdings(status, "kms-f") == {}, "kms-f still held keys after the wipe"
+    wipe = observed(status, "wipe")
+    assert wipe.effect is True and "runs on a new volume" in wipe.detail, wipe
+    cli("heal", isolated)
     wait_until(
         lambda: made <= set(holdings(status, "kms-f")),
         100 * interval + 10,
         "the wiped kms-f to be refilled from its peers",
         poll_s=interval,
     )
+
+    # replication faults are seen on the replication links themselves, from the host
+    pause = injected(status, "replication-pause", "kms-a")
+    assert pause.effect is True and "got no answer" in pause.detail, pause
+    lag = injected(status, "replication-lag", "kms-a", ms=200)
+    assert lag.effect is True, lag
+
+    # a wipe that keeps the volume is caught: the mark left in it is still there
+    def keep_the_volume(self: DockerCluster, name: str) -> None:
+        self.kill_replica(name)
+        self.start_replica(name)
+
+    with monkeypatch.context() as mp:
+        mp.setattr(DockerCluster, "wipe_replica", keep_the_volume)
+        kept = injected(status, "wipe", "kms-e")
+    assert kept.effect is False and "is still there" in kept.detail, kept
 
 
 def test_sigkilled_owner_leaves_nothing_after_the_next_reap(
