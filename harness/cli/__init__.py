@@ -8,6 +8,7 @@
     kmschaos run [SCENARIO ...] run the scenario catalogue, print verdicts, write reports
     kmschaos lint TOPOLOGY      check a topology for design errors
     kmschaos faults | policies  list the faults / client policies and what each does
+    kmschaos audit              what every replica holds and who answered, after an incident
     kmschaos schema topology|rehearsal [-o FILE]   JSON Schema of a file format (editors)
 
     kmschaos matrix | report | images | compose   see each one's --help

@@ -9,6 +9,7 @@ from typing import Any
 
 from harness import options
 from harness.cli.common import EXIT_OK, add_external_options, check_backend
+from harness.topology_lint import RULES
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -96,10 +97,9 @@ def add_parsers(sub: Any) -> None:
     p = sub.add_parser(
         "lint",
         help="check a topology for design errors (single KMS, remote-first order, ...)",
-        description="Run the named topology rules (single-kms, thin-site, remote-before-local, "
-        "local-missing, shared-failure-domain, self-encrypted, unreplicated-copies, "
-        "unreachable-replica); each finding names the field, the reason and a fix. Exit 1 on "
-        "an error, or on any finding with --strict; 2 if the file is invalid.",
+        description=f"Run the named topology rules ({', '.join(RULES)}); each finding "
+        "names the field, the reason and a fix. Exit 1 on an error, or on any finding with "
+        "--strict; 2 if the file is invalid.",
     )
     p.add_argument("topology", metavar="TOPOLOGY", help="topology YAML file")
     p.add_argument("--strict", action="store_true", help="exit 1 on warnings too")
