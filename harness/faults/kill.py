@@ -6,7 +6,8 @@
 waits for a KMIP answer. `restart` kills and starts at once: a transient outage.
 
 Seen: for `kill`, no process of the replica in the process table (docker: the container
-not running) and a TLS handshake through one of its links closed by Toxiproxy (EOF);
+not running) and a TLS handshake through one of its links closed by Toxiproxy (EOF, or
+a reset when the hello was still unread);
 for `restart`, the replica running another process than before (pid and start time;
 docker: container start time).
 """
@@ -34,7 +35,7 @@ class Kill(Fault):
     in_matrix = matrix_default = True
     proof = (
         "no process of the replica left (docker: the container not running), and a TLS "
-        "handshake through a link gets EOF"
+        "handshake through a link is closed (EOF or reset)"
     )
     observe_within_s = 2.0
 
