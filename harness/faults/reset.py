@@ -41,7 +41,7 @@ class Reset(LinkFault):
         )
         if through.outcome != "reset":
             return False, through.words()
-        direct = handshake_direct(self.cluster, self.target, timeout)
+        direct = handshake_direct(self.cluster, self.target)
         if not direct.answered:
             return None, f"{through.words()}, but {direct.words()}: the replica itself fails"
         return True, f"{through.words()}, while {direct.words()}"

@@ -18,11 +18,13 @@ from harness.faults.link import LinkFault
 from harness.faults.params import Param
 from harness.faults.partition import Partition
 from harness.faults.probes import (
+    CONTROL_TIMEOUT_S,
     Effect,
     handshake_direct,
     handshake_through,
     http_ping,
     probe_timeout,
+    quickest,
     slower_by,
 )
 from harness.links import Link
@@ -53,7 +55,7 @@ class SiteLatency(LinkFault):
         across = p.cut_links()
         if across:
             link = across[0]
-            direct = handshake_direct(self.cluster, link.replica, timeout)
+            direct = handshake_direct(self.cluster, link.replica, samples=3)
             through = handshake_through(self.cluster, link, timeout)
             what = f"a TLS handshake through {link.name}"
             return slower_by(through, direct, added, what, f"{link.replica}'s direct address")
@@ -65,7 +67,10 @@ class SiteLatency(LinkFault):
         link = wan[0]
         local.sort(key=lambda lk: lk.replica != link.replica)
         through = http_ping(f"a POST /ping through {link.name}", link.listen, timeout)
-        control = http_ping(f"one through {local[0].name}", local[0].listen, timeout)
+        control = quickest(
+            http_ping(f"one through {local[0].name}", local[0].listen, CONTROL_TIMEOUT_S)
+            for _ in range(3)
+        )
         return slower_by(through, control, added, f"a POST /ping through {link.name}", control.what)
 
     def _groups(self) -> Partition:

@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 
 from harness.cluster.base import CAP_FIREWALL, Cluster
 from harness.faults.base import Fault, FaultError
-from harness.faults.probes import Effect, probe_timeout, tcp_connect
+from harness.faults.probes import CONTROL_TIMEOUT_S, Effect, probe_timeout, tcp_connect
 from harness.registry import iptables_path, rule_comment
 from harness.toolchain import firewall_capability
 
@@ -49,11 +49,11 @@ class Unreachable(Fault):
         others = [lk for lk in self.cluster.state.link_objects() if lk.replica != self.target]
         if others:
             control = tcp_connect(
-                f"a TCP connect to {others[0].replica}'s", others[0].listen, timeout
+                f"a TCP connect to {others[0].replica}'s", others[0].listen, CONTROL_TIMEOUT_S
             )
         else:  # a single replica: the Toxiproxy API shares the run's /24
             api = self.cluster.state.toxiproxy_api.split("//", 1)[-1]
-            control = tcp_connect("a TCP connect to the Toxiproxy API", api, timeout)
+            control = tcp_connect("a TCP connect to the Toxiproxy API", api, CONTROL_TIMEOUT_S)
         if not control.answered:
             return None, f"{probe.words()}, but {control.words()}: the whole network is down"
         return True, f"{probe.words()}, while {control.words()}"
