@@ -274,3 +274,40 @@ def test_status_shows_the_observed_state_and_pause_verifies_the_stop(
     with pytest.raises(ClusterError, match=r"kms-c did not stop after SIGSTOP.*pid \d+ \([RS]\)"):
         one_site.pause_replica("kms-c")
     assert one_site.status()["replicas"]["kms-c"]["state"] == "running"
+
+
+def test_kmschaos_inject_prints_the_id_then_what_it_saw(one_site: Cluster) -> None:
+    import subprocess
+    import sys
+
+    def kmschaos(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "harness.cli", *args, "--state-dir", one_site.state.state_dir],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+    r = kmschaos("inject", "refuse", "kms-a")
+    assert r.returncode == 0, r.stderr
+    fault_id = r.stdout.strip()  # stdout is the id alone, for scripts
+    assert fault_id.startswith("refuse-kms-a-") and "\n" not in fault_id
+    assert r.stderr.startswith("effect seen: a TCP connect to vc-a->kms-a ("), r.stderr
+    assert "was refused" in r.stderr
+    assert kmschaos("heal", fault_id).returncode == 0
+
+
+def test_a_fault_without_effect_is_said_loudly_after_inject(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from types import SimpleNamespace
+
+    from harness.cli.faults import _print_observation
+    from harness.history import Observation
+
+    said = "a TLS handshake through vc-a->kms-a (127.0.3.1:40001) answered in 4 ms"
+    obs = Observation("blackhole-kms-a-1", "blackhole", "kms-a", 1.0, False, said)
+    _print_observation(SimpleNamespace(observation=obs, fault_id="blackhole-kms-a-1"))
+    err = capsys.readouterr().err.splitlines()
+    assert err[0] == f"NO EFFECT SEEN: {said}"
+    assert "kmschaos heal blackhole-kms-a-1" in err[1]
