@@ -123,3 +123,21 @@ def test_a_partition_that_cuts_nothing_ends_reads_and_writes_during_fast(
     assert str(e.value).startswith("partition on kms-a kms-b,kms-c had no effect: a TCP connect")
     assert verdicts["fault_effect"]["status"] == "fail"
     assert {"order", "availability", "site_availability"} <= set(verdicts)
+
+
+@pytest.mark.kms_needs("refuse")
+def test_a_scenario_that_injected_a_fault_is_judged_by_fault_effect_whatever_it_includes(
+    kms_scenario: Scenario, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from harness.faults.refuse import Refuse
+
+    monkeypatch.setattr(Refuse, "_inject", lambda self: None)  # the links stay up
+    client = kms_scenario.client("vc-a")
+    with kms_scenario.fault("refuse", "kms-a"):
+        assert client.locate().served_by == "kms-a"
+    verdicts = kms_scenario.check(include=("order",))
+    assert set(verdicts) == {"order", "fault_effect"}
+    with pytest.raises(ScenarioError) as e:
+        kms_scenario.expect(order="pass")  # fault_effect is expected to pass unless said
+    assert str(e.value).startswith("fault_effect: expected pass, got fail: refuse on kms-a had")
+    kms_scenario.expect(order="pass", fault_effect="fail")  # said: a finding, not an error
