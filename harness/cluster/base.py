@@ -32,6 +32,7 @@ from harness import external, registry
 from harness.client.operations import empty_client_config
 from harness.client.policies import TlsFiles, VCenterPolicy
 from harness.client.transport import Endpoint
+from harness.cluster.observed import ReplicaObservation, StoreWitness, status_document
 from harness.cluster.state import (
     CAP_FIREWALL,
     CAP_LINKS,
@@ -103,31 +104,6 @@ def free_port(hosts: list[str]) -> int:
             for s in held:
                 s.close()
     raise ClusterError(f"no common free port on {hosts}")
-
-
-@dataclasses.dataclass(frozen=True)
-class ReplicaObservation:
-    """What the harness saw of a replica's process or container just now — not what it
-    recorded: `state` is running, paused (every process stopped, the container paused),
-    stopped (no process, the container not running) or external; `incarnation` names
-    this run of the replica (pid and start time, container id and start), None when it
-    does not run; `detail` says what was looked at."""
-
-    state: str
-    incarnation: str | None = None
-    detail: str = ""
-
-
-class StoreWitness:
-    """Something of a replica's store that only a wipe takes away, taken just before
-    the wipe: `replaced()` says whether the store the replica runs on now is another
-    (new, so empty when the replica came back) one. This base cannot tell."""
-
-    def replaced(self) -> tuple[bool | None, str]:
-        return None, "this backend cannot tell whether a replica's store was replaced"
-
-    def close(self) -> None:
-        """Let go of what the witness holds (files, marks)."""
 
 
 @dataclasses.dataclass
@@ -549,12 +525,12 @@ class BaseCluster(ABC):
     # ---- status ------------------------------------------------------------------
 
     def status(self) -> dict[str, Any]:
-        """The `status --json` document (the same shape on every backend)."""
-        st = self.state
-        replicas = {}
+        """The `status --json` document (the same shape on every backend), each replica
+        as observed now, not as recorded (`observe_replica`)."""
         ext = self.external_replicas()
-        for name, rs in st.replicas.items():
-            seen = self.observe_replica(name)  # observed, not the recorded intent
+        replicas = {}
+        for name, rs in self.state.replicas.items():
+            seen = self.observe_replica(name)
             alive = seen.state in ("running", "paused")
             replicas[name] = {
                 "site": rs.site,
@@ -566,44 +542,7 @@ class BaseCluster(ABC):
                 "state": seen.state,
                 "external": name in ext,
             }
-        return {
-            "run_id": st.run_id,
-            "backend": st.backend,
-            "topology": st.topology.get("name"),
-            "topology_file": st.topology_source,
-            "state_dir": st.state_dir,
-            "status": st.status,
-            "toxiproxy_api": st.toxiproxy_api,
-            "tls": dict(st.tls),
-            "tls_identity": external.identity_of(st.tls.get("cert", ""))
-            if ext
-            else CLIENT_IDENTITY,
-            "replication": {
-                **st.replication,
-                "links": [
-                    {
-                        "name": d["name"],
-                        "from": d["client"],
-                        "to": d["replica"],
-                        "listen": d["listen"],
-                    }
-                    for d in st.replication_links
-                ],
-            },
-            "clients": {
-                name: {
-                    "site": c.site,
-                    "policy": c.policy,
-                    "port": c.port,
-                    "endpoints": c.endpoints,
-                    "hosts": ",".join(e["host"] for e in c.endpoints),
-                    "pykmip_conf": c.pykmip_conf,
-                    **st.tls,
-                }
-                for name, c in st.clients.items()
-            },
-            "replicas": replicas,
-        }
+        return status_document(self.state, replicas, bool(ext))
 
 
 def backend_classes() -> dict[str, type[BaseCluster]]:
