@@ -29,6 +29,7 @@ import contextlib
 import os
 import secrets
 import shutil
+import socket
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -64,6 +65,21 @@ KMIP_PORT = 5696
 REPL_PORT = 5697
 TOXIPROXY_API_PORT = 8474
 FIRST_LINK_PORT = 20000
+
+
+def distinct_free_ports(host: str, n: int) -> list[int]:
+    """`n` different ports free on `host`: bound together, then released (the run's
+    leased /24 is nobody else's, so they stay free until the engine publishes them)."""
+    held: list[socket.socket] = []
+    try:
+        for _ in range(n):
+            s = socket.socket()
+            held.append(s)
+            s.bind((host, 0))
+        return [s.getsockname()[1] for s in held]
+    finally:
+        for s in held:
+            s.close()
 
 
 def replica_command(state: ClusterState, name: str) -> list[str]:
@@ -199,19 +215,20 @@ class DockerCluster(BaseCluster):
         repl_links: list[Link] = []
         repl_host = f"{st.subnet}.253"
         if profile != "none":
-            for src in names:
-                for dst in names:
-                    if src != dst:
-                        link = Link(
-                            name=f"{src}=>{dst}",
-                            client=src,
-                            replica=dst,
-                            listen=f"{repl_host}:{free_port([repl_host])}",
-                            upstream=f"{self.holder_name(dst)}:{REPL_PORT}",
-                        )
-                        inner[link.name] = next_port
-                        next_port += 1
-                        repl_links.append(link)
+            pairs = [(src, dst) for src in names for dst in names if src != dst]
+            # chosen together: ports picked one by one and released may repeat
+            host_ports = distinct_free_ports(repl_host, len(pairs))
+            for (src, dst), host_port in zip(pairs, host_ports, strict=True):
+                link = Link(
+                    name=f"{src}=>{dst}",
+                    client=src,
+                    replica=dst,
+                    listen=f"{repl_host}:{host_port}",
+                    upstream=f"{self.holder_name(dst)}:{REPL_PORT}",
+                )
+                inner[link.name] = next_port
+                next_port += 1
+                repl_links.append(link)
 
         # the replicas' read-only config: certificates and peers.json
         for name, rs in st.replicas.items():
