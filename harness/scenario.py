@@ -30,6 +30,7 @@ from typing import Any
 
 from harness.audit import Auditor
 from harness.checkers import CHECKERS, CheckContext, Verdict, run_checkers
+from harness.checkers.verdict import attempt_trail
 from harness.client.failover_client import FailoverClient
 from harness.client.operations import empty_client_config
 from harness.client.policies import make_policy
@@ -63,6 +64,12 @@ class ScenarioError(AssertionError):
 
 class NoEffect(Exception):
     """The evidence is clear that a fault is not in effect: waiting longer is pointless."""
+
+
+class NoFailover(Exception):
+    """The evidence is clear that a client does not fail over: its operations keep
+    failing on the faulted replica without trying another, so waiting for it to be served
+    elsewhere is pointless."""
 
 
 @dataclass
@@ -225,7 +232,7 @@ class Scenario:
                 expect_served,
                 params,
             )
-        except (WaitTimeout, NoEffect) as e:
+        except (WaitTimeout, NoEffect, NoFailover) as e:
             raise self._window_error(str(e), WINDOW_CHECKS) from None
         except Exception:
             self._judge_quietly(WINDOW_CHECKS)
@@ -254,8 +261,6 @@ class Scenario:
             return {}
 
     def _recent(self, n: int = 8) -> str:
-        from harness.checkers.verdict import attempt_trail
-
         lines = []
         for c in self.history.completes()[-n:]:
             lines.append(
@@ -291,6 +296,7 @@ class Scenario:
 
                         def served(cs: list[Complete], n: str = name, t: float = t_inj) -> bool:
                             self._stop_if_no_effect(cs, faults, names, affected, t)
+                            self._stop_if_no_failover(cs, names, affected, t)
                             ok = [
                                 c
                                 for c in cs
@@ -372,6 +378,34 @@ class Scenario:
                 f"failed attempt there (stopped waiting {time.monotonic() - since:.2f} s "
                 "after the injection)"
             )
+
+    def _stop_if_no_failover(
+        self, cs: list[Complete], names: list[str], affected: set[str], since: float
+    ) -> None:
+        """Raise `NoFailover` when a client that has a replica to fail over to ran
+        `NO_EFFECT_EVIDENCE_OPS` operations since the injection that all failed having
+        tried only affected replicas, and none was served elsewhere (its policy gives up
+        instead of walking its list)."""
+        orders = {n: c.order for n, c in self.topology.clients.items()}
+        for n in names:
+            if not set(orders.get(n, ())) - affected:
+                continue
+            ops = [c for c in cs if c.client == n and c.start >= since]
+            if any(c.outcome == "ok" and c.served_by not in affected for c in ops):
+                continue
+            stuck = [
+                c
+                for c in ops
+                if c.outcome != "ok" and c.attempts and {a.server for a in c.attempts} <= affected
+            ]
+            if len(stuck) >= NO_EFFECT_EVIDENCE_OPS:
+                trails = "; ".join(attempt_trail(c.attempts) for c in stuck[:2])
+                raise NoFailover(
+                    f"{n} does not fail over: {len(stuck)} operations since the fault failed "
+                    f"on {', '.join(sorted(affected))} without trying another replica "
+                    f"({trails}; stopped waiting {time.monotonic() - since:.2f} s after the "
+                    "injection)"
+                )
 
     def reads_and_writes_during(
         self,

@@ -12,6 +12,7 @@ count comes from it.
 from __future__ import annotations
 
 import os
+import signal
 import textwrap
 import time
 from collections.abc import Callable, Iterator
@@ -22,8 +23,9 @@ import pytest
 
 from harness.client.policies import VCenterPolicy
 from harness.faults.latency import Latency
+from harness.faults.stall import Stall
 from harness.history import Complete
-from harness.scenario import Scenario
+from harness.scenario import Scenario, ScenarioError
 
 pytestmark = pytest.mark.integration
 
@@ -82,6 +84,52 @@ def test_vcenter_walking_its_list_backwards_is_caught_by_order(
         assert client.locate().outcome == "ok"
     kms_scenario.check(include=("order",))
     _failed(kms_scenario, "order", "kms-c")
+
+
+@pytest.mark.kms_topology("one-site.yaml")
+@pytest.mark.kms_needs("blackhole")
+def test_vcenter_giving_up_after_its_first_server_is_caught_by_failover_fast(
+    kms_scenario: Scenario, monkeypatch: pytest.MonkeyPatch, timed: dict[str, float]
+) -> None:
+    original = VCenterPolicy.execute
+
+    def gives_up(self: VCenterPolicy, op: str, key: str | None) -> Any:
+        every = self.endpoints
+        self.endpoints = every[:1]  # sabotage: no next server after the first fails
+        try:
+            return original(self, op, key)
+        finally:
+            self.endpoints = every
+
+    monkeypatch.setattr(VCenterPolicy, "execute", gives_up)
+    t0 = time.monotonic()
+    with pytest.raises(ScenarioError, match="vc-a does not fail over") as e:
+        kms_scenario.fault_window("blackhole", "kms-a", failovers=2)
+    took = time.monotonic() - t0
+    summary = _failed(kms_scenario, "failover", "never reached another replica")
+    assert "failover" in str(e.value) and summary in str(e.value)
+    # three failed operations of one response timeout each, not the window's deadline
+    rt = kms_scenario.topology.response_timeout
+    assert took < kms_scenario.op_deadline(2), f"{took:.1f} s: the window waited it out"
+    timed["to_verdict_s"] = took
+    assert took < 6 * rt + 5, f"{took:.1f} s to a verdict"
+
+
+@pytest.mark.kms_topology("one-site.yaml")
+@pytest.mark.kms_needs("stall")
+def test_a_stall_that_resumes_instead_is_caught_by_fault_effect_fast(
+    kms_scenario: Scenario, monkeypatch: pytest.MonkeyPatch, timed: dict[str, float]
+) -> None:
+    monkeypatch.setattr(
+        Stall, "_inject", lambda self: self.cluster._signal(self.target, signal.SIGCONT)
+    )
+    t0 = time.monotonic()
+    with pytest.raises(ScenarioError, match="stall on kms-a had no effect"):
+        kms_scenario.fault_window("stall", "kms-a", failovers=2)
+    timed["to_verdict_s"] = time.monotonic() - t0
+    _failed(kms_scenario, "fault_effect", "stall", "kms-a")
+    _failed(kms_scenario, "failover", "still served by kms-a")
+    assert time.monotonic() - t0 < 10, "the window waited it out"
 
 
 # ---- the fault mechanisms -----------------------------------------------------------------
