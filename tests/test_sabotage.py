@@ -219,3 +219,68 @@ def test_the_sync_topology_without_sabotage_keeps_every_write_on_every_replica(
     sc.audit_until_converged(deadline_s=0.0)
     sc.check(include=("durability",))
     assert sc.outcome.verdicts["durability"].status == "pass", sc.outcome.verdicts["durability"]
+
+
+# ---- every sabotage, and the verdict that catches it --------------------------------------
+
+# (what is broken, the verdict that says so, the test that breaks it). Each fault is also
+# broken once in tests/test_fault_effect.py (`ONE_SITE`, `TWO_SITES`): fault_effect.
+HARNESS_SABOTAGES = [
+    (
+        "blackhole adds no toxic",
+        "fault_effect, failover",
+        "test_no_effect_window.py::test_a_blackhole_that_swallows_nothing_ends_fast_by_its_observation",
+    ),
+    (
+        "stall sends SIGCONT",
+        "fault_effect, failover",
+        "test_sabotage.py::test_a_stall_that_resumes_instead_is_caught_by_fault_effect_fast",
+    ),
+    (
+        "vcenter gives up after its first server",
+        "failover",
+        "test_sabotage.py::test_vcenter_giving_up_after_its_first_server_is_caught_by_failover_fast",
+    ),
+    (
+        "vcenter walks its list backwards",
+        "order",
+        "test_sabotage.py::test_vcenter_walking_its_list_backwards_is_caught_by_order",
+    ),
+    (
+        "a latency toxic of 0 ms",
+        "slowdown",
+        "test_sabotage.py::test_a_latency_toxic_of_0_ms_is_caught_by_slowdown",
+    ),
+    (
+        "the async agent never pushes",
+        "durability, convergence",
+        "test_sabotage.py::test_an_async_agent_that_never_pushes_is_caught_by_durability_and_convergence",
+    ),
+    (
+        "sync acknowledges before copying",
+        "durability",
+        "test_sabotage.py::test_sync_acknowledging_before_copying_is_caught_by_durability",
+    ),
+    (
+        "the auditor reads kms-a and labels it as every replica",
+        "durability, convergence (unknown: who answered)",
+        "test_identity.py::test_sabotaged_auditor_reading_kms_a_for_every_replica_gives_unknown_audit_verdicts",
+    ),
+]  # fmt: skip
+
+
+def sabotage_count() -> int:
+    from test_fault_effect import ONE_SITE, TWO_SITES
+
+    return len(HARNESS_SABOTAGES) + len(ONE_SITE) + len(TWO_SITES)
+
+
+def test_every_sabotage_names_an_existing_test_and_the_readme_counts_them() -> None:
+    here = Path(__file__).resolve().parent
+    for what, verdict, node in HARNESS_SABOTAGES:
+        file, _, name = node.partition("::")
+        assert f"def {name}(" in (here / file).read_text(), f"{what}: no test {node}"
+        assert verdict, what
+    n = sabotage_count()
+    readme = (here.parent / "README.md").read_text(encoding="utf-8")
+    assert f"{n} of {n} sabotages" in readme, f"README.md should say '{n} of {n} sabotages'"
