@@ -22,14 +22,18 @@ from typing import Any
 import pytest
 
 from harness.client.policies import VCenterPolicy
+from harness.faults.blackhole import Blackhole
 from harness.faults.latency import Latency
 from harness.faults.stall import Stall
 from harness.history import Complete
+from harness.rehearsal import RehearsalFailure, parse_rehearsal, run_rehearsal
 from harness.scenario import Scenario, ScenarioError
+from harness.toolchain import repo_root
 
 pytestmark = pytest.mark.integration
 
 TOPOLOGIES = Path(__file__).resolve().parent / "topologies"
+REHEARSALS = repo_root() / "scenarios" / "rehearsals"
 
 
 @pytest.fixture
@@ -146,6 +150,27 @@ def test_a_latency_toxic_of_0_ms_is_caught_by_slowdown(
     kms_scenario.fault_window("latency", "kms-a", ms=100, expect_served=False, failovers=5)
     kms_scenario.check(include=("slowdown",))
     _failed(kms_scenario, "slowdown", "latency kms-a (+100 ms)", "the delay was not applied?")
+
+
+@pytest.mark.kms_topology("one-site.yaml")
+@pytest.mark.kms_needs("blackhole")
+def test_a_rehearsal_whose_fault_had_no_effect_fails_naming_it(
+    kms_scenario: Scenario, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(Blackhole, "toxics", lambda self: [])  # sabotage: swallows nothing
+    r = parse_rehearsal(
+        "topology: one-site.yaml\nworkload: {clients: [vc-a]}\n"
+        "steps:\n  - wait: 0.3s\n  - inject: {fault: blackhole, target: kms-a}\n"
+        "  - wait: 0.3s\n  - heal: all\n",
+        "r.yaml",
+        base_dir=REHEARSALS,
+    )
+    with pytest.raises(RehearsalFailure, match="fault_effect: expected pass, got fail: blackhole"):
+        run_rehearsal(r, kms_scenario, seed=1)
+    effect = kms_scenario.outcome.verdicts["fault_effect"]
+    assert kms_scenario.outcome.regressions() == [
+        f"fault_effect: expected pass, got fail: {effect.summary}"
+    ]
 
 
 # ---- replication --------------------------------------------------------------------------

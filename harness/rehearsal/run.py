@@ -228,7 +228,23 @@ class RehearsalRun:
                 self._step(step)
         finally:
             self.traffic.stop()
+        self._judge_fault_effect()
         self.sc.note(f"rehearsal {self.r.name} done")
+
+    def _judge_fault_effect(self) -> None:
+        """Every fault the rehearsal injected must have had its effect (as in a scenario):
+        `fault_effect` is expected to pass unless an `expect` step said otherwise."""
+        if not self.injected or "fault_effect" in self.sc.outcome.expected:
+            return
+        v = self.sc.check(include=("fault_effect",))["fault_effect"]
+        if v.status == "unknown":  # nothing could tell: said in the verdict, not judged
+            return
+        self.sc.outcome.expected["fault_effect"] = "pass"
+        if v.status == "fail":
+            raise RehearsalFailure(
+                f"{self.r.source}: fault_effect: expected pass, got fail: {v.summary}\n"
+                + self._replay()
+            )
 
     # ---- steps -------------------------------------------------------------------------
 
