@@ -133,8 +133,9 @@ def summarise_cell(
     if replicated and du is not None:
         r.durability = du.get("status")
         figs = du.get("figures", {})
-        r.keys_acknowledged = figs.get("acknowledged")
-        r.keys_lost = figs.get("lost_keys", 0 if r.durability == "pass" else None)
+        if r.durability in ("pass", "fail"):  # unknown: counts that cannot be trusted
+            r.keys_acknowledged = figs.get("acknowledged")
+            r.keys_lost = figs.get("lost_keys", 0 if r.durability == "pass" else None)
         if r.durability == "fail":
             problems.append(f"{r.keys_lost} acknowledged key(s) lost")
         elif r.durability == "unknown":
