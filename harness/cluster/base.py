@@ -22,7 +22,7 @@ import os
 import socket
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from inspect import isabstract
 from pathlib import Path
 from types import TracebackType
@@ -85,12 +85,15 @@ EXTERNAL_READY_S = 15.0  # a KMS already running answers at once, or its setup i
 C = TypeVar("C", bound="BaseCluster")
 
 
-def free_port(hosts: list[str]) -> int:
-    """A port free on every one of `hosts` (probed by binding, then released)."""
+def free_port(hosts: list[str], taken: Collection[int] = ()) -> int:
+    """A port free on every one of `hosts` (probed by binding, then released), and not
+    one of `taken` (ports chosen already but not bound yet)."""
     for _ in range(200):
         with socket.socket() as probe:
             probe.bind((hosts[0], 0))
             port = probe.getsockname()[1]
+        if port in taken:
+            continue
         held = []
         try:
             for h in hosts:
@@ -351,7 +354,7 @@ class BaseCluster(ABC):
         for cname, c in st.topology["clients"].items():
             order: list[str] = c["order"]
             hosts = [st.replicas[r].client_host for r in order]
-            port = free_port(hosts)
+            port = free_port(hosts, taken=[p.state.port for p in plans])
             links = [
                 Link(
                     name=f"{cname}->{r}",
