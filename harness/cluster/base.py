@@ -350,7 +350,7 @@ class BaseCluster(ABC):
         folder = StateFolder(Path(st.state_dir))
         folder.clients.mkdir(parents=True, exist_ok=True)
         tls = st.tls
-        plans = []
+        plans: list[ClientPlan] = []
         for cname, c in st.topology["clients"].items():
             order: list[str] = c["order"]
             hosts = [st.replicas[r].client_host for r in order]
