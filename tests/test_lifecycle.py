@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
+from cli_runs import kmschaos
 from kmip_clients import pykmip
 
 from harness import registry
@@ -34,19 +35,6 @@ def private_registry(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[st
     yield env
     # whatever a test leaves behind is reaped, and that must find nothing
     registry.reap(all_runs=True)
-
-
-def kmschaos(env: dict[str, str], cwd: Path, *args: str, timeout: float = 120) -> str:
-    r = subprocess.run(
-        [sys.executable, "-m", "harness.cli", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
-    assert r.returncode == 0, f"kmschaos {' '.join(args)} -> {r.returncode}\n{r.stdout}\n{r.stderr}"
-    return r.stdout
 
 
 def leftovers(run_id: str) -> dict[str, object]:

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cli_runs import kmschaos
 
 from harness import registry
 from harness.client.operations import empty_client_config
@@ -47,19 +48,6 @@ def readme_script() -> str:
     block = re.search(r"^```python\n(.*?)^```$", rest, re.S | re.M)
     assert block, f"README.md: no ```python block under {README_SECTION!r}"
     return block.group(1)
-
-
-def kmschaos(env: dict[str, str], cwd: Path, *args: str, timeout: float = 120) -> str:
-    r = subprocess.run(
-        [sys.executable, "-m", "harness.cli", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
-    assert r.returncode == 0, f"kmschaos {' '.join(args)} -> {r.returncode}\n{r.stdout}\n{r.stderr}"
-    return r.stdout
 
 
 @pytest.fixture
