@@ -1,7 +1,10 @@
 """A throwaway certificate authority for one cluster.
 
 The CA signs one server certificate per replica (SANs: every address a client may
-use for it) and one client certificate. Every KMIP client of a cluster and the
+use for it) and one client certificate. Certificates are valid from `BACKDATE` before
+the cluster's start (so a replica whose clock is skewed back by less than that still
+accepts them) for `VALIDITY`. The CA's key is kept (``ca.key``, 0600) so certificate
+faults can issue more (`CertificateAuthority.load`). Every KMIP client of a cluster and the
 harness's own checkers share the client identity `CLIENT_IDENTITY`: PyKMIP makes the
 certificate's CN the owner of each object it creates and lets only the owner Get a
 symmetric key, so one shared identity means "key not found" can never be confused
@@ -22,6 +25,10 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 CLIENT_IDENTITY = "kmschaos-client"
+BACKDATE = dt.timedelta(days=2)
+VALIDITY = dt.timedelta(days=30)
+CA_CERT = "ca.pem"
+CA_KEY = "ca.key"
 
 
 @dataclass(frozen=True)
@@ -53,13 +60,23 @@ def _write_cert(path: Path, cert: x509.Certificate) -> None:
 class CertificateAuthority:
     """Issues certificates into `directory` (created 0700)."""
 
-    def __init__(self, directory: Path, run_id: str) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        run_id: str,
+        *,
+        not_before: dt.datetime | None = None,
+        not_after: dt.datetime | None = None,
+        key: ec.EllipticCurvePrivateKey | None = None,
+        common_name: str | None = None,
+    ) -> None:
         self.directory = directory
         directory.mkdir(parents=True, exist_ok=True)
         os.chmod(directory, 0o700)
-        self._now = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5)
-        self._key = ec.generate_private_key(ec.SECP256R1())
-        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"kmschaos CA {run_id}")])
+        self._now = dt.datetime.now(dt.UTC) - BACKDATE
+        self._key = key or ec.generate_private_key(ec.SECP256R1())
+        cn = common_name or f"kmschaos CA {run_id}"
+        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
         self._name = name
         self._cert = (
             x509.CertificateBuilder()
@@ -67,8 +84,8 @@ class CertificateAuthority:
             .issuer_name(name)
             .public_key(self._key.public_key())
             .serial_number(x509.random_serial_number())
-            .not_valid_before(self._now)
-            .not_valid_after(self._now + dt.timedelta(days=30))
+            .not_valid_before(not_before or self._now)
+            .not_valid_after(not_after or self._now + VALIDITY)
             .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
             .add_extension(
                 x509.KeyUsage(
@@ -86,8 +103,42 @@ class CertificateAuthority:
             )
             .sign(self._key, hashes.SHA256())
         )
-        self.ca_path = directory / "ca.pem"
+        self.ca_path = directory / CA_CERT
         _write_cert(self.ca_path, self._cert)
+        _write_key(directory / CA_KEY, self._key)
+
+    @classmethod
+    def load(cls, directory: Path) -> CertificateAuthority:
+        """The CA made earlier in `directory` (its certificate and key), to issue more."""
+        self = cls.__new__(cls)
+        self.directory = directory
+        self.ca_path = directory / CA_CERT
+        self._cert = x509.load_pem_x509_certificate(self.ca_path.read_bytes())
+        key = serialization.load_pem_private_key((directory / CA_KEY).read_bytes(), None)
+        assert isinstance(key, ec.EllipticCurvePrivateKey)
+        self._key = key
+        self._name = self._cert.subject
+        self._now = dt.datetime.now(dt.UTC) - BACKDATE
+        return self
+
+    @property
+    def certificate(self) -> x509.Certificate:
+        return self._cert
+
+    def reissued(
+        self, directory: Path, *, not_before: dt.datetime, not_after: dt.datetime
+    ) -> CertificateAuthority:
+        """The same CA (name and key: what it signed still chains to it) with another
+        validity, written into `directory` — e.g. an expired copy of the CA."""
+        cn = self._name.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value
+        return CertificateAuthority(
+            directory,
+            "",
+            not_before=not_before,
+            not_after=not_after,
+            key=self._key,
+            common_name=str(cn),
+        )
 
     def issue(
         self,
@@ -97,6 +148,8 @@ class CertificateAuthority:
         server: bool,
         addresses: tuple[str, ...] = (),
         dns_names: tuple[str, ...] = (),
+        not_before: dt.datetime | None = None,
+        not_after: dt.datetime | None = None,
     ) -> CertFiles:
         key = ec.generate_private_key(ec.SECP256R1())
         sans: list[x509.GeneralName] = [x509.DNSName(n) for n in dns_names]
@@ -108,8 +161,8 @@ class CertificateAuthority:
             .issuer_name(self._name)
             .public_key(key.public_key())
             .serial_number(x509.random_serial_number())
-            .not_valid_before(self._now)
-            .not_valid_after(self._now + dt.timedelta(days=30))
+            .not_valid_before(not_before or self._now)
+            .not_valid_after(not_after or self._now + VALIDITY)
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
             .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
         )

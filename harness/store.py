@@ -230,6 +230,13 @@ class ReplicaFolder:
         return self.root / PEERS_FILE
 
     @property
+    def control(self) -> Path:
+        """The folder of the program's live controls (`harness.cluster.controls`); the
+        docker backend also keeps the replica's certificates and peers.json there and
+        mounts it at /config."""
+        return self.root / "config"
+
+    @property
     def databases(self) -> list[Path]:
         """The databases, with SQLite's journal files: what `wipe` deletes."""
         return [

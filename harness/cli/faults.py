@@ -45,6 +45,26 @@ def add_fault_arguments(p: argparse.ArgumentParser) -> None:
             )
 
 
+def join_signed_values(argv: list[str]) -> list[str]:
+    """``--offset -1h`` as ``--offset=-1h``: argparse takes a value that starts with "-"
+    (and is no number) for an option; a signed parameter's value is not one."""
+    from harness.faults import FAULTS
+
+    signed = {p.flag for takers in FAULTS.all_parameters().values() for _, p in takers} & {
+        p.flag for _, cls in FAULTS.items() for p in cls.parameters if p.unit == "offset"
+    }
+    out: list[str] = []
+    i = 0
+    while i < len(argv):
+        if argv[i] in signed and i + 1 < len(argv) and argv[i + 1].startswith("-"):
+            out.append(f"{argv[i]}={argv[i + 1]}")
+            i += 2
+            continue
+        out.append(argv[i])
+        i += 1
+    return out
+
+
 def _fault_params(args: argparse.Namespace, kind: str) -> dict[str, Any]:
     """The options given for fault `kind`'s parameters; another fault's option is an
     error naming the faults that take it."""

@@ -346,7 +346,7 @@ class PyKmipPolicy(FailoverPolicy):
                             t0,
                             time.monotonic(),
                             classify(e, phase),
-                            describe(e),
+                            describe(e, phase),
                         )
                     )
                     raise

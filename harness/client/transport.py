@@ -81,7 +81,9 @@ def connect_tls(
         )
     except BaseException as e:
         raw.close()
-        raise AttemptError(classify(e, phase="handshake"), describe(e), sent=False) from e
+        raise AttemptError(
+            classify(e, phase="handshake"), describe(e, phase="handshake"), sent=False
+        ) from e
     return tls
 
 
@@ -151,6 +153,49 @@ def classify(e: BaseException, phase: str) -> str:
     return "error"
 
 
-def describe(e: BaseException) -> str:
+# Why a TLS handshake failed, as an attempt's detail starts (`tls_reason`)
+TLS_REASONS = (
+    "expired",
+    "not yet valid",
+    "hostname mismatch",
+    "unknown CA",
+    "alert received",
+    "handshake timeout",
+)
+# OpenSSL's X509_V_ERR_* codes behind each verification reason
+_VERIFY_REASONS = {
+    10: "expired",  # CERT_HAS_EXPIRED
+    9: "not yet valid",  # CERT_NOT_YET_VALID
+    62: "hostname mismatch",  # HOSTNAME_MISMATCH
+    64: "hostname mismatch",  # IP_ADDRESS_MISMATCH
+    2: "unknown CA",  # UNABLE_TO_GET_ISSUER_CERT
+    18: "unknown CA",  # DEPTH_ZERO_SELF_SIGNED_CERT
+    19: "unknown CA",  # SELF_SIGNED_CERT_IN_CHAIN
+    20: "unknown CA",  # UNABLE_TO_GET_ISSUER_CERT_LOCALLY
+    21: "unknown CA",  # UNABLE_TO_VERIFY_LEAF_SIGNATURE
+}
+
+
+def tls_reason(e: BaseException, phase: str = "") -> str | None:
+    """Why a TLS handshake failed (one of `TLS_REASONS`, an alert's name after "alert
+    received"), or None when `e` is no TLS failure."""
+    if isinstance(e, ssl.SSLCertVerificationError):
+        reason = _VERIFY_REASONS.get(e.verify_code)
+        if reason:
+            return reason
+        return e.verify_message or "certificate verify failed"
+    if phase == "handshake" and isinstance(e, socket.timeout | TimeoutError):
+        return "handshake timeout"
+    if isinstance(e, ssl.SSLError) and "ALERT" in str(e.reason or "").upper():
+        alert = str(e.reason).split("ALERT_", 1)[-1].lower().replace("_", " ")
+        return f"alert received ({alert})"
+    return None
+
+
+def describe(e: BaseException, phase: str = "") -> str:
+    """An attempt's detail: the exception, after the TLS reason when there is one
+    (``expired: SSLCertVerificationError: ...``)."""
     text = str(e) or type(e).__name__
-    return f"{type(e).__name__}: {text}"[:300]
+    reason = tls_reason(e, phase)
+    head = f"{reason}: " if reason else ""
+    return f"{head}{type(e).__name__}: {text}"[:300]

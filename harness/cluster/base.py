@@ -34,11 +34,13 @@ from harness.client.policies import TlsFiles, VCenterPolicy
 from harness.client.transport import Endpoint
 from harness.cluster.observed import ReplicaObservation, StoreWitness, status_document
 from harness.cluster.state import (
+    CAP_CLOCK,
     CAP_FIREWALL,
     CAP_LINKS,
     CAP_RESETS,
     CAP_RESTART,
     CAP_SIGNALS,
+    CAP_TLS,
     ClientState,
     ClusterError,
     ClusterState,
@@ -55,11 +57,13 @@ from harness.topology import Topology, replica_names, topology_from_dict
 from harness.wait import WaitTimeout, wait_until
 
 __all__ = [
+    "CAP_CLOCK",
     "CAP_FIREWALL",
     "CAP_LINKS",
     "CAP_RESETS",
     "CAP_RESTART",
     "CAP_SIGNALS",
+    "CAP_TLS",
     "READY_DEADLINE_S",
     "BaseCluster",
     "ClientPlan",

@@ -36,6 +36,7 @@ from typing import Any
 
 from harness import registry
 from harness.cluster.base import BaseCluster, ReplicaObservation, StoreWitness, free_port
+from harness.cluster.controls import FAKETIME_SO, ReplicaControls, faketime_env
 from harness.cluster.docker_engine import (
     LABEL_REGISTRY,
     LABEL_ROLE,
@@ -48,16 +49,19 @@ from harness.cluster.docker_engine import (
     userland_proxy,
 )
 from harness.cluster.state import (
+    CAP_CLOCK,
     CAP_FIREWALL,
     CAP_LINKS,
     CAP_RESETS,
     CAP_RESTART,
     CAP_SIGNALS,
+    CAP_TLS,
     ClusterError,
     ClusterState,
 )
 from harness.links import Link, ToxiproxyError, await_api
 from harness.replica.peers import write_peers
+from harness.store import ReplicaFolder
 from harness.toolchain import firewall_capability
 from harness.wait import WaitTimeout, wait_until
 
@@ -65,6 +69,7 @@ KMIP_PORT = 5696
 REPL_PORT = 5697
 TOXIPROXY_API_PORT = 8474
 FIRST_LINK_PORT = 20000
+CONTROL_MOUNT = "/config"  # the replica's control folder: certificates, peers, controls
 
 
 def distinct_free_ports(host: str, n: int) -> list[int]:
@@ -120,6 +125,8 @@ def replica_command(state: ClusterState, name: str) -> list[str]:
         str(len(state.replicas)),
         "--peers-file",
         "/config/peers.json",
+        "--control-dir",
+        CONTROL_MOUNT,
     ]
 
 
@@ -131,7 +138,8 @@ class DockerCluster(BaseCluster):
     def __init__(self, state: ClusterState) -> None:
         super().__init__(state)
         self._client: Any = None
-        caps = {CAP_LINKS, CAP_SIGNALS, CAP_RESTART}
+        # the kms image has libfaketime (harness.images: the base's packages)
+        caps = {CAP_LINKS, CAP_SIGNALS, CAP_RESTART, CAP_TLS, CAP_CLOCK}
         # `unreachable` also drops the host client's SYNs (see take_off_network)
         if firewall_capability() is None:
             caps.add(CAP_FIREWALL)
@@ -230,10 +238,10 @@ class DockerCluster(BaseCluster):
                 next_port += 1
                 repl_links.append(link)
 
-        # the replicas' read-only config: certificates and peers.json
+        # the replicas' control folders: certificates, peers.json, live controls
         for name, rs in st.replicas.items():
             conf = self._config_dir(name)
-            conf.mkdir(parents=True, exist_ok=True)
+            ReplicaControls(rs).seed()
             shutil.copyfile(rs.cert, conf / "cert.pem")
             shutil.copyfile(rs.key, conf / "key.pem")
             os.chmod(conf / "key.pem", 0o600)
@@ -308,7 +316,7 @@ class DockerCluster(BaseCluster):
         return self
 
     def _config_dir(self, name: str) -> Path:
-        return Path(self.state.replicas[name].data_dir) / "config"
+        return ReplicaFolder(Path(self.state.replicas[name].data_dir)).control
 
     def _run_replica(self, name: str, image: str) -> None:
         st = self.state
@@ -322,9 +330,13 @@ class DockerCluster(BaseCluster):
             network_mode=f"container:{self.holder_name(name)}",
             volumes={
                 self.volume_name(name): {"bind": "/data", "mode": "rw"},
-                str(self._config_dir(name)): {"bind": "/config", "mode": "ro"},
+                # rw: the program acknowledges live controls there (applied.json)
+                str(self._config_dir(name)): {"bind": CONTROL_MOUNT, "mode": "rw"},
             },
-            environment={"PYTHONWARNINGS": "ignore"},
+            environment={
+                "PYTHONWARNINGS": "ignore",
+                **faketime_env(FAKETIME_SO, CONTROL_MOUNT),
+            },
             detach=True,
         )
         rs.status = "starting"

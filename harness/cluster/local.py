@@ -33,12 +33,15 @@ from harness.cluster.base import (
     StoreWitness,
     free_port,
 )
+from harness.cluster.controls import ReplicaControls, faketime_env, faketime_library
 from harness.cluster.state import (
+    CAP_CLOCK,
     CAP_FIREWALL,
     CAP_LINKS,
     CAP_RESETS,
     CAP_RESTART,
     CAP_SIGNALS,
+    CAP_TLS,
     ClusterError,
     ClusterState,
     ReplicaState,
@@ -68,7 +71,9 @@ class LocalCluster(BaseCluster):
     def __init__(self, state: ClusterState) -> None:
         super().__init__(state)
         self._procs: dict[str, subprocess.Popen[bytes]] = {}
-        caps = {CAP_LINKS, CAP_SIGNALS, CAP_RESTART, CAP_RESETS}
+        caps = {CAP_LINKS, CAP_SIGNALS, CAP_RESTART, CAP_RESETS, CAP_TLS}
+        if faketime_library():
+            caps.add(CAP_CLOCK)
         if firewall_capability() is None:
             caps.add(CAP_FIREWALL)
         self.capabilities = frozenset(caps)
@@ -200,6 +205,11 @@ class LocalCluster(BaseCluster):
         log = data.stdout_log.open("ab")
         env = registry.labelled_python_env(st.run_id)
         env["PYTHONWARNINGS"] = "ignore"
+        controls = ReplicaControls(rs)
+        controls.seed()
+        faketime = faketime_library()
+        if faketime:
+            env.update(faketime_env(faketime, str(controls.dir)))
         proc = subprocess.Popen(
             [
                 sys.executable,
@@ -233,6 +243,8 @@ class LocalCluster(BaseCluster):
                 str(st.replication.get("primary", "")),
                 "--replicas",
                 str(len(st.replicas)),
+                "--control-dir",
+                str(controls.dir),
             ],
             stdout=log,
             stderr=subprocess.STDOUT,

@@ -26,6 +26,8 @@ CAP_SIGNALS = "signals"  # freeze / resume a replica (SIGSTOP / SIGCONT, docker 
 CAP_RESTART = "restart"  # kill a replica and start it again on the same data
 CAP_FIREWALL = "firewall"  # drop packets to an address (iptables / network disconnect)
 CAP_RESETS = "resets"  # a TCP RST from a link reaches the client as a reset
+CAP_TLS = "tls"  # the replica program's live TLS and connection controls (control folder)
+CAP_CLOCK = "clock"  # libfaketime preloaded into every replica: its clock can be moved
 
 
 class ClusterError(RuntimeError):

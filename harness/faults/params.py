@@ -10,7 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
-ParamUnit = Literal["ms", "s", "kbps", "bool"]
+from harness.yamlfile.values import OFFSET_HINT, parse_offset
+
+ParamUnit = Literal["ms", "s", "kbps", "bool", "offset"]
 
 # what a value of each unit must be, as messages say it
 UNIT_RULE: dict[str, str] = {
@@ -18,6 +20,7 @@ UNIT_RULE: dict[str, str] = {
     "s": "a number of seconds > 0",
     "kbps": "KB/s, > 0",
     "bool": "true or false",
+    "offset": OFFSET_HINT,
 }
 # the same, with an example, as rehearsal messages say it
 UNIT_HINT: dict[str, str] = {
@@ -25,8 +28,9 @@ UNIT_HINT: dict[str, str] = {
     "s": "a duration, e.g. 1s",
     "kbps": "KB/s, e.g. 64",
     "bool": "true or false",
+    "offset": OFFSET_HINT,
 }
-METAVAR: dict[str, str] = {"ms": "N", "s": "S", "kbps": "N", "bool": ""}
+METAVAR: dict[str, str] = {"ms": "N", "s": "S", "kbps": "N", "bool": "", "offset": "±DURATION"}
 
 
 @dataclass(frozen=True)
@@ -51,7 +55,7 @@ class Param:
     @property
     def python_type(self) -> type:
         """What argparse converts the flag's value to (bool: a switch)."""
-        return {"ms": int, "kbps": int, "s": float, "bool": bool}[self.unit]
+        return {"ms": int, "kbps": int, "s": float, "bool": bool, "offset": str}[self.unit]
 
     def usage(self) -> str:
         """``--ms N``, or ``[--jitter N]`` when optional."""
@@ -62,6 +66,12 @@ class Param:
         """Why `value` is not a valid value of this parameter of fault `kind` (None: it is)."""
         if self.unit == "bool":
             ok = isinstance(value, bool)
+        elif self.unit == "offset":
+            try:
+                parse_offset(value)
+                ok = True
+            except ValueError:
+                ok = False
         elif isinstance(value, bool) or not isinstance(value, int | float):
             ok = False
         elif self.unit == "ms":

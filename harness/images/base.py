@@ -11,7 +11,7 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from harness.images.names import BASE_OFFLINE, image_present
+from harness.images.names import BASE_DIGEST, BASE_OFFLINE, BASE_PACKAGES, image_present
 from harness.images.progress import ImageBuildError, Log, run
 
 if TYPE_CHECKING:
@@ -20,10 +20,9 @@ if TYPE_CHECKING:
 # What the offline base is: bookworm's python3 and glibc decide which wheels fit it.
 BASE_SUITE = "bookworm"
 BASE_MIRROR = "http://deb.debian.org/debian"  # $KMSCHAOS_DEBIAN_MIRROR overrides
-BASE_PACKAGES = ("python3", "python3-venv", "ca-certificates")
 BASE_PYTHON = (3, 11)
 BASE_GLIBC = (2, 36)
-BASE_TARBALL = "base-bookworm.tar"
+BASE_TARBALL = f"base-bookworm-{BASE_DIGEST}.tar"
 BASE_CHANGES = (
     "ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
     "ENV LANG=C.UTF-8",

@@ -23,7 +23,11 @@ KMS_REPO = "kmschaos/kms"
 TOXIPROXY_VERSION = PINNED_VERSION
 TOXIPROXY_OFFLINE = f"kmschaos/toxiproxy:{TOXIPROXY_VERSION}"
 TOXIPROXY_OFFICIAL = f"ghcr.io/shopify/toxiproxy:{TOXIPROXY_VERSION}"
-BASE_OFFLINE = "kmschaos/base:bookworm"
+# The offline base's Debian packages (libfaketime: the `clock-skew` fault). Its tag and
+# cached tarball carry a digest of them, so a new package list makes a new base.
+BASE_PACKAGES = ("python3", "python3-venv", "ca-certificates", "libfaketime")
+BASE_DIGEST = hashlib.sha256(" ".join(BASE_PACKAGES).encode()).hexdigest()[:8]
+BASE_OFFLINE = f"kmschaos/base:bookworm-{BASE_DIGEST}"
 BASE_ONLINE = "python:3.12-slim"
 IMAGE_LABEL = "org.kmschaos.image"
 
@@ -64,9 +68,10 @@ def kms_inputs(root: Path | None = None) -> list[Path]:
 
 
 def content_hash(root: Path | None = None) -> str:
-    """12 hex digits over the kms image's inputs: their relative paths and bytes."""
+    """12 hex digits over the kms image's inputs (their relative paths and bytes) and
+    the offline base it is built on."""
     root = root or repo_root()
-    h = hashlib.sha256()
+    h = hashlib.sha256(BASE_OFFLINE.encode())
     for rel in kms_inputs(root):
         data = (root / rel).read_bytes()
         h.update(rel.as_posix().encode() + b"\0" + str(len(data)).encode() + b"\0" + data)

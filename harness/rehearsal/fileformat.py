@@ -30,6 +30,7 @@ from harness.yamlfile import (
     Millis,
     Name,
     Number,
+    Offset,
     Schema,
     Shape,
     Share,
@@ -56,6 +57,7 @@ PARAM_SHAPES: dict[str, Shape] = {
     "s": Duration(positive=True),
     "kbps": Number(lo=0, hi=10_000_000, lo_open=True, ref="kbps"),
     "bool": Boolean(),
+    "offset": Offset(),
 }
 # an expectation's bound, by kind (`Bound.kind`)
 BOUND_SHAPES: dict[str, Shape] = {

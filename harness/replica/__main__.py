@@ -52,6 +52,12 @@ def main(argv: list[str] | None = None) -> int:
         "(default: DATA_DIR/peers.json)",
     )
     ap.add_argument(
+        "--control-dir",
+        default="",
+        help="the folder the harness writes live controls into (tls.json, clock; "
+        "harness.replica.control); empty: no live controls",
+    )
+    ap.add_argument(
         "--session-timeout",
         type=float,
         default=0,
@@ -60,6 +66,10 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     from kmip.services.server import KmipServer
+
+    from harness.replica import control
+
+    control.patch_sleep()
 
     if args.replication != "none":
         from harness.replica.store import install_id_hook
@@ -89,6 +99,13 @@ def main(argv: list[str] | None = None) -> int:
     server.start()
     socket.setdefaulttimeout(args.session_timeout or None)  # accepted sockets inherit it
     port = server._socket.getsockname()[1]
+    if args.control_dir:
+        control.install_session_hooks()
+        watcher = control.ControlWatcher(
+            server, Path(args.control_dir), args.cert, args.key, args.ca
+        )
+        watcher.poll()  # what the harness set before the start applies from the first client
+        watcher.start()
     repl_port = 0
     if args.replication != "none":
         from harness.replica.replication import Agent

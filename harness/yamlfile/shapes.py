@@ -22,10 +22,12 @@ from typing import Any
 from harness.yamlfile.values import (
     DURATION_PATTERN,
     MAX_DURATION_S,
+    OFFSET_PATTERN,
     SHARE_PATTERN,
     Wording,
     describe,
     parse_duration,
+    parse_offset,
 )
 
 JSON_SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
@@ -200,6 +202,25 @@ class Duration(Shape):
         low = "exclusiveMinimum" if self.positive else "minimum"
         seconds = {"type": "number", low: 0, "maximum": _num(MAX_DURATION_S)}
         return {"anyOf": [seconds, {"type": "string", "pattern": DURATION_PATTERN}]}
+
+
+@dataclass(frozen=True, kw_only=True)
+class Offset(Shape):
+    """A clock offset: ``+2h``, ``-90s``, ``-1d``, ``+2y`` (kept as written: faults
+    parse it, and show it as the user wrote it)."""
+
+    def ref_name(self) -> str:
+        return self.ref or "offset"
+
+    def convert(self, value: Any, wording: Wording) -> str:
+        try:
+            parse_offset(value)
+        except ValueError as e:
+            raise Invalid(str(e)) from None
+        return str(value).strip()
+
+    def body(self, defs: Schema) -> Schema:
+        return {"type": "string", "pattern": OFFSET_PATTERN}
 
 
 @dataclass(frozen=True, kw_only=True)

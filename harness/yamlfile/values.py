@@ -28,6 +28,13 @@ DURATION_PATTERN = (
     r"^\s*(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?\s*$"
     r"|^\s*(?:(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)\s*(?:ms|s|m|h)\s*)+$"
 )
+# a clock offset: a sign, then numbers with units (s, m, h, d, y = 365 d); no bare number
+OFFSET_HINT = "a signed duration with a unit, e.g. +2h, -90s, -1d, +2y"
+MAX_OFFSET_S = 100 * 365 * 86400.0
+_OFFSET_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "y": 365 * 86400.0}
+_OFFSET_PART = r"(\d+(?:\.\d*)?|\.\d+)\s*([smhdy])"
+_OFFSET_RE = re.compile(rf"([+-])\s*((?:{_OFFSET_PART}\s*)+)")
+OFFSET_PATTERN = r"^\s*[+-]\s*(?:(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)\s*[smhdy]\s*)+$"
 SHARE_PATTERN = r"^\s*(?:100(?:\.0*)?|[0-9]{1,2}(?:\.[0-9]*)?)\s*%\s*$"
 
 
@@ -53,6 +60,32 @@ def parse_duration(value: Any) -> float:
     if seconds > MAX_DURATION_S:
         raise ValueError(f"bad duration {describe(value)}: longer than 24 h")
     return seconds
+
+
+def parse_offset(value: Any) -> float:
+    """Signed seconds from a clock offset: ``+2h``, ``-90s``, ``-1d12h``, ``+2y``. A
+    sign and a unit are required (``3600`` alone is refused: which way, how long?).
+    Raises ValueError with a message for users."""
+    if not isinstance(value, str):
+        raise ValueError(f"bad offset {describe(value)}: {OFFSET_HINT}")
+    m = _OFFSET_RE.fullmatch(value.strip())
+    if not m:
+        raise ValueError(f"bad offset {describe(value)}: {OFFSET_HINT}")
+    seconds = sum(float(n) * _OFFSET_UNITS[u] for n, u in re.findall(_OFFSET_PART, m[2]))
+    if seconds == 0 or seconds > MAX_OFFSET_S:
+        raise ValueError(f"bad offset {describe(value)}: must be more than 0 and at most 100y")
+    return -seconds if m[1] == "-" else seconds
+
+
+def format_offset(seconds: float) -> str:
+    """``+2h``, ``-90s``, ``+1d``: the largest whole unit that fits."""
+    sign = "-" if seconds < 0 else "+"
+    left = abs(seconds)
+    for unit in ("y", "d", "h", "m"):
+        size = _OFFSET_UNITS[unit]
+        if left >= size and (left / size).is_integer():
+            return f"{sign}{left / size:g}{unit}"
+    return f"{sign}{left:g}s"
 
 
 def format_duration(seconds: float) -> str:

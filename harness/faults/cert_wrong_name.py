@@ -1,0 +1,32 @@
+"""`cert-wrong-name`: the replica serves a valid certificate of the right CA for another
+name (CN and SAN ``wrong-name.invalid``), as after a certificate was installed on the
+wrong host (live swap).
+
+    client ──TLS, checks "127.0.3.1"──> replica serving [CN=wrong-name.invalid]
+
+Only a client that checks the server's name notices.
+"""
+
+from __future__ import annotations
+
+from harness.faults.certificates import CertificateFault, own_ca
+from harness.pki import CertFiles
+
+WRONG_NAME = "wrong-name.invalid"
+
+
+class CertWrongName(CertificateFault):
+    kind = "cert-wrong-name"
+    position = 220
+    summary = (
+        f"the replica serves a valid certificate of the right CA for `{WRONG_NAME}` "
+        "(swapped live: new handshakes)"
+    )
+    proof = "a handshake reads that certificate; a client checking the name fails"
+    expected_reason = "hostname mismatch"
+    what = f"a certificate for {WRONG_NAME}"
+
+    def _issue(self, stem: str, cn: str, ips: tuple[str, ...], dns: tuple[str, ...]) -> CertFiles:
+        return own_ca(self.cluster.state.state_dir).issue(
+            stem, WRONG_NAME, server=True, dns_names=(WRONG_NAME,)
+        )

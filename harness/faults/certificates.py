@@ -1,0 +1,126 @@
+"""What the certificate faults share: material made by the cluster's own CA (or a
+foreign one), swapped into a replica's TLS live, and the proof that a client's
+handshake now fails for the fault's reason.
+
+    client ──TLS (verifies)──> replica serving <the fault's certificate>
+
+The swap is live (`harness.replica.control`): connections accepted from then on get the
+new certificate, established sessions keep theirs, as with a real server that reloads
+its certificate. A long-lived client therefore sees the fault only when it reconnects.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import ClassVar
+
+from cryptography import x509
+
+from harness.cluster.base import CAP_TLS
+from harness.cluster.controls import ReplicaControls
+from harness.faults.base import Fault
+from harness.faults.probes import Effect
+from harness.faults.tls_probes import client_handshake, fingerprint, served_certificate
+from harness.pki import CertFiles, CertificateAuthority
+from harness.store import StateFolder
+
+FOREIGN_CA = "foreign"  # a CA of the PKI folder that no client or replica trusts
+
+
+def replica_names(cert_path: str) -> tuple[str, tuple[str, ...], tuple[str, ...]]:
+    """A certificate's CN, IP addresses and DNS names (its SANs)."""
+    cert = x509.load_pem_x509_certificate(Path(cert_path).read_bytes())
+    cn = cert.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)
+    try:
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        return (str(cn[0].value) if cn else "", (), ())
+    ips = tuple(str(a) for a in san.get_values_for_type(x509.IPAddress))
+    names = tuple(san.get_values_for_type(x509.DNSName))
+    return (str(cn[0].value) if cn else "", ips, names)
+
+
+def own_ca(cluster_state_dir: str) -> CertificateAuthority:
+    return CertificateAuthority.load(StateFolder(Path(cluster_state_dir)).pki)
+
+
+def foreign_ca(cluster_state_dir: str) -> CertificateAuthority:
+    """A CA nobody in the cluster trusts (made once per cluster, then reused)."""
+    d = StateFolder(Path(cluster_state_dir)).pki / FOREIGN_CA
+    if (d / "ca.key").exists():
+        return CertificateAuthority.load(d)
+    return CertificateAuthority(d, "foreign (trusted by nobody)")
+
+
+class TlsControlFault(Fault):
+    """A fault applied through the replica program's live controls."""
+
+    requires: ClassVar[frozenset[str]] = frozenset({CAP_TLS})
+
+    @property
+    def controls(self) -> ReplicaControls:
+        return ReplicaControls(self.cluster.state.replicas[self.target])
+
+
+class CertificateFault(TlsControlFault):
+    """The replica serves another certificate; a client's handshake fails with
+    `expected_reason` (`harness.client.transport.TLS_REASONS`)."""
+
+    client_wait = "none"
+    in_matrix = True
+    heals = "its own certificate again (live, for new handshakes)"
+    client_sees = "the TLS handshake fails at once"
+    expected_reason: ClassVar[str] = ""
+    what: ClassVar[str] = ""  # "an expired certificate"
+
+    def _issue(self, stem: str, cn: str, ips: tuple[str, ...], dns: tuple[str, ...]) -> CertFiles:
+        raise NotImplementedError
+
+    def _inject(self) -> None:
+        rs = self.cluster.state.replicas[self.target]
+        cn, ips, dns = replica_names(rs.cert)
+        files = self._issue(f"{self.fault_id}", cn, ips, dns)
+        cert = self.controls.install(files.cert, f"{self.kind}.pem")
+        key = self.controls.install(files.key, f"{self.kind}.key")
+        self._served = self._fingerprint(files.cert)
+        self.controls.set(cert=cert, key=key)
+
+    @staticmethod
+    def _fingerprint(path: str) -> str:
+        return fingerprint(x509.load_pem_x509_certificate(Path(path).read_bytes()))
+
+    def _heal(self) -> None:
+        self.controls.clear("cert", "key")
+
+    def observe(self) -> Effect:
+        cert, why = served_certificate(self.cluster, self.target)
+        if cert is None:
+            return None, why
+        if fingerprint(cert) != getattr(self, "_served", None):
+            return False, f"{self.target} still serves {_about(cert)}, not {self.what}"
+        seen = client_handshake(self.cluster, self.target)
+        if seen.reason is None:
+            return False, (
+                f"{self.target} serves {self.what} ({_about(cert)}) and yet a client's "
+                f"handshake passed"
+            )
+        if not seen.reason.startswith(self.expected_reason):
+            return False, (
+                f"{self.target} serves {self.what}; a client's handshake failed for "
+                f"another reason than {self.expected_reason!r}: {seen.detail}"
+            )
+        return True, f"{self.target} serves {self.what} ({_about(cert)}): {seen.detail}"
+
+
+def _about(cert: x509.Certificate) -> str:
+    cn = cert.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)
+    name = str(cn[0].value) if cn else cert.subject.rfc4514_string()
+    return (
+        f"CN={name}, valid {cert.not_valid_before_utc:%Y-%m-%d %H:%M} to "
+        f"{cert.not_valid_after_utc:%Y-%m-%d %H:%M} UTC"
+    )
+
+
+def now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)

@@ -1,0 +1,40 @@
+"""`client-cert-rejected`: the replica stops trusting the clients' CA (it trusts only a
+foreign one), so it ends every new handshake with an alert (live swap).
+
+    client [cert of CA 1] ──TLS──> replica trusting CA 2 only ──alert: unknown CA──>
+"""
+
+from __future__ import annotations
+
+from harness.faults.certificates import TlsControlFault, foreign_ca
+from harness.faults.probes import Effect
+from harness.faults.tls_probes import client_handshake
+
+
+class ClientCertRejected(TlsControlFault):
+    kind = "client-cert-rejected"
+    position = 240
+    summary = (
+        "the replica stops trusting the clients' CA: new handshakes end with an alert "
+        "(swapped live)"
+    )
+    client_sees = "the TLS handshake fails at once (alert from the server)"
+    heals = "trust in the clients' CA restored (live, for new handshakes)"
+    client_wait = "none"
+    in_matrix = True
+    proof = "a client's handshake (or its first read) ends with an alert from the replica"
+
+    def _inject(self) -> None:
+        ca = foreign_ca(self.cluster.state.state_dir)
+        self.controls.set(ca=self.controls.install(ca.ca_path, "trusted-ca.pem"))
+
+    def _heal(self) -> None:
+        self.controls.clear("ca")
+
+    def observe(self) -> Effect:
+        seen = client_handshake(self.cluster, self.target)
+        if seen.reason is None:
+            return False, f"a client's handshake with {self.target} passed: {seen.detail}"
+        if seen.reason.startswith("alert received"):
+            return True, f"{self.target} rejects the clients' certificate: {seen.detail}"
+        return False, f"{self.target}'s handshake failed otherwise: {seen.detail}"

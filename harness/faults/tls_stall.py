@@ -1,0 +1,41 @@
+"""`tls-stall`: the replica accepts TCP but answers no TLS handshake (its accept loop
+runs, the session threads wait); sessions already open keep working.
+
+    client ──TCP ok──> replica ──ClientHello… (no answer)
+
+A client waits out its response timeout on every new connection; one that keeps an
+open connection does not notice.
+"""
+
+from __future__ import annotations
+
+from harness.faults.certificates import TlsControlFault
+from harness.faults.probes import Effect, direct_address, probe_timeout, tls_handshake
+
+
+class TlsStall(TlsControlFault):
+    kind = "tls-stall"
+    position = 250
+    summary = (
+        "the replica accepts TCP but answers no TLS handshake; sessions already open keep working"
+    )
+    client_sees = "connect OK, then no ServerHello"
+    heals = "handshakes answered again (the waiting ones go on)"
+    client_wait = "response"
+    in_matrix = True
+    proof = "a handshake to the replica's own address connects and gets no answer"
+
+    def _inject(self) -> None:
+        self.controls.set(stall_handshake=True)
+
+    def _heal(self) -> None:
+        self.controls.clear("stall_handshake")
+
+    def observe(self) -> Effect:
+        address = direct_address(self.cluster, self.target)
+        seen = tls_handshake(
+            f"a TLS handshake to {self.target}", address, self.cluster, probe_timeout(self.cluster)
+        )
+        if seen.outcome == "timeout" and not seen.bytes_in:
+            return True, seen.words()
+        return False, seen.words()
