@@ -2,8 +2,9 @@
 
 A round reads every replica once, directly (not through a link, so a fault on the
 links does not hide what a replica holds): Locate every object, then Get each (the
-digest of its key material) and its State. On an external target (a real KMS) only the
-keys this run created there are read (`harness.external.run_key_uids`).
+digest of its key material), its State and its Names (one Get Attributes). On an
+external target (a real KMS) only the keys this run created there are read
+(`harness.external.run_key_uids`).
 `until_converged` runs rounds until all replicas agree, with a deadline, and returns how
 long that took.
 
@@ -28,6 +29,22 @@ from harness.cluster.base import Cluster
 from harness.external import external_names, run_key_uids
 from harness.history import History, Snapshot
 from harness.store import StateFolder
+
+
+def _state_and_names(attrs: list[Any]) -> tuple[Any, list[str]]:
+    """The State value and the Name strings (in index order) among a Get Attributes
+    answer's attributes."""
+    state: Any = None
+    names: list[str] = []
+    for a in attrs:
+        value = a.attribute_value
+        if value is None:
+            continue
+        if a.attribute_name.value == "Name":
+            names.append(str(value.name_value.value))
+        elif a.attribute_name.value == "State":
+            state = value.value
+    return state, names
 
 
 class Auditor:
@@ -61,14 +78,12 @@ class Auditor:
             try:
                 for uid in self._located(pie, replica):
                     key = pie.get(uid)
-                    _, attrs = pie.get_attributes(uid, ["State"])
-                    state = next(
-                        (a.attribute_value.value for a in attrs if a.attribute_value is not None),
-                        None,
-                    )
+                    _, attrs = pie.get_attributes(uid, ["State", "Name"])
+                    state, names = _state_and_names(attrs)
                     objects[str(uid)] = {
                         "digest": hashlib.sha256(bytes(key.value)).hexdigest(),
                         "state": state.name if isinstance(state, enums.State) else str(state),
+                        "names": names,
                     }
             finally:
                 with contextlib.suppress(Exception):

@@ -80,6 +80,7 @@ class Complete:
     attempts: list[Attempt] = field(default_factory=list)
     error: str = ""
     digest: str | None = None  # sha256 of key material returned by a Get
+    name: str | None = None  # the Name a Create gave its key, or the one a rename set
     type: Literal["complete"] = "complete"
 
     @property
@@ -113,7 +114,9 @@ class Snapshot:
     """What one replica holds at one moment, read by the harness's auditor over KMIP
     (direct to the replica, not through a link). Audits run in numbered rounds; a round
     reads every replica once. `objects` maps a unique identifier to
-    ``{"digest": sha256 hex of the key material or None, "state": "ACTIVE" | ...}``."""
+    ``{"digest": sha256 hex of the key material or None, "state": "ACTIVE" | ...,
+    "names": [its KMIP Names, in index order]}`` ("names" is absent from snapshots
+    written before audits read names, and from hand-built ones that do not care)."""
 
     t: float
     replica: str

@@ -2,8 +2,14 @@
 
 Each virtual client is closed-loop (one operation at a time, like a real client) and
 paced: operation k starts at ``t0 + k / rate`` or as soon as the previous one ends if
-it is late (no catch-up bursts). The operation mix is drawn from a seeded RNG. A Get
-or Activate uses a key this virtual client created earlier; with none yet it creates.
+it is late (no catch-up bursts). The operation mix is drawn from a seeded RNG. An
+operation on a key (Get, Activate, Revoke, ...: `NEEDS_KEY`) uses a key this virtual
+client created earlier; with none yet it creates. Only the operations a mix names are
+drawn: the default mix changes no key after its Create.
+
+A `Script` is the opposite of a random mix: given operations by given clients, in
+order, each no earlier than its time — the conflicting changes a lost-update scenario
+needs (Create and Activate through one replica, a Revoke through another later).
 """
 
 from __future__ import annotations
@@ -11,10 +17,12 @@ from __future__ import annotations
 import random
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 
 from harness.client.failover_client import FailoverClient
+from harness.client.operations import NEEDS_KEY
 from harness.history import Complete, History
 from harness.wait import wait_until
 
@@ -86,7 +94,7 @@ class Workload:
         while not self._stop.is_set():
             op = rng.choices(ops, weights)[0]
             key = None
-            if op in ("get", "activate", "destroy"):
+            if op in NEEDS_KEY:
                 if not mine:
                     op = "create"
                 else:
@@ -151,3 +159,79 @@ class Workload:
             lambda: len(self.completes(since)) >= n, timeout_s, f"{n} completed operation(s)"
         )
         return self.completes(since)
+
+
+# ---- scripted operations ---------------------------------------------------------------
+
+
+class ScriptError(AssertionError):
+    """A scripted step could not run as written (its key was never made, or a step that
+    had to succeed did not); the message names the step and what came back."""
+
+
+@dataclass(frozen=True)
+class Step:
+    """One scripted operation: `client` (a topology client: its order decides which
+    replica it reaches first) does `op` on the key labelled `key` (a Create gives its
+    key that label; later steps name it), no earlier than `at_s` seconds after the
+    script started. `served_by`: the replica that must serve it, else `ScriptError`
+    (None: any); `must_succeed`: an outcome other than ok is a `ScriptError`."""
+
+    client: str
+    op: str
+    key: str = ""
+    at_s: float = 0.0
+    served_by: str | None = None
+    must_succeed: bool = True
+
+    def describe(self) -> str:
+        on = f" {self.key}" if self.key else ""
+        where = f" on {self.served_by}" if self.served_by else ""
+        return f"{self.client} {self.op}{on}{where} (at +{self.at_s:g} s)"
+
+
+@dataclass
+class Script:
+    """Run `Step`s in order through the given clients, each recorded in the history like
+    any operation (`FailoverClient`: Invoke, Complete with its attempts). A step starts
+    at its `at_s` after `run` began, or when the previous one ended if that is later:
+    real-time order is the order of the steps. `between(done_step, complete)` runs after
+    each step (a condition to wait for, such as replicas agreeing)."""
+
+    clients: Mapping[str, FailoverClient]
+    keys: dict[str, str] = field(default_factory=dict)  # label -> unique identifier
+    done: list[tuple[Step, Complete]] = field(default_factory=list)
+
+    def run(
+        self,
+        steps: Sequence[Step],
+        between: Callable[[Step, Complete], None] | None = None,
+    ) -> list[Complete]:
+        t0 = time.monotonic()
+        out: list[Complete] = []
+        for step in steps:
+            client = self.clients.get(step.client)
+            if client is None:
+                known = ", ".join(sorted(self.clients))
+                raise ScriptError(f"{step.describe()}: no client {step.client!r} (known: {known})")
+            uid = None
+            if step.op in NEEDS_KEY:
+                uid = self.keys.get(step.key)
+                if uid is None:
+                    raise ScriptError(f"{step.describe()}: no key labelled {step.key!r} was made")
+            # pacing of a schedule, not a synchronisation: the step may not start earlier
+            threading.Event().wait(max(0.0, t0 + step.at_s - time.monotonic()))
+            done = client.do(step.op, uid)
+            self.done.append((step, done))
+            out.append(done)
+            if step.op == "create" and done.outcome == "ok" and done.key and step.key:
+                self.keys[step.key] = done.key
+            if step.must_succeed and done.outcome != "ok":
+                raise ScriptError(f"{step.describe()}: {done.outcome}: {done.error}")
+            if step.served_by is not None and done.served_by != step.served_by:
+                raise ScriptError(
+                    f"{step.describe()}: served by {done.served_by}, not {step.served_by}"
+                )
+            if between is not None:
+                between(step, done)
+        return out

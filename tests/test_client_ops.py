@@ -72,3 +72,33 @@ def test_unreachable_says_why_it_cannot_run_without_root(
 
     with pytest.raises(FaultError, match="needs root"):
         make_fault("unreachable", kms_cluster, "kms-a").inject()
+
+
+def test_revoke_compromise_and_rename_change_what_the_audit_reads(kms_scenario: Scenario) -> None:
+    """The opt-in changes: Revoke (Cessation of Operation), Revoke (Key Compromise) and a
+    rename (KMIP 1.x ModifyAttribute of the first Name), each recorded with its key, the
+    rename with the name it set; the audit reads every key's State and Names."""
+    from harness.audit import Auditor
+    from harness.client.operations import CHANGES
+
+    client = kms_scenario.client("vc-a")
+    made = [client.create() for _ in range(3)]
+    assert all(c.outcome == "ok" and c.name for c in made), made
+    revoked, compromised, renamed = (c.key or "" for c in made)
+    early = client.do("revoke", revoked)  # Cessation of Operation needs an Active key
+    assert early.outcome == "fail" and early.attempts[-1].outcome == "kmip-error"
+    assert client.activate(revoked).outcome == "ok"
+    assert client.do("revoke", revoked).outcome == "ok"
+    assert client.do("compromise", compromised).outcome == "ok"
+    rename = client.do("rename", renamed)
+    assert rename.outcome == "ok" and rename.key == renamed
+    assert rename.name and rename.name.startswith("renamed-") and rename.name != made[2].name
+    (snap,) = [
+        s
+        for s in Auditor(kms_scenario.cluster, kms_scenario.history).round()
+        if s.replica == "kms-a"
+    ]
+    seen = {uid: (o["state"], o["names"]) for uid, o in snap.objects.items()}
+    assert seen[revoked] == (CHANGES["revoke"].state, [made[0].name])
+    assert seen[compromised] == (CHANGES["compromise"].state, [made[1].name])
+    assert seen[renamed] == (CHANGES["create"].state, [rename.name])

@@ -222,6 +222,7 @@ def test_registries_list_the_shipped_ones_in_catalogue_order() -> None:
         "slowdown",
         "durability",
         "convergence",
+        "lost_update",
         "site_availability",
     ]
     for kind, cls in FAULTS.items():

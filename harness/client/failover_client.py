@@ -52,6 +52,7 @@ class FailoverClient:
             attempts=result.attempts,
             error=result.error,
             digest=value.digest if value else None,
+            name=value.name if value else None,
         )
         if self.history is not None:
             self.history.append(done)

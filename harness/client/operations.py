@@ -4,20 +4,58 @@ Every operation goes through PyKMIP's own `ProxyKmipClient` encoding, so the byt
 the wire are what a real PyKMIP user sends. A Create carries a KMIP Name when the policy
 has `KeyNames` (``kmschaos-<run id>-<n>``, see `harness.external`): on a real KMS every
 key the harness made can be found and destroyed.
+
+The operations that change a key (`CHANGES`) say what they leave on it: its KMIP State,
+its absence (Destroy), or a new Name. The `lost_update` checker reads that to know what
+every replica must show after the last acknowledged change. Beside Create, Activate and
+Destroy there are Revoke (reason Cessation of Operation: Active → Deactivated), Revoke
+with reason Key Compromise (`compromise`: → Compromised, from any state) and `rename`:
+KMIP 1.x ModifyAttribute of the key's first Name (PyKMIP's server implements
+ModifyAttribute from KMIP 1.0 for Name, Object Group and Application Specific
+Information; SetAttribute only on KMIP 2.0 and only for attributes not yet set; it has
+no AddAttribute). These operations are opt-in: no default mix draws them.
 """
 
 from __future__ import annotations
 
 import hashlib
+import secrets
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
 from harness.store import EMPTY_CLIENT_CONF
 
-OPERATIONS = ("create", "get", "activate", "destroy", "locate")
-MUTATING = frozenset({"create", "activate", "destroy"})
-NEEDS_KEY = frozenset({"get", "activate", "destroy"})
+
+@dataclass(frozen=True)
+class Change:
+    """What an acknowledged operation leaves on its key: its KMIP State (as PyKMIP names
+    it, e.g. ``DEACTIVATED``; None: unchanged), no key at all (`gone`: Destroy deletes
+    it), or a Name it chose (`renames`: the name is in the operation's value). `title`
+    is the KMIP operation as a person names it."""
+
+    title: str
+    state: str | None = None
+    gone: bool = False
+    renames: bool = False
+
+
+# the operations that change a key, and what each leaves on it (PyKMIP's server: Create
+# makes a Pre-Active key, Activate needs Pre-Active, Revoke for Cessation of Operation
+# needs Active, Revoke for Key Compromise works from any state, Destroy refuses an
+# Active key)
+CHANGES: dict[str, Change] = {
+    "create": Change("Create", state="PRE_ACTIVE"),
+    "activate": Change("Activate", state="ACTIVE"),
+    "revoke": Change("Revoke", state="DEACTIVATED"),
+    "compromise": Change("Revoke (key compromise)", state="COMPROMISED"),
+    "destroy": Change("Destroy", gone=True),
+    "rename": Change("ModifyAttribute (Name)", renames=True),
+}
+OPERATIONS = ("create", "get", "activate", "destroy", "locate", "revoke", "compromise", "rename")
+MUTATING = frozenset(CHANGES)
+NEEDS_KEY = frozenset({"get", *CHANGES}) - {"create"}
+RENAMED_PREFIX = "renamed-"  # a `rename` names the key RENAMED_PREFIX + 8 hex digits
 
 
 @dataclass
@@ -62,7 +100,8 @@ def new_pie_client(hosts: list[str], port: int, ca: str, cert: str, key: str, co
 
 def perform(pie: Any, op: str, key: str | None, name: str | None = None) -> OpValue:
     """Run `op` on an open PyKMIP client; KMIP failures raise KmipOperationFailure. A
-    Create names its key `name` (KMIP Name attribute) when given."""
+    Create names its key `name` (KMIP Name attribute) when given; a `rename` gives the
+    key's first Name a fresh value and returns it as the value's `name`."""
     from kmip import enums
 
     if op == "create":
@@ -80,4 +119,19 @@ def perform(pie: Any, op: str, key: str | None, name: str | None = None) -> OpVa
     if op == "locate":
         uids = pie.locate(maximum_items=16)
         return OpValue(count=len(uids))
+    if op in ("revoke", "compromise"):
+        reason = (
+            enums.RevocationReasonCode.KEY_COMPROMISE
+            if op == "compromise"
+            else enums.RevocationReasonCode.CESSATION_OF_OPERATION
+        )
+        pie.revoke(reason, key)
+        return OpValue(key=key)
+    if op == "rename":
+        from kmip.core.factories.attributes import AttributeFactory
+
+        new = f"{RENAMED_PREFIX}{secrets.token_hex(4)}"
+        first = AttributeFactory().create_attribute(enums.AttributeType.NAME, new, index=0)
+        pie.modify_attribute(unique_identifier=key, attribute=first)
+        return OpValue(key=key, name=new)
     raise ValueError(f"unknown operation {op!r} (known: {', '.join(OPERATIONS)})")
