@@ -35,6 +35,14 @@ FAULT_NAMES = (
     "replication-lag",
     "replication-pause",
     "site-latency",
+    "cert-expired",
+    "cert-not-yet-valid",
+    "cert-wrong-name",
+    "cert-untrusted",
+    "client-cert-rejected",
+    "tls-stall",
+    "idle-reap",
+    "clock-skew",
 )
 
 BAD_ORDER = """\

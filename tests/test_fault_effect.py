@@ -26,6 +26,14 @@ from harness.cluster.local import LocalCluster
 from harness.faults import FAULTS, Fault, make_fault
 from harness.faults import flap as flap_module
 from harness.faults.blackhole import Blackhole
+from harness.faults.cert_expired import CertExpired
+from harness.faults.cert_not_yet_valid import CertNotYetValid
+from harness.faults.cert_untrusted import CertUntrusted
+from harness.faults.cert_wrong_name import CertWrongName
+from harness.faults.certificates import own_ca
+from harness.faults.client_cert_rejected import ClientCertRejected
+from harness.faults.clock_skew import ClockSkew
+from harness.faults.idle_reap import IdleReap
 from harness.faults.kill import Kill, Restart
 from harness.faults.latency import Bandwidth, Latency
 from harness.faults.partition import LinkCut
@@ -35,6 +43,7 @@ from harness.faults.replication_pause import ReplicationPause
 from harness.faults.reset import Reset
 from harness.faults.site_latency import SiteLatency
 from harness.faults.stall import Stall
+from harness.faults.tls_stall import TlsStall
 from harness.faults.unreachable import Unreachable
 from harness.history import History
 from harness.toolchain import repo_root
@@ -91,6 +100,24 @@ def _wipe_that_deletes_nothing(mp: pytest.MonkeyPatch) -> None:
     mp.setattr(LocalCluster, "wipe_replica", wipe)
 
 
+def _valid_certificate(cls: type) -> Patch:
+    """The fault's certificate issued as a good one: right CA, names, validity."""
+
+    def issue(self: Any, stem: str, cn: str, ips: Any, dns: Any) -> Any:
+        ca = own_ca(self.cluster.state.state_dir)
+        return ca.issue(stem, cn, server=True, addresses=ips, dns_names=dns)
+
+    return lambda mp: mp.setattr(cls, "_issue", issue)
+
+
+def _trust_the_clients_ca(mp: pytest.MonkeyPatch) -> None:
+    def inject(self: ClientCertRejected) -> None:
+        ca = own_ca(self.cluster.state.state_dir)
+        self.controls.set(ca=self.controls.install(ca.ca_path, "trusted-ca.pem"))
+
+    mp.setattr(ClientCertRejected, "_inject", inject)
+
+
 ZERO_LATENCY = [("latency", "downstream", {"latency": 0, "jitter": 0})]
 ZERO_LAG = [("latency", "upstream", {"latency": 0, "jitter": 0})]
 
@@ -126,6 +153,58 @@ ONE_SITE = [
         said="connected in",
     ),
     Sabotage("isolate", "kms-b", "links left enabled", _noop(LinkCut), said="connected in"),
+    Sabotage(
+        "cert-expired",
+        "kms-a",
+        "a valid certificate issued",
+        _valid_certificate(CertExpired),
+        said="yet a client's handshake passed",
+    ),
+    Sabotage(
+        "cert-not-yet-valid",
+        "kms-a",
+        "the certificate never swapped",
+        _noop(CertNotYetValid),
+        said="still serves",
+    ),
+    Sabotage(
+        "cert-wrong-name",
+        "kms-a",
+        "a certificate for the right names",
+        _valid_certificate(CertWrongName),
+        said="yet a client's handshake passed",
+    ),
+    Sabotage(
+        "cert-untrusted",
+        "kms-a",
+        "signed by the trusted CA",
+        _valid_certificate(CertUntrusted),
+        said="yet a client's handshake passed",
+    ),
+    Sabotage(
+        "client-cert-rejected",
+        "kms-a",
+        "the clients' CA trusted again",
+        _trust_the_clients_ca,
+        said="handshake with kms-a passed",
+    ),
+    Sabotage("tls-stall", "kms-a", "handshakes left alone", _noop(TlsStall), said="answered in"),
+    Sabotage(
+        "idle-reap",
+        "kms-a",
+        "idle connections kept",
+        _noop(IdleReap),
+        {"after": 0.5},
+        said="open",
+    ),
+    Sabotage(
+        "clock-skew",
+        "kms-a",
+        "the clock left alone",
+        _noop(ClockSkew),
+        {"offset": "-1h"},
+        said="not -1h",
+    ),
 ]
 TWO_SITES = [
     Sabotage(

@@ -55,7 +55,8 @@ def run_main(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:
         (
             ["--faults", "refuse,nope"],
             "--faults: unknown fault 'nope' (known: refuse, reset, blackhole, stall, kill, "
-            "unreachable, flap)",
+            "unreachable, flap, cert-expired, cert-not-yet-valid, cert-wrong-name, "
+            "cert-untrusted, client-cert-rejected, tls-stall)",
         ),
         (["--faults", "latency"], "--faults: 'latency' is not a matrix fault"),
         (["--faults", " , "], "--faults: empty"),

@@ -192,7 +192,7 @@ def cmd_faults(args: argparse.Namespace) -> int:
         print(fault_table(), end="")
         return EXIT_OK
     t = Table(title="faults (target: a replica, all client links into it, unless said)")
-    t.add_column("fault")
+    t.add_column("fault", no_wrap=True)
     t.add_column("what exactly happens")
     t.add_column("target and parameters")
     t.add_column("a failed attempt costs")

@@ -102,8 +102,8 @@ class CertificateFault(TlsControlFault):
         seen = client_handshake(self.cluster, self.target)
         if seen.reason is None:
             return False, (
-                f"{self.target} serves {self.what} ({_about(cert)}) and yet a client's "
-                f"handshake passed"
+                f"{self.target} serves the certificate the fault made ({_about(cert)}), "
+                f"and yet a client's handshake passed"
             )
         if not seen.reason.startswith(self.expected_reason):
             return False, (
