@@ -3,11 +3,19 @@
 The loader (`harness.topology`) rejects files that cannot run; `lint` reports layouts
 that run but fail their users: a single KMS, a client that goes remote while its own
 site is healthy, replicas that share a hypervisor, a KMS whose storage is encrypted
-with its own keys, two external replicas that are one server. Each `Finding` names a
-rule, the field, what is wrong and why, and a fix. Pure: no files, no servers — except
-`resolve`, which asks the system resolver (with a deadline) for the addresses of
-external replicas' host names when a caller wants `same-server` to compare addresses
-(`kmschaos audit` does; `lint` itself compares the names as written).
+with its own keys, two external replicas that are one server, certificates of external
+targets that expire soon, every replica trusted through one expiring CA. Each `Finding`
+names a rule, the field, what is wrong and why, and a fix. No servers; the only files
+read are the TLS files a topology names for its external targets (their expiry; a file
+that is missing or not PEM is skipped here and refused when a cluster is created, so a
+topology can be linted on a machine without them). `resolve` asks the system resolver
+(with a deadline) for the addresses of external replicas' host names when a caller
+wants `same-server` to compare addresses (`kmschaos audit` does; `lint` itself compares
+the names as written).
+
+The harness's own PKI is made at `kmschaos up` (fresh certificates each time), so the
+certificate rules look only at the files the topology names: the run's client identity
+and the CAs that verify external targets.
 """
 
 from __future__ import annotations
@@ -19,8 +27,10 @@ import time
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Literal
 
+from harness.probe import Certificate, ProbeSetupError, expiry_problem, read_certificates
 from harness.topology import Topology
 
 Severity = Literal["error", "warning"]
@@ -35,7 +45,11 @@ RULES = (
     "unreplicated-copies",
     "unreachable-replica",
     "same-server",
+    "expiring-certificate",
+    "single-ca",
 )
+
+CERT_WARN_DAYS = 90.0  # a certificate the topology names that expires sooner is a warning
 
 # host name -> its addresses (sorted), or why it has none (a sentence)
 Resolved = Mapping[str, tuple[str, ...] | str]
@@ -53,9 +67,12 @@ class Finding:
     fix: str
 
 
-def lint(topology: Topology, addresses: Resolved | None = None) -> list[Finding]:
+def lint(
+    topology: Topology, addresses: Resolved | None = None, now: datetime | None = None
+) -> list[Finding]:
     """Every finding for `topology`, errors first, then by field path. With
-    `addresses` (from `resolve`), `same-server` also compares what names resolve to."""
+    `addresses` (from `resolve`), `same-server` also compares what names resolve to;
+    certificates are judged at `now` (default: the current time)."""
     findings = [
         *_single_kms(topology),
         *_thin_site(topology),
@@ -65,6 +82,7 @@ def lint(topology: Topology, addresses: Resolved | None = None) -> list[Finding]
         *_unreplicated_copies(topology),
         *_unused_replica(topology),
         *same_server(topology, addresses),
+        *certificate_expiry(topology, now or datetime.now(UTC)),
     ]
     return sorted(findings, key=_sort_key)
 
@@ -317,6 +335,108 @@ def same_server(t: Topology, addresses: Resolved | None = None) -> list[Finding]
                 break
             earlier.append((r, host, ext.port, addrs, where))
     return out
+
+
+def certificate_expiry(t: Topology, now: datetime) -> list[Finding]:
+    """`expiring-certificate`: the client certificate and every CA certificate the
+    topology's TLS files hold, expired or not yet valid (error) or expiring within
+    `CERT_WARN_DAYS` (warning), once per file, at the first field naming it.
+    `single-ca`: two or more external replicas whose CA files hold one certificate in
+    all, expiring within the window: on that day every handshake fails on every replica
+    at once, and failover cannot help. Files that cannot be read are skipped."""
+    files: dict[str, tuple[str, str]] = {}  # path -> (field, "cert" | "ca")
+    ca_of: dict[str, str] = {}  # external replica -> its CA file
+    for paths in [t.tls, *(t.info_of(r).tls for r in t.replicas)]:
+        if paths is None:
+            continue
+        for kind in ("cert", "ca"):
+            path = getattr(paths, kind)
+            if path and path not in files:
+                files[path] = (f"{paths.where}.{kind}", kind)
+    for r in t.external_replicas:
+        ca = t.external_tls(r).ca
+        if ca:
+            ca_of[r] = ca
+    read: dict[str, list[Certificate]] = {}
+    for path in files:
+        try:
+            found = read_certificates(path)
+        except ProbeSetupError:
+            continue
+        read[path] = [Certificate.of(c) for c in found]
+    out: list[Finding] = []
+    for path, certs in read.items():
+        where, kind = files[path]
+        for c in certs[:1] if kind == "cert" else certs:
+            found_problem = expiry_problem(c, now, 0.0, CERT_WARN_DAYS)
+            if found_problem is None:
+                continue
+            severity, when = found_problem
+            what, fix = _certificate_role(kind, c, path)
+            out.append(
+                Finding(
+                    "expiring-certificate",
+                    severity,
+                    where,
+                    f"{what} {when}: {_certificate_impact(kind)}",
+                    fix,
+                )
+            )
+    out += _single_ca(t, ca_of, read, files, now)
+    return out
+
+
+def _single_ca(
+    t: Topology,
+    ca_of: dict[str, str],
+    read: dict[str, list[Certificate]],
+    files: dict[str, tuple[str, str]],
+    now: datetime,
+) -> list[Finding]:
+    if len(ca_of) < 2 or any(ca not in read for ca in ca_of.values()):
+        return []
+    anchors = {c.sha256: c for ca in set(ca_of.values()) for c in read[ca]}
+    if len(anchors) != 1:
+        return []
+    (ca,) = anchors.values()
+    problem = expiry_problem(ca, now, 0.0, CERT_WARN_DAYS)
+    if problem is None:
+        return []
+    first = next(iter(ca_of.values()))
+    return [
+        Finding(
+            "single-ca",
+            "warning",
+            files[first][0],
+            f"every external replica ({', '.join(ca_of)}) is verified through one CA, "
+            f"{ca.subject}, which {problem[1]}: on that day every TLS handshake fails on "
+            "every replica at once — a total outage that failover cannot help",
+            "move the servers to a new CA before then, one at a time, with tls.ca trusting "
+            "both the old and the new CA during the change",
+        )
+    ]
+
+
+def _certificate_role(kind: str, c: Certificate, path: str) -> tuple[str, str]:
+    if kind == "cert":
+        return (
+            f"client certificate {c.subject} ({path})",
+            f"renew the client certificate (same CN: the KMS owns objects by it) and "
+            f"replace {path}",
+        )
+    return (
+        f"CA certificate {c.subject} ({path})",
+        f"have the servers' certificates issued by a CA that lasts, and add it to {path}",
+    )
+
+
+def _certificate_impact(kind: str) -> str:
+    if kind == "cert":
+        return (
+            "it is the run's one client identity, so every replica refuses the clients "
+            "from that day on"
+        )
+    return "servers whose certificates chain to it no longer verify from that day on"
 
 
 def resolve(hosts: Iterable[str], timeout_s: float = 2.0) -> dict[str, tuple[str, ...] | str]:

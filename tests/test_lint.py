@@ -1,16 +1,22 @@
-"""The topology linter and the replica-mapping syntax it reads: pure unit tests, no servers.
+"""The topology linter and the replica-mapping syntax it reads: unit tests, no servers.
 
 Each rule has a topology that makes it fire (rule, severity, field path pinned) and the
-GOOD topology, on which no rule fires.
+GOOD topology, on which no rule fires. The certificate rules read TLS files written
+into tmp_path with `cryptography`, judged at a fixed date.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import textwrap
 from pathlib import Path
 
 import pytest
 import yaml
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 from harness.toolchain import repo_root
 from harness.topology import (
@@ -367,6 +373,174 @@ def test_kmschaos_lint_reports_two_external_replicas_at_one_address(
         f"{path}: sites.site-a.replicas[1].external: same-server: error: 'kms-prod-2' and "
         "'kms-prod-1' are one server (both 192.0.2.7:5696)"
     ) in out
+
+
+# ---- certificates the topology names (external targets) -------------------------------
+
+NOW = dt.datetime(2030, 6, 1, 12, 0, tzinfo=dt.UTC)
+
+
+def certificate(
+    path: Path,
+    cn: str,
+    *,
+    days: float,
+    started_days_ago: float = 200,
+    signer: tuple[x509.Certificate, ec.EllipticCurvePrivateKey] | None = None,
+    at: dt.datetime = NOW,
+) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
+    """A PEM certificate at `path` valid until `at` + `days` (a CA when `signer` is None:
+    self-signed); its key beside it (``.key``)."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+    issuer_cert, issuer_key = signer or (None, key)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(issuer_cert.subject if issuer_cert else name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(at - dt.timedelta(days=started_days_ago))
+        .not_valid_after(at + dt.timedelta(days=days))
+        .add_extension(x509.BasicConstraints(ca=signer is None, path_length=None), critical=True)
+        .sign(issuer_key, hashes.SHA256())
+    )
+    path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    path.with_suffix(".key").write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert, key
+
+
+def pki(folder: Path, ca_days: float = 400, client_days: float = 300, **client: float) -> None:
+    """ca.pem and c.pem (+ c.key, signed by it) in `folder`, as EXTERNAL names them."""
+    ca = certificate(folder / "ca.pem", "Corp KMS CA", days=ca_days)
+    certificate(folder / "c.pem", "ops-client", days=client_days, signer=ca, **client)
+
+
+def externals_in(folder: Path, text: str = EXTERNAL) -> Topology:
+    """EXTERNAL (two external replicas, one top-level tls) as a file in `folder`."""
+    return parse_topology(
+        text.format(first="{host: kms1.example.net}", second="{host: kms2.example.net}"),
+        str(folder / "t.yaml"),
+    )
+
+
+def cert_findings(t: Topology, now: dt.datetime = NOW) -> list[Finding]:
+    return [f for f in lint(t, now=now) if f.rule in ("expiring-certificate", "single-ca")]
+
+
+def test_certificates_that_last_give_no_finding(tmp_path: Path) -> None:
+    pki(tmp_path)
+    assert cert_findings(externals_in(tmp_path)) == []
+
+
+def test_a_client_certificate_expiring_within_90_days_is_a_warning(tmp_path: Path) -> None:
+    pki(tmp_path, client_days=40)
+    (f,) = cert_findings(externals_in(tmp_path))
+    assert (f.rule, f.severity, f.where) == ("expiring-certificate", "warning", "tls.cert")
+    assert f.message.startswith(
+        f"client certificate CN=ops-client ({tmp_path / 'c.pem'}) expires in 40.0 days "
+        "(2030-07-11 12:00 UTC; under 90 days): it is the run's one client identity, so "
+        "every replica refuses the clients from that day on"
+    )
+    assert "renew the client certificate" in f.fix and str(tmp_path / "c.pem") in f.fix
+    # a day later than 90 days away: nothing
+    assert cert_findings(externals_in(tmp_path), now=NOW - dt.timedelta(days=51)) == []
+
+
+@pytest.mark.parametrize(
+    "client, words",
+    [
+        ({"client_days": -3}, "expired 3.0 days ago (2030-05-29 12:00 UTC)"),
+        ({"started_days_ago": -2}, "not valid until 2030-06-03 12:00 UTC (2.0 days from now)"),
+    ],
+    ids=["expired", "not-yet-valid"],
+)
+def test_an_expired_or_not_yet_valid_client_certificate_is_an_error(
+    tmp_path: Path, client: dict[str, float], words: str
+) -> None:
+    pki(tmp_path, **client)
+    (f,) = cert_findings(externals_in(tmp_path))
+    assert (f.severity, f.where) == ("error", "tls.cert")
+    assert f"client certificate CN=ops-client ({tmp_path / 'c.pem'}) {words}: " in f.message
+
+
+def test_one_ca_for_every_external_replica_expiring_is_a_single_point_in_time(
+    tmp_path: Path,
+) -> None:
+    pki(tmp_path, ca_days=60, client_days=50)
+    findings = cert_findings(externals_in(tmp_path))
+    assert [(f.rule, f.severity, f.where) for f in findings] == [
+        ("expiring-certificate", "warning", "tls.ca"),
+        ("single-ca", "warning", "tls.ca"),
+        ("expiring-certificate", "warning", "tls.cert"),
+    ]
+    ca, single, _ = findings
+    assert ca.message.startswith(f"CA certificate CN=Corp KMS CA ({tmp_path / 'ca.pem'}) expires")
+    assert "no longer verify" in ca.message
+    assert single.message.startswith(
+        "every external replica (kms-prod-1, kms-prod-2) is verified through one CA, "
+        "CN=Corp KMS CA, which expires in 60.0 days (2030-07-31 12:00 UTC; under 90 days): "
+        "on that day every TLS handshake fails on every replica at once"
+    )
+    assert "trusting both the old and the new CA" in single.fix
+    # expired: the CA file is an error, the single point stays a warning
+    expired = cert_findings(externals_in(tmp_path), now=NOW + dt.timedelta(days=61))
+    assert [(f.rule, f.severity, f.where) for f in expired] == [
+        ("expiring-certificate", "error", "tls.ca"),
+        ("expiring-certificate", "error", "tls.cert"),
+        ("single-ca", "warning", "tls.ca"),
+    ]
+
+
+def test_two_cas_or_one_external_replica_are_no_single_point(tmp_path: Path) -> None:
+    pki(tmp_path, ca_days=60)
+    certificate(tmp_path / "other-ca.pem", "Other CA", days=60)
+    per_replica = EXTERNAL.replace(
+        "      - {{name: kms-prod-2, external: {second}}}",
+        "      - {{name: kms-prod-2, external: {second}, tls: {{ca: other-ca.pem}}}}",
+    )
+    findings = cert_findings(externals_in(tmp_path, per_replica))
+    assert [(f.rule, f.where) for f in findings] == [
+        ("expiring-certificate", "sites.site-a.replicas[1].tls.ca"),
+        ("expiring-certificate", "tls.ca"),
+    ]
+    one = EXTERNAL.replace("      - {{name: kms-prod-2, external: {second}}}\n", "")
+    assert [f.rule for f in cert_findings(externals_in(tmp_path, one))] == ["expiring-certificate"]
+
+
+def test_certificate_rules_skip_files_that_are_missing_or_not_pem(tmp_path: Path) -> None:
+    assert cert_findings(externals_in(tmp_path)) == []  # no files at all
+    (tmp_path / "ca.pem").write_text("not a certificate\n")
+    (tmp_path / "c.pem").write_text("")
+    assert cert_findings(externals_in(tmp_path)) == []
+
+
+def test_kmschaos_lint_warns_about_an_expiring_client_certificate(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from harness.cli import main
+
+    now = dt.datetime.now(dt.UTC)  # the CLI judges at the real time
+    ca = certificate(tmp_path / "ca.pem", "Corp KMS CA", days=400, at=now)
+    certificate(tmp_path / "c.pem", "ops-client", days=20, signer=ca, at=now)
+    path = tmp_path / "t.yaml"
+    path.write_text(
+        EXTERNAL.format(first="{host: kms1.example.net}", second="{host: kms2.example.net}")
+    )
+    assert main(["lint", str(path)]) == 0  # a warning
+    out = capsys.readouterr().out
+    assert (
+        f"{path}: tls.cert: expiring-certificate: warning: client certificate CN=ops-client "
+        in (out)
+    )
+    assert "expires in 19.9 days" in out or "expires in 20.0 days" in out
+    assert main(["lint", "--strict", str(path)]) == 1
 
 
 # ---- every finding, sorting, output -----------------------------------------------------

@@ -9,6 +9,7 @@
     kmschaos lint TOPOLOGY      check a topology for design errors
     kmschaos faults | policies  list the faults / client policies and what each does
     kmschaos audit              what every replica holds and who answered, after an incident
+    kmschaos probe [HOST[:PORT] ...]   certificates, TLS, KMIP versions, clock of KMIP servers
     kmschaos schema topology|rehearsal [-o FILE]   JSON Schema of a file format (editors)
 
     kmschaos matrix | report | images | compose   see each one's --help
@@ -29,7 +30,7 @@ import sys
 from typing import Any
 
 from harness import options
-from harness.cli import audit, catalogue, cluster, faults
+from harness.cli import audit, catalogue, cluster, faults, probe
 from harness.cli.common import EXIT_FAIL, EXIT_OK, EXIT_USAGE, UserError, print_err
 from harness.cli.faults import _fault_params, add_fault_arguments
 
@@ -56,6 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_images_parser(sub)
     add_compose_parser(sub)
     audit.add_parsers(sub)
+    probe.add_parsers(sub)
     return ap
 
 
