@@ -3,7 +3,8 @@
 The CA signs one server certificate per replica (SANs: every address a client may
 use for it) and one client certificate. Certificates are valid from `BACKDATE` before
 the cluster's start (so a replica whose clock is skewed back by less than that still
-accepts them) for `VALIDITY`. The CA's key is kept (``ca.key``, 0600) so certificate
+accepts them) for `VALIDITY` (so `kmschaos probe` of a fresh cluster finds no
+certificate about to expire). The CA's key is kept (``ca.key``, 0600) so certificate
 faults can issue more (`CertificateAuthority.load`). Every KMIP client of a cluster and the
 harness's own checkers share the client identity `CLIENT_IDENTITY`: PyKMIP makes the
 certificate's CN the owner of each object it creates and lets only the owner Get a
@@ -26,7 +27,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 CLIENT_IDENTITY = "kmschaos-client"
 BACKDATE = dt.timedelta(days=2)
-VALIDITY = dt.timedelta(days=30)
+VALIDITY = dt.timedelta(days=397)  # the CA/Browser Forum's maximum; past any warning
 CA_CERT = "ca.pem"
 CA_KEY = "ca.key"
 

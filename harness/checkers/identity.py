@@ -27,7 +27,8 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from harness.checkers.verdict import Verdict, capped
-from harness.history import Complete, Event, Snapshot
+from harness.faults.base import SERVES_AS
+from harness.history import Complete, Event, FaultEvent, Snapshot
 
 Kind = Literal["wrong-server", "one-server"]
 FINGERPRINT_SHOWN = 12  # hex digits of a fingerprint named in a line
@@ -54,6 +55,16 @@ class Contradiction:
         }
 
 
+def fault_identities(events: Iterable[Event]) -> dict[str, set[str]]:
+    """Replica → the other names faults made it show (`SERVES_AS`)."""
+    out: dict[str, set[str]] = {}
+    for e in events:
+        if isinstance(e, FaultEvent) and e.phase == "inject" and e.params.get(SERVES_AS):
+            for r in e.params.get("replicas") or [e.target]:
+                out.setdefault(r, set()).add(str(e.params[SERVES_AS]))
+    return out
+
+
 def expected_identity(replica: str, external: Collection[str]) -> str | None:
     """The identity `replica` must show: its own name for a replica kmschaos started;
     None for an external target (whatever certificate it has)."""
@@ -66,13 +77,17 @@ def audit_contradictions(
     """Contradictions in the audit snapshots of a history: a replica kmschaos started
     that answered with another name (or an external one that answered with such a
     name), and replicas that showed one certificate (or, external, one identity)."""
-    snaps = [e for e in events if isinstance(e, Snapshot)]
+    evs = list(events)
+    snaps = [e for e in evs if isinstance(e, Snapshot)]
     own = {s.replica for s in snaps if s.replica not in external}
+    faulted = fault_identities(evs)
     out: list[Contradiction] = []
 
     wrong: dict[tuple[str, str], list[int]] = {}
     for s in snaps:
         if s.identity is None or s.identity == s.replica:
+            continue
+        if s.identity in faulted.get(s.replica, ()):
             continue
         if s.replica in external and s.identity not in own:
             continue
@@ -144,7 +159,9 @@ def attempt_contradictions(
     kmschaos started that showed another name, an external one that showed the name of
     a replica kmschaos started (`replicas`: the topology's; default every server the
     attempts name). One line per (client, server, identity shown)."""
-    ops = [e for e in events if isinstance(e, Complete)]
+    evs = list(events)
+    ops = [e for e in evs if isinstance(e, Complete)]
+    faulted = fault_identities(evs)
     if replicas is None:
         replicas = {a.server for c in ops for a in c.attempts}
     own = {r for r in replicas if r not in external}
@@ -152,7 +169,7 @@ def attempt_contradictions(
     for c in ops:
         for a in c.attempts:
             shown = a.identity
-            if shown is None or shown == a.server:
+            if shown is None or shown == a.server or shown in faulted.get(a.server, ()):
                 continue
             if a.server in external and shown not in own:
                 continue

@@ -57,6 +57,9 @@ WAIT_WORDS: dict[str | None, str] = {
     "response": "the policy's response timeout",
     None: "no failover expected",
 }
+# a fault event's param: the certificate name the fault's target shows while it is in
+# effect (`Fault.recorded_facts`): that name on that replica is no wrong server
+SERVES_AS = "serves_as"
 # abilities that act on a replica's own process, which an external target does not offer
 PROCESS_CAPS = frozenset({CAP_SIGNALS, CAP_RESTART})
 
@@ -292,7 +295,11 @@ class Fault:
                 kind=self.kind,
                 target=self.target,
                 t=t,
-                params={**self.params, "replicas": self.affected_replicas()},
+                params={
+                    **self.params,
+                    "replicas": self.affected_replicas(),
+                    **self.recorded_facts(),
+                },
             )
         )
 
@@ -306,6 +313,12 @@ class Fault:
             "pid": os.getpid(),
             "extra": self.extra(),
         }
+
+    def recorded_facts(self) -> dict[str, Any]:
+        """Facts about the fault's effect that checkers read from its history events,
+        beside its parameters: e.g. ``serves_as``, the certificate name its target
+        shows while injected (`harness.checkers.identity`)."""
+        return {}
 
     def extra(self) -> dict[str, Any]:
         """Anything another process needs to heal this fault."""

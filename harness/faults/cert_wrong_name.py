@@ -9,6 +9,7 @@ Only a client that checks the server's name notices.
 
 from __future__ import annotations
 
+from harness.faults.base import SERVES_AS
 from harness.faults.certificates import CertificateFault, own_ca
 from harness.pki import CertFiles
 
@@ -25,6 +26,10 @@ class CertWrongName(CertificateFault):
     proof = "a handshake reads that certificate; a client checking the name fails"
     expected_reason = "hostname mismatch"
     what = f"a certificate for {WRONG_NAME}"
+
+    def recorded_facts(self) -> dict[str, str]:
+        # its target answering as WRONG_NAME is the fault, not a wrong server
+        return {SERVES_AS: WRONG_NAME}
 
     def _issue(self, stem: str, cn: str, ips: tuple[str, ...], dns: tuple[str, ...]) -> CertFiles:
         return own_ca(self.cluster.state.state_dir).issue(

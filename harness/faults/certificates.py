@@ -4,9 +4,11 @@ handshake now fails for the fault's reason.
 
     client ──TLS (verifies)──> replica serving <the fault's certificate>
 
-The swap is live (`harness.replica.control`): connections accepted from then on get the
-new certificate, established sessions keep theirs, as with a real server that reloads
-its certificate. A long-lived client therefore sees the fault only when it reconnects.
+The swap is live (`harness.replica.control`), and open sessions are closed with it, as
+a server restarted onto new material would (without losing its process or its data):
+every client, one that keeps a connection too, meets the new certificate on its next
+connection. (Left open, a session would keep what it negotiated: TLS does not verify a
+certificate again, so an expiry alone breaks nothing until the next handshake.)
 """
 
 from __future__ import annotations
@@ -70,7 +72,7 @@ class CertificateFault(TlsControlFault):
     client_wait = "none"
     in_matrix = True
     heals = "its own certificate again (live, for new handshakes)"
-    client_sees = "the TLS handshake fails at once"
+    client_sees = "its open connection closed; the next TLS handshake fails at once"
     expected_reason: ClassVar[str] = ""
     what: ClassVar[str] = ""  # "an expired certificate"
 
@@ -84,7 +86,7 @@ class CertificateFault(TlsControlFault):
         cert = self.controls.install(files.cert, f"{self.kind}.pem")
         key = self.controls.install(files.key, f"{self.kind}.key")
         self._served = self._fingerprint(files.cert)
-        self.controls.set(cert=cert, key=key)
+        self.controls.set(cert=cert, key=key, drop_sessions=self.fault_id)
 
     @staticmethod
     def _fingerprint(path: str) -> str:

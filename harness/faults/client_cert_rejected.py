@@ -1,5 +1,6 @@
 """`client-cert-rejected`: the replica stops trusting the clients' CA (it trusts only a
-foreign one), so it ends every new handshake with an alert (live swap).
+foreign one), so it ends every new handshake with an alert (live swap; open sessions
+are closed with it, as by a restart onto the new trust store).
 
     client [cert of CA 1] ──TLS──> replica trusting CA 2 only ──alert: unknown CA──>
 """
@@ -18,7 +19,7 @@ class ClientCertRejected(TlsControlFault):
         "the replica stops trusting the clients' CA: new handshakes end with an alert "
         "(swapped live)"
     )
-    client_sees = "the TLS handshake fails at once (alert from the server)"
+    client_sees = "its open connection closed; the next handshake fails at once (alert)"
     heals = "trust in the clients' CA restored (live, for new handshakes)"
     client_wait = "none"
     in_matrix = True
@@ -26,7 +27,8 @@ class ClientCertRejected(TlsControlFault):
 
     def _inject(self) -> None:
         ca = foreign_ca(self.cluster.state.state_dir)
-        self.controls.set(ca=self.controls.install(ca.ca_path, "trusted-ca.pem"))
+        trusted = self.controls.install(ca.ca_path, "trusted-ca.pem")
+        self.controls.set(ca=trusted, drop_sessions=self.fault_id)
 
     def _heal(self) -> None:
         self.controls.clear("ca")

@@ -1,10 +1,10 @@
-"""`tls-stall`: the replica accepts TCP but answers no TLS handshake (its accept loop
-runs, the session threads wait); sessions already open keep working.
+"""`tls-stall`: the replica closes its open sessions, then accepts TCP but answers no
+TLS handshake (its accept loop runs, the session threads wait) — a TLS front end that
+hangs after a restart.
 
     client ──TCP ok──> replica ──ClientHello… (no answer)
 
-A client waits out its response timeout on every new connection; one that keeps an
-open connection does not notice.
+A client waits out its response timeout on every new connection.
 """
 
 from __future__ import annotations
@@ -19,14 +19,14 @@ class TlsStall(TlsControlFault):
     summary = (
         "the replica accepts TCP but answers no TLS handshake; sessions already open keep working"
     )
-    client_sees = "connect OK, then no ServerHello"
+    client_sees = "its open connection closed; then connect OK, no ServerHello"
     heals = "handshakes answered again (the waiting ones go on)"
     client_wait = "response"
     in_matrix = True
     proof = "a handshake to the replica's own address connects and gets no answer"
 
     def _inject(self) -> None:
-        self.controls.set(stall_handshake=True)
+        self.controls.set(stall_handshake=True, drop_sessions=self.fault_id)
 
     def _heal(self) -> None:
         self.controls.clear("stall_handshake")

@@ -13,6 +13,9 @@ they negotiated, as with a real server that reloads its certificate:
 - ``cert`` / ``key``: the server certificate new handshakes get (files in the control
   folder; absent: the ones the program started with);
 - ``ca``: whom the replica trusts for client certificates (absent: ``--ca``);
+- ``drop_sessions``: a new value closes every open session (as a server restarted onto
+  new material would, without losing its process), so every client meets the change
+  on its next connection;
 - ``stall_handshake``: an accepted connection gets no handshake answer while it is set;
 - ``idle_reap_s`` / ``idle_silent``: a session that has waited that long for a request
   is closed (FIN), or with ``idle_silent`` goes deaf as behind a middlebox that forgot
@@ -31,9 +34,11 @@ monotonic time is left alone, so timeouts and intervals are unaffected. libfaket
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import select
+import socket
 import ssl
 import threading
 import time
@@ -55,6 +60,7 @@ class Controls:
     cert: str | None = None
     key: str | None = None
     ca: str | None = None
+    drop_sessions: str = ""
     stall_handshake: bool = False
     idle_reap_s: float | None = None
     idle_silent: bool = False
@@ -68,6 +74,8 @@ class Controls:
 
 CURRENT = Controls()  # what sessions consult; replaced whole, never mutated
 _released = threading.Condition()
+_sessions: set[ssl.SSLSocket] = set()  # the connections of running sessions
+_sessions_lock = threading.Lock()
 
 
 def faketime_active() -> bool:
@@ -151,7 +159,10 @@ class ControlWatcher(threading.Thread):
             self.server._socket._context = ctx
             self._files = files
         was_stalled = CURRENT.stall_handshake
+        drop = controls.drop_sessions and controls.drop_sessions != CURRENT.drop_sessions
         CURRENT = controls
+        if drop:
+            _drop_sessions()
         if was_stalled and not controls.stall_handshake:
             with _released:
                 _released.notify_all()
@@ -171,9 +182,15 @@ def install_session_hooks() -> None:
     receive = KmipSession._receive_request
 
     def stalled_run(self: Any) -> None:
-        with _released:
-            _released.wait_for(lambda: not CURRENT.stall_handshake)
-        run(self)
+        with _sessions_lock:
+            _sessions.add(self._connection)
+        try:
+            with _released:
+                _released.wait_for(lambda: not CURRENT.stall_handshake)
+            run(self)
+        finally:
+            with _sessions_lock:
+                _sessions.discard(self._connection)
 
     def reaping_receive(self: Any) -> Any:
         conn = self._connection
@@ -191,6 +208,18 @@ def install_session_hooks() -> None:
 
     KmipSession.run = stalled_run
     KmipSession._receive_request = reaping_receive
+
+
+def _drop_sessions() -> None:
+    """Close every open session's connection (its thread then ends as on a client's
+    close)."""
+    with _sessions_lock:
+        open_now = list(_sessions)
+    for conn in open_now:
+        with contextlib.suppress(OSError):
+            socket.socket.shutdown(conn, socket.SHUT_RDWR)
+    if open_now:
+        print(f"controls: closed {len(open_now)} open session(s)", flush=True)
 
 
 def _deaf_until_closed(conn: ssl.SSLSocket) -> None:
