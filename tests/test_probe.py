@@ -196,7 +196,7 @@ def test_probe_a_running_cluster(
     assert leaf["subject"] == "CN=kms-a" and leaf["issuer"] == f"CN=kmschaos CA {st.run_id}"
     assert leaf["sha256"] == der_sha256(rs.cert)  # the replica's own certificate
     assert abs(leaf["days_left"] - days_left(rs.cert)) < 0.01
-    assert 20 < leaf["days_left"] <= 30  # the harness PKI: 30 days
+    assert 390 < leaf["days_left"] <= 397  # the harness PKI: 397 days
     assert t["client_certificate"] == {"accepted": True, "error": None}
     assert "1.2" in t["kmip"]["versions"] and t["kmip"]["error"] is None
     assert t["kmip"]["vendor"].startswith("PyKMIP")
@@ -283,8 +283,8 @@ def test_probe_shows_injected_certificate_and_clock_faults(
         doc = probe_json(capsys, *at(sdir), *QUIET, status=0)
         assert abs(doc["targets"][0]["clock"]["offset_s"] + 90) <= 2
         assert "behind this host's" in doc["findings"][0]["message"]
-    # a replica 40 days ahead sees the clients' 30-day certificate as expired: it refuses it
-    with make_fault("clock-skew", kms_cluster, "kms-a", offset="+40d"):
+    # a replica 2 years ahead sees the clients' 397-day certificate as expired: it refuses it
+    with make_fault("clock-skew", kms_cluster, "kms-a", offset="+2y"):
         doc = probe_json(capsys, *at(sdir), *QUIET, status=1)
         (t,) = doc["targets"]
         assert t["tls"]["verified"] is True  # this host still trusts the replica

@@ -32,7 +32,7 @@ from typing import Any
 from harness import options
 from harness.cli import audit, catalogue, cluster, faults, probe
 from harness.cli.common import EXIT_FAIL, EXIT_OK, EXIT_USAGE, UserError, print_err
-from harness.cli.faults import _fault_params, add_fault_arguments
+from harness.cli.faults import _fault_params, add_fault_arguments, join_signed_values
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -102,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     if "--" in argv:  # `kmschaos run ... -- PYTEST ARGS`
         cut = argv.index("--")
         argv, passthrough = argv[:cut], argv[cut + 1 :]
-    args = build_parser().parse_args(argv)
+    args = build_parser().parse_args(join_signed_values(argv))
     args.pytest_args = passthrough
     _second_interrupt_forces()
     try:

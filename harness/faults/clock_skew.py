@@ -7,7 +7,7 @@ second; monotonic time, and so every timeout, stays real).
 
 What follows is what a real skewed server does: it judges certificates by its own
 clock (the harness's certificates are valid from 2 days before the cluster started
-for 30 days; further off, it refuses the clients' certificates), and async
+for 397 days; further off, it refuses the clients' certificates), and async
 replication resolves concurrent changes by its timestamps (the `lost_update` checker).
 """
 
