@@ -49,6 +49,17 @@ def expected_wait(kind: str) -> Wait | None:
     return None if cls is None else cls.client_wait
 
 
+def unnoticed(kind: str, policy: str) -> str:
+    """Why a client of `policy` cannot notice fault `kind` ("" when it can): the fault
+    needs an ability (`Fault.noticed_only_if`) the policy says it lacks."""
+    fault, pol = FAULTS.get(kind), POLICIES.get(policy)
+    if fault is None or pol is None or not fault.noticed_only_if:
+        return ""
+    if getattr(pol, fault.noticed_only_if, True):
+        return ""
+    return f"{policy} {fault.unnoticed_because}: {kind} is invisible to it, no failover expected"
+
+
 def attempt_cost(
     policy: str, kind: str, *, response_timeout: float, connect_timeout: float
 ) -> float | None:
@@ -200,6 +211,9 @@ def _check_failover(
         summary = failures[0].message
         if len(failures) > 1:
             summary += f" (and {len(failures) - 1} more failures)"
+    elif not judged and results and all(r.figures.get("blind") for r in results):
+        status = "pass"
+        summary = results[0].message
     elif not judged:
         applicable = [w for w in windows if expected_wait(w.kind) is not None]
         if not windows:
@@ -305,6 +319,12 @@ def _judge_client(
     ) -> ClientResult:
         fig["status"] = status
         return ClientResult(client, status, fig, message, evidence, failover_s, w.kind)
+
+    blind = unnoticed(w.kind, ops[0].policy if ops else "")
+    if blind:
+        fig["note"] = blind
+        fig["blind"] = True
+        return result("not-applicable", f"{client}: {blind}", [])
 
     if order is not None and order and set(order) <= affected:
         fig["note"] = "every replica in the client's order is affected"

@@ -78,6 +78,9 @@ class FailoverPolicy:
 
     name: ClassVar[str] = ""
     position: ClassVar[int] = 0  # where tables list it
+    # whether it checks that the server's certificate names the address it dialled
+    # (faults that only such a client notices say so: `Fault.noticed_only_if`)
+    checks_server_name: ClassVar[bool] = True
     summary: ClassVar[str] = ""
     reactions: ClassVar[dict[Wait, str]] = {}
     timeout_of: ClassVar[dict[Wait, Timeout | None]] = {
@@ -285,6 +288,9 @@ class PyKmipPolicy(FailoverPolicy):
         "response": "while connecting (TLS handshake): next host after its timeout; on an "
         "open connection: **the operation fails, no failover**",
     }
+    # measured: KMIPProxy._create_socket wraps the socket without server_hostname (and
+    # SSLContext(PROTOCOL_SSLv23) leaves check_hostname off): any name is accepted
+    checks_server_name = False
     # PyKMIP has one timeout (`client.proxy.timeout`) for connects and responses
     timeout_of = {"none": None, "connect": "response", "response": "response"}
 

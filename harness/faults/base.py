@@ -81,6 +81,11 @@ class Fault:
     # ("none": refused at once; "connect" / "response": one of the policy's timeouts);
     # None: clients are not expected to fail over (slower, or untouched).
     client_wait: ClassVar[Wait | None] = None
+    # A fault only a client with this ability notices (the name of a boolean attribute
+    # of `FailoverPolicy`, e.g. "checks_server_name"), and in words what a client without
+    # it does not do: the failover checker expects no failover from such a client
+    noticed_only_if: ClassVar[str] = ""
+    unnoticed_because: ClassVar[str] = ""
     # A fault that slows clients down instead: the parameter whose milliseconds every
     # response through an affected link gains (the slowdown checker's bound)
     adds_delay: ClassVar[str | None] = None

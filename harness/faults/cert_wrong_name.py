@@ -26,6 +26,8 @@ class CertWrongName(CertificateFault):
     proof = "a handshake reads that certificate; a client checking the name fails"
     expected_reason = "hostname mismatch"
     what = f"a certificate for {WRONG_NAME}"
+    noticed_only_if = "checks_server_name"
+    unnoticed_because = "does not check the server's name"
 
     def recorded_facts(self) -> dict[str, str]:
         # its target answering as WRONG_NAME is the fault, not a wrong server

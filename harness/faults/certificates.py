@@ -56,7 +56,9 @@ def foreign_ca(cluster_state_dir: str) -> CertificateAuthority:
 
 
 class TlsControlFault(Fault):
-    """A fault applied through the replica program's live controls."""
+    """A fault applied through the replica program's live controls. One that closes
+    the replica's open sessions (`drop_sessions`) is seen by clients from the moment it
+    writes its controls: its window opens when `_inject` starts."""
 
     requires: ClassVar[frozenset[str]] = frozenset({CAP_TLS})
 
@@ -71,6 +73,7 @@ class CertificateFault(TlsControlFault):
 
     client_wait = "none"
     in_matrix = True
+    window_from_start = True  # open sessions are closed inside `_inject`
     heals = "its own certificate again (live, for new handshakes)"
     client_sees = "its open connection closed; the next TLS handshake fails at once"
     expected_reason: ClassVar[str] = ""

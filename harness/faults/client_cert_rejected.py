@@ -23,6 +23,7 @@ class ClientCertRejected(TlsControlFault):
     heals = "trust in the clients' CA restored (live, for new handshakes)"
     client_wait = "none"
     in_matrix = True
+    window_from_start = True  # open sessions are closed inside `_inject`
     proof = "a client's handshake (or its first read) ends with an alert from the replica"
 
     def _inject(self) -> None:

@@ -23,6 +23,7 @@ class TlsStall(TlsControlFault):
     heals = "handshakes answered again (the waiting ones go on)"
     client_wait = "response"
     in_matrix = True
+    window_from_start = True  # open sessions are closed inside `_inject`
     proof = "a handshake to the replica's own address connects and gets no answer"
 
     def _inject(self) -> None:

@@ -12,8 +12,9 @@ Runs inside each replica process, beside PyKMIP's server:
   `harness.replica.peers`), the agent sends the objects whose version the peer has not
   acknowledged, with their ids. The peer applies an object when its version is newer —
   last writer wins by timestamp, then replica name — and acknowledges with its resulting
-  versions. A peer answers with an epoch chosen at its start: a restarted or wiped peer
-  gets everything again, so it catches up (a wiped one is refilled).
+  versions; a sender whose version lost is sent the winner on the next push. A peer
+  answers with an epoch chosen at its start: a restarted or wiped peer gets everything
+  again, so it catches up (a wiped one is refilled).
 - **Write gate** (`WriteGate`): `sync` and `quorum` answer a write only once their
   promise holds.
 
@@ -141,6 +142,7 @@ class Agent:
         with self.lock:
             mine = self.scan()
             newer: dict[int, Version] = {}
+            lost: list[int] = []  # the sender's change lost to ours: it must get ours
             rows: list[tuple[int, Any]] = []
             for uid_s, obj in body.get("objects", {}).items():
                 uid = int(uid_s)
@@ -149,12 +151,19 @@ class Agent:
                 if current is None or (incoming[0], incoming[1]) > (current[0], current[1]):
                     newer[uid] = incoming
                     rows.append((uid, obj["rows"]))
+                elif incoming != current:
+                    lost.append(uid)
             self.store.write_many(rows)
             self.store.set_versions(newer)
             for uid in newer:
                 self._seen.pop(uid, None)
             mine.update(newer)
             applied = len(newer)
+            # the sender holds a version that lost: forget that it acknowledged ours, so
+            # the next push sends it the winner (else both keep their own for ever)
+            _, acked = self.acked.get(str(body.get("from", "")), ("", {}))
+            for uid in lost:
+                acked.pop(uid, None)
             result = {str(u): list(mine[u]) for u in map(int, body.get("objects", {})) if u in mine}
         if applied:
             log.info("applied %d object(s) from %s", applied, body.get("from"))

@@ -103,11 +103,13 @@ class Store:
 
     def fingerprints(self) -> dict[int, tuple[Any, ...]]:
         """A cheap per-object summary that changes whenever Create/Activate/Revoke/
-        Destroy/naming change the object; a full read is needed only when it does."""
+        Destroy/naming (a renamed Name too) change the object; a full read is needed
+        only when it does."""
         cur = self.db.execute(
             "SELECT m.uid, m.name_index, m.operation_policy_name, length(m.value), "
             "c.state, c.cryptographic_usage_mask, "
-            "(SELECT count(*) FROM managed_object_names n WHERE n.mo_uid = m.uid), "
+            "(SELECT group_concat(n.name_index || '=' || n.name, '|') "
+            "FROM managed_object_names n WHERE n.mo_uid = m.uid), "
             "(SELECT count(*) FROM object_group_map g WHERE g.managed_object_id = m.uid), "
             "(SELECT count(*) FROM app_specific_info_map a WHERE a.managed_object_id = m.uid) "
             "FROM managed_objects m LEFT JOIN crypto_objects c ON c.uid = m.uid"
