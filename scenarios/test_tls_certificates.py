@@ -30,8 +30,9 @@ REJECTED = {
 
 
 def _after(kms_scenario, wl) -> list[Complete]:
+    """The operations that ended after the fault began (the one in flight included)."""
     inj = next(f for f in kms_scenario.history.faults() if f.phase == "inject")
-    return [c for c in wl.completes() if c.start >= inj.t]
+    return [c for c in wl.completes() if c.end > inj.t]
 
 
 def _failover_op(ops: list[Complete]) -> Complete:
