@@ -13,6 +13,7 @@ and audit snapshot, so a checker can tell when the server reached was not the on
 from __future__ import annotations
 
 import hashlib
+import os
 import socket
 import ssl
 from dataclasses import dataclass
@@ -50,8 +51,33 @@ class AttemptError(Exception):
         self.sent = sent
 
 
-@lru_cache(maxsize=64)
+FileVersion = tuple[int, int, int]  # st_mtime_ns, st_size, st_ino; zeros: no such file
+
+
+def _versions(*paths: str) -> tuple[FileVersion, ...]:
+    out = []
+    for path in paths:
+        try:
+            st = os.stat(path)
+        except OSError:
+            out.append((0, 0, 0))
+        else:
+            out.append((st.st_mtime_ns, st.st_size, st.st_ino))
+    return tuple(out)
+
+
 def client_context(ca: str, cert: str, key: str) -> ssl.SSLContext:
+    """A client context trusting `ca` and presenting `cert`/`key`, built once per
+    version of the three files (path, modification time, size, inode): a CA bundle or a
+    client certificate replaced in place is used from the next connection on, as by
+    PyKMIP's client, which reads the files at every open. Replace a file whole
+    (`os.replace`), never rewrite it in place."""
+    return _context_of(ca, cert, key, _versions(ca, cert, key))
+
+
+@lru_cache(maxsize=64)
+def _context_of(ca: str, cert: str, key: str, versions: tuple[FileVersion, ...]) -> ssl.SSLContext:
+    del versions  # the cache key: another version of a file is another context
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
     ctx.load_verify_locations(ca)

@@ -22,7 +22,9 @@ files like scenarios.
 - `validate` (+ `expectations`): file → `Rehearsal`, or a `RehearsalError`
 - `schedule`: what `random` steps draw, and the seed of a run
 - `discovery`: which files are rehearsals, where their topology is
-- `run`: the steps on a `Scenario`: waits, faults, expectations, commands, checkpoints
+- `certificates`: `certificates` steps (planned actions on the PKI, `harness.pki_rotation`)
+- `run`: the steps on a `Scenario`: waits, faults, expectations, commands, checkpoints,
+  certificate actions
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from harness.rehearsal.fileformat import (
     rehearsal_schema,
 )
 from harness.rehearsal.model import (
+    CertificatesStep,
     CheckpointStep,
     Expectation,
     ExpectStep,
@@ -71,6 +74,7 @@ __all__ = [
     "STEP_KINDS",
     "TOP_KEYS",
     "WORKLOAD_KEYS",
+    "CertificatesStep",
     "CheckpointStep",
     "Draw",
     "ExpectStep",

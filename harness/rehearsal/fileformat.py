@@ -138,6 +138,67 @@ INJECT = Keys(
         Field("as", FAULT_NAME, "a name for heal and expect"),
     )
 )
+# ---- certificates: planned operator actions on the cluster's PKI -----------------------
+
+OLD_CA, NEW_CA = "old", "new"
+CA = Choice(
+    values=(OLD_CA, NEW_CA),
+    what="CA",
+    help="`old`: the cluster's CA; `new`: the one a `new-ca` action made",
+)
+_BY_DEFAULT = " (default: `new` once a `new-ca` step made it, else `old`)"
+CERT_ACTIONS: dict[str, str] = {
+    "new-ca": "make a new CA (key and certificate); nobody trusts it yet",
+    "trust": "the CAs (`cas`) clients trust in their CA file and replicas trust for client "
+    "certificates, as one bundle, replaced live (`[old, new]` before a rotation, `[new]` to "
+    "drop the old CA)",
+    "rotate-server-cert": "reissue the server certificate of each of `replicas` from `ca` "
+    "(new key, new serial, same names), one replica at a time with `gap` between, applied "
+    "live for new handshakes with open sessions kept: a graceful reload",
+    "rotate-client-cert": "reissue the clients' certificate from `ca` (new serial, same key "
+    "pair), replaced in place: each client presents it from its next connection",
+    "expire-ca": "replace the certificate of `ca` that clients and replicas trust by an "
+    "expired copy of itself (same name and key): every handshake that needs it fails",
+    "restore": "the cluster's own certificates, key and CA file again, everywhere (done "
+    "anyway when the rehearsal ends, whatever happened)",
+}
+CERT_ACTION = Choice(
+    values=tuple(CERT_ACTIONS), what="action", explain=CERT_ACTIONS.__getitem__, ref="cert-action"
+)
+CERT_REPLICAS = AnyOf(
+    options=(Choice(values=("all",), what="replicas"), Text(), ListOf(items=Text(), unique=True)),
+    help="`all` (default), a replica, or replicas in the order they are rotated",
+)
+CERT_FIELDS: dict[str, tuple[Field, ...]] = {  # each action's fields besides `action`
+    "new-ca": (),
+    "trust": (Field("cas", ListOf(items=CA, unique=True), "the CAs of the bundle", required=True),),
+    "rotate-server-cert": (
+        Field("replicas", CERT_REPLICAS),
+        Field("ca", CA, "the CA that issues" + _BY_DEFAULT),
+        Field("gap", Duration(), "held between two replicas", default=0),
+    ),
+    "rotate-client-cert": (Field("ca", CA, "the CA that issues" + _BY_DEFAULT),),
+    "expire-ca": (Field("ca", CA, "the CA that expires" + _BY_DEFAULT),),
+    "restore": (),
+}
+
+
+def certificate_forms() -> Shape:
+    """An action's name alone (its defaults), or per action its mapping."""
+    forms: list[Shape] = [CERT_ACTION]
+    for action, fields in CERT_FIELDS.items():
+        head = Field(
+            "action", Choice(values=(action,), what="action"), CERT_ACTIONS[action], required=True
+        )
+        forms.append(Keys(fields=(head, *fields), help=action))
+    return AnyOf(
+        options=tuple(forms),
+        help="a planned operator action on the cluster's certificates (not a fault): "
+        "undone when the rehearsal ends",
+    )
+
+
+CERTIFICATES = certificate_forms()
 STEP = Keys(
     fields=(
         Field("wait", Duration(), "hold for this long (wall-clock)"),
@@ -147,6 +208,9 @@ STEP = Keys(
         Field("run", AnyOf(options=(Text(), RUN)), "a shell command with the cluster's endpoints"),
         Field("checkpoint", Text(), "a message; with --interactive, wait for Enter"),
         Field("random", RANDOM),
+        Field(
+            "certificates", Lazy(build=certificate_forms), "rotate, trust or expire certificates"
+        ),
     ),
     min_keys=1,
     max_keys=1,

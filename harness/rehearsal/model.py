@@ -1,8 +1,8 @@
 """The rehearsal model: a `Rehearsal` is a topology, an optional workload and a tuple of
 typed steps (`WaitStep`, `InjectStep`, `HealStep`, `ExpectStep` with its
-`Expectation`s, `RunStep`, `CheckpointStep`, `RandomStep`), each knowing its index and
-file line. Built only by the validator (`harness.rehearsal.validate`); run by
-`harness.rehearsal.run`.
+`Expectation`s, `RunStep`, `CheckpointStep`, `RandomStep`, `CertificatesStep`), each
+knowing its index and file line. Built only by the validator
+(`harness.rehearsal.validate`); run by `harness.rehearsal.run`.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from harness.checkers import CHECKERS, Bound
-from harness.rehearsal.fileformat import DEFAULT_RUN_TIMEOUT_S
+from harness.rehearsal.fileformat import DEFAULT_RUN_TIMEOUT_S, OLD_CA
 from harness.rehearsal.schedule import Draw, describe_fault, draw_faults
 from harness.scenario import FAILOVER_MIX
 from harness.topology import Topology
@@ -189,6 +189,33 @@ class RandomStep(Step):
 
     def describe(self) -> str:
         return f"random {self.count} of {', '.join(self.faults)} on {', '.join(self.targets)}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class CertificatesStep(Step):
+    """A planned operator action on the cluster's certificates (`CERT_ACTIONS`), with
+    the defaults resolved by the validator: `ca` the CA that issues or expires,
+    `cas` the CAs trusted, `replicas` in the order they are rotated."""
+
+    kind: ClassVar[str] = "certificates"
+    action: str
+    ca: str = OLD_CA
+    cas: tuple[str, ...] = ()
+    replicas: tuple[str, ...] = ()
+    gap_s: float = 0.0
+
+    def describe(self) -> str:
+        if self.action == "trust":
+            return f"certificates: trust {' + '.join(self.cas)}"
+        if self.action == "rotate-server-cert":
+            gap = f", {format_duration(self.gap_s)} apart" if self.gap_s else ""
+            return (
+                f"certificates: rotate-server-cert {', '.join(self.replicas)} from the "
+                f"{self.ca} CA{gap}"
+            )
+        if self.action in ("rotate-client-cert", "expire-ca"):
+            return f"certificates: {self.action} ({self.ca} CA)"
+        return f"certificates: {self.action}"
 
 
 @dataclass(frozen=True, kw_only=True)

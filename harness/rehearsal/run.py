@@ -16,6 +16,9 @@ steps run one after another:
   the rehearsal with the file, line and step.
 - ``run`` starts a shell command with the cluster's endpoints in its environment.
 - ``checkpoint`` prints a message past pytest's capture; interactive, it waits for Enter.
+- ``certificates`` performs a planned operator action on the cluster's PKI
+  (`harness.pki_rotation`); whatever the actions changed is restored in ``finally``,
+  after the workload stopped, whatever happens.
 
 Every failure names the seed, so a run is replayed exactly with ``--kms-seed``.
 """
@@ -40,7 +43,10 @@ from harness.checkers import CHECKERS, Verdict
 from harness.checkers.failover import judge_failover
 from harness.cluster.base import ClusterError
 from harness.faults import Fault, FaultError, active_fault_records
+from harness.pki_rotation import PkiRotation, RotationError
+from harness.rehearsal.certificates import perform
 from harness.rehearsal.model import (
+    CertificatesStep,
     CheckpointStep,
     Expectation,
     ExpectStep,
@@ -209,6 +215,7 @@ class RehearsalRun:
         self.by_step: dict[int, list[Fault]] = {}
         self.by_name: dict[str, list[Fault]] = {}
         self.drawn: list[str] = []  # schedule lines of the random steps begun
+        self.pki: PkiRotation | None = None  # made by the first `certificates` step
         self._clock = threading.Event()  # never set: waits are durations, not conditions
         self.figures: dict[str, Any] = {
             "file": rehearsal.source,
@@ -228,6 +235,7 @@ class RehearsalRun:
                 self._step(step)
         finally:
             self.traffic.stop()
+            self._restore_certificates()
         self._judge_fault_effect()
         self.sc.note(f"rehearsal {self.r.name} done")
 
@@ -265,11 +273,20 @@ class RehearsalRun:
                 self._checkpoint(step)
             elif isinstance(step, RandomStep):
                 self._random(step)
+            elif isinstance(step, CertificatesStep):
+                self._certificates(step)
             else:  # pragma: no cover - the loader makes only the kinds above
                 raise TypeError(f"unknown step {step!r}")
         except RehearsalFailure:
             raise
-        except (FaultError, ClusterError, WaitTimeout, OSError, subprocess.SubprocessError) as e:
+        except (
+            FaultError,
+            ClusterError,
+            RotationError,
+            WaitTimeout,
+            OSError,
+            subprocess.SubprocessError,
+        ) as e:
             raise self.failure(step.line, f"{step.path}.{step.kind}", str(e)) from e
         except Exception as e:
             e.add_note(f"during {self.r.source}: line {step.line}: {step.path} ({step.kind})")
@@ -322,6 +339,27 @@ class RehearsalRun:
         finally:
             fault.heal()
         self._hold(d.gap_s)
+
+    # ---- certificates ------------------------------------------------------------------
+
+    def _certificates(self, step: CertificatesStep) -> None:
+        if self.pki is None:
+            self.pki = PkiRotation(self.sc.cluster, self.sc.note, self.sc.finding)
+            self.figures["certificates"] = self.pki.figures
+        perform(self.pki, step, self._hold)
+
+    def _restore_certificates(self) -> None:
+        """Undo every certificate action; failing to is the rehearsal's failure (chained
+        to the one already raised, if any)."""
+        if self.pki is None or not self.pki.changed:
+            return
+        self.sc.note("certificates: restoring the cluster's own")
+        try:
+            self.pki.restore()
+        except (RotationError, ClusterError, WaitTimeout, OSError) as e:
+            raise RehearsalFailure(
+                f"{self.r.source}: the cluster's certificates could not be restored: {e}"
+            ) from e
 
     # ---- expect ------------------------------------------------------------------------
 

@@ -1,7 +1,8 @@
 """Loading a rehearsal file: the whole file is checked before anything starts — keys, the
 topology, the workload, every step (faults and their parameters, targets, fault names
 healed and judged in order) — and every problem is one `RehearsalError` naming file,
-line and field. Expectations are checked by `harness.rehearsal.expectations`.
+line and field. Expectations are checked by `harness.rehearsal.expectations`, certificate
+actions by `harness.rehearsal.certificates`.
 
 Known keys and limits come from `harness.rehearsal.fileformat`; the field checks and the
 located YAML from `harness.yamlfile`, shared with topology files.
@@ -15,6 +16,7 @@ from typing import Any
 
 from harness.faults import FAULTS
 from harness.faults.params import UNIT_HINT
+from harness.rehearsal.certificates import CertificateStepReader
 from harness.rehearsal.discovery import display_path, find_topology
 from harness.rehearsal.expectations import ExpectationReader
 from harness.rehearsal.fileformat import (
@@ -123,6 +125,7 @@ class _Validator(ExpectationReader):
         self.path = path
         self.active_names: dict[str, int] = {}  # `as` name -> inject step, not yet healed
         self.healed_names: dict[str, int] = {}  # `as` name -> the heal step
+        self.certificate_steps: CertificateStepReader | None = None
 
     # ---- the file -------------------------------------------------------------------
 
@@ -233,6 +236,10 @@ class _Validator(ExpectationReader):
             return self.run(index, line, body)
         if kind == "checkpoint":
             return CheckpointStep(index=index, line=line, message=self.take(body, Text()))
+        if kind == "certificates":
+            if self.certificate_steps is None:
+                self.certificate_steps = CertificateStepReader(self, self.topo)
+            return self.certificate_steps.step(index, line, body)
         return self.random_step(index, line, body)
 
     def fault_kind(self, y: Y) -> str:
