@@ -30,9 +30,7 @@ def _during(kms_scenario, wl) -> list[Complete]:
 @pytest.mark.kms_needs("idle-reap")
 @pytest.mark.parametrize("silent", [False, True], ids=["closed", "silent"])
 @pytest.mark.parametrize("policy", ["vcenter", "pykmip"])
-def test_idle_reap_breaks_only_the_client_that_keeps_its_connection(
-    kms_scenario, policy, silent
-):
+def test_idle_reap_breaks_only_the_client_that_keeps_its_connection(kms_scenario, policy, silent):
     # every operation comes after a quiet period longer than the reaper's limit
     wl = kms_scenario.fault_window(
         "idle-reap",

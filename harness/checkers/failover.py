@@ -19,6 +19,16 @@ from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
 from harness.checkers.base import Bound, CheckContext, Checker
+from harness.checkers.failover_bounds import (
+    BASELINE_P99_FACTOR,
+    CLOCK_SLACK_S,
+    CLOCK_SLACK_SHARE,
+    UPPER_SLACK_SHARE,
+    attempt_cost,
+    expected_wait,
+    unnoticed,
+    wait_bounds,
+)
 from harness.checkers.identity import attempt_contradictions, distrust, identity_headline
 from harness.checkers.verdict import (
     FaultWindow,
@@ -33,51 +43,13 @@ from harness.checkers.verdict import (
     rounded,
     worst,
 )
-from harness.client.policies import POLICIES, WAITS, Wait
+from harness.client.policies import POLICIES, WAITS
 from harness.faults import FAULTS
 from harness.history import Complete, Event, History
 
 NAME = "failover"
 
 ClientStatus = Literal["pass", "fail", "unknown", "not-exercised", "not-applicable"]
-
-
-def expected_wait(kind: str) -> Wait | None:
-    """What one failed attempt under fault `kind` costs a client (the fault's own
-    declaration); None when no failover is expected or the kind is unknown."""
-    cls = FAULTS.get(kind)
-    return None if cls is None else cls.client_wait
-
-
-def unnoticed(kind: str, policy: str) -> str:
-    """Why a client of `policy` cannot notice fault `kind` ("" when it can): the fault
-    needs an ability (`Fault.noticed_only_if`) the policy says it lacks."""
-    fault, pol = FAULTS.get(kind), POLICIES.get(policy)
-    if fault is None or pol is None or not fault.noticed_only_if:
-        return ""
-    if getattr(pol, fault.noticed_only_if, True):
-        return ""
-    return f"{policy} {fault.unnoticed_because}: {kind} is invisible to it, no failover expected"
-
-
-def attempt_cost(
-    policy: str, kind: str, *, response_timeout: float, connect_timeout: float
-) -> float | None:
-    """Seconds one failed attempt under fault `kind` costs a client of `policy`; None
-    when the policy is unknown (its failover cannot be bounded)."""
-    cls = POLICIES.get(policy)
-    if cls is None:
-        return None
-    wait = expected_wait(kind)
-    if wait is None:
-        return 0.0
-    return cls.wait_s(wait, connect_timeout=connect_timeout, response_timeout=response_timeout)
-
-
-CLOCK_SLACK_S = 0.02
-CLOCK_SLACK_SHARE = 0.02
-UPPER_SLACK_SHARE = 0.10
-BASELINE_P99_FACTOR = 4.0
 
 
 @dataclass
@@ -89,15 +61,6 @@ class ClientResult:
     evidence: list[str]
     failover_s: float | None = None
     kind: str = ""
-
-
-def wait_bounds(wait: float, *, baseline_p99: float, min_upper_slack: float) -> tuple[float, float]:
-    """The [lower, upper] seconds a failover paying `wait` of timeouts may take."""
-    lower = max(0.0, wait - CLOCK_SLACK_S - CLOCK_SLACK_SHARE * wait)
-    upper = (
-        wait + max(min_upper_slack, UPPER_SLACK_SHARE * wait) + BASELINE_P99_FACTOR * baseline_p99
-    )
-    return lower, upper
 
 
 def check_failover(

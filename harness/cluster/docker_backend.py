@@ -29,7 +29,6 @@ import contextlib
 import os
 import secrets
 import shutil
-import socket
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -48,6 +47,13 @@ from harness.cluster.docker_engine import (
     unavailable_reason,
     userland_proxy,
 )
+from harness.cluster.docker_replica import (
+    CONTROL_MOUNT,
+    KMIP_PORT,
+    REPL_PORT,
+    distinct_free_ports,
+    replica_command,
+)
 from harness.cluster.state import (
     CAP_CLOCK,
     CAP_FIREWALL,
@@ -65,69 +71,8 @@ from harness.store import ReplicaFolder
 from harness.toolchain import firewall_capability
 from harness.wait import WaitTimeout, wait_until
 
-KMIP_PORT = 5696
-REPL_PORT = 5697
 TOXIPROXY_API_PORT = 8474
 FIRST_LINK_PORT = 20000
-CONTROL_MOUNT = "/config"  # the replica's control folder: certificates, peers, controls
-
-
-def distinct_free_ports(host: str, n: int) -> list[int]:
-    """`n` different ports free on `host`: bound together, then released (the run's
-    leased /24 is nobody else's, so they stay free until the engine publishes them)."""
-    held: list[socket.socket] = []
-    try:
-        for _ in range(n):
-            s = socket.socket()
-            held.append(s)
-            s.bind((host, 0))
-        return [s.getsockname()[1] for s in held]
-    finally:
-        for s in held:
-            s.close()
-
-
-def replica_command(state: ClusterState, name: str) -> list[str]:
-    """The replica container's command (also what docker/compose.yaml runs)."""
-    rs = state.replicas[name]
-    rep = state.replication
-    return [
-        "/opt/kms/bin/python",
-        "-m",
-        "harness.replica",
-        "--name",
-        name,
-        "--host",
-        "0.0.0.0",
-        "--port",
-        str(KMIP_PORT),
-        "--port-file",
-        "/tmp/port",
-        "--data-dir",
-        "/data",
-        "--cert",
-        "/config/cert.pem",
-        "--key",
-        "/config/key.pem",
-        "--ca",
-        "/config/ca.pem",
-        "--index",
-        str(rs.index),
-        "--replication",
-        str(rep.get("profile", "none")),
-        "--interval-ms",
-        str(rep.get("interval_ms", 250)),
-        "--repl-port",
-        str(REPL_PORT),
-        "--primary",
-        str(rep.get("primary", "")),
-        "--replicas",
-        str(len(state.replicas)),
-        "--peers-file",
-        "/config/peers.json",
-        "--control-dir",
-        CONTROL_MOUNT,
-    ]
 
 
 class DockerCluster(BaseCluster):

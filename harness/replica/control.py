@@ -166,9 +166,13 @@ class ControlWatcher(threading.Thread):
         if was_stalled and not controls.stall_handshake:
             with _released:
                 _released.notify_all()
-        tmp = self.control_dir / (APPLIED + ".tmp")
-        tmp.write_text(json.dumps({"generation": controls.generation}))
-        os.replace(tmp, self.control_dir / APPLIED)
+        try:
+            tmp = self.control_dir / (APPLIED + ".tmp")
+            tmp.write_text(json.dumps({"generation": controls.generation}))
+            os.replace(tmp, self.control_dir / APPLIED)
+        except OSError as e:  # a read-only folder (docker compose mounts it so)
+            print(f"controls: generation {controls.generation} applied, not acknowledged: {e}")
+            return
         print(f"controls: generation {controls.generation} applied", flush=True)
 
 

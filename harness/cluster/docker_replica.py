@@ -1,0 +1,71 @@
+"""What one replica container is: its ports inside Docker, where its control folder is
+mounted, and its command (also what docker/compose.yaml runs); free host ports for a
+run's published links."""
+
+from __future__ import annotations
+
+import socket
+
+from harness.cluster.state import ClusterState
+
+KMIP_PORT = 5696
+REPL_PORT = 5697
+CONTROL_MOUNT = "/config"  # the replica's control folder: certificates, peers, controls
+
+
+def distinct_free_ports(host: str, n: int) -> list[int]:
+    """`n` different ports free on `host`: bound together, then released (the run's
+    leased /24 is nobody else's, so they stay free until the engine publishes them)."""
+    held: list[socket.socket] = []
+    try:
+        for _ in range(n):
+            s = socket.socket()
+            held.append(s)
+            s.bind((host, 0))
+        return [s.getsockname()[1] for s in held]
+    finally:
+        for s in held:
+            s.close()
+
+
+def replica_command(state: ClusterState, name: str) -> list[str]:
+    """The replica container's command (also what docker/compose.yaml runs)."""
+    rs = state.replicas[name]
+    rep = state.replication
+    return [
+        "/opt/kms/bin/python",
+        "-m",
+        "harness.replica",
+        "--name",
+        name,
+        "--host",
+        "0.0.0.0",
+        "--port",
+        str(KMIP_PORT),
+        "--port-file",
+        "/tmp/port",
+        "--data-dir",
+        "/data",
+        "--cert",
+        "/config/cert.pem",
+        "--key",
+        "/config/key.pem",
+        "--ca",
+        "/config/ca.pem",
+        "--index",
+        str(rs.index),
+        "--replication",
+        str(rep.get("profile", "none")),
+        "--interval-ms",
+        str(rep.get("interval_ms", 250)),
+        "--repl-port",
+        str(REPL_PORT),
+        "--primary",
+        str(rep.get("primary", "")),
+        "--replicas",
+        str(len(state.replicas)),
+        "--peers-file",
+        "/config/peers.json",
+        "--control-dir",
+        CONTROL_MOUNT,
+    ]
