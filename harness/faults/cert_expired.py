@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from harness.faults.certificates import CertificateFault, now, own_ca
-from harness.pki import CertFiles
+from harness.faults.certificates import CertificateFault
 
 
 class CertExpired(CertificateFault):
@@ -20,20 +19,10 @@ class CertExpired(CertificateFault):
     position = 200
     summary = (
         "the replica serves a certificate of the right CA whose validity ended yesterday "
-        "(swapped live: new handshakes)"
+        "(swapped live; open sessions closed)"
     )
     proof = "a handshake reads the expired certificate; a verifying client's handshake fails"
     expected_reason = "expired"
     what = "an expired certificate"
-
-    def _issue(self, stem: str, cn: str, ips: tuple[str, ...], dns: tuple[str, ...]) -> CertFiles:
-        t = now()
-        return own_ca(self.cluster.state.state_dir).issue(
-            stem,
-            cn,
-            server=True,
-            addresses=ips,
-            dns_names=dns,
-            not_before=t - dt.timedelta(days=30),
-            not_after=t - dt.timedelta(days=1),
-        )
+    valid_from = -dt.timedelta(days=30)
+    valid_to = -dt.timedelta(days=1)

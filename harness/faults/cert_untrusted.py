@@ -6,8 +6,7 @@ its clients do not trust (a rotated or foreign CA; live swap).
 
 from __future__ import annotations
 
-from harness.faults.certificates import CertificateFault, foreign_ca
-from harness.pki import CertFiles
+from harness.faults.certificates import CertificateFault
 
 
 class CertUntrusted(CertificateFault):
@@ -15,13 +14,9 @@ class CertUntrusted(CertificateFault):
     position = 230
     summary = (
         "the replica serves a certificate for its names signed by a CA the clients do not "
-        "trust (swapped live: new handshakes)"
+        "trust (swapped live; open sessions closed)"
     )
     proof = "a handshake reads that certificate; a verifying client's handshake fails"
     expected_reason = "unknown CA"
     what = "a certificate of an untrusted CA"
-
-    def _issue(self, stem: str, cn: str, ips: tuple[str, ...], dns: tuple[str, ...]) -> CertFiles:
-        return foreign_ca(self.cluster.state.state_dir).issue(
-            stem, cn, server=True, addresses=ips, dns_names=dns
-        )
+    foreign_issuer = True

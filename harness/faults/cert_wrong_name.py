@@ -21,7 +21,7 @@ class CertWrongName(CertificateFault):
     position = 220
     summary = (
         f"the replica serves a valid certificate of the right CA for `{WRONG_NAME}` "
-        "(swapped live: new handshakes)"
+        "(swapped live; open sessions closed)"
     )
     proof = "a handshake reads that certificate; a client checking the name fails"
     expected_reason = "hostname mismatch"

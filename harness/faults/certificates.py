@@ -78,9 +78,26 @@ class CertificateFault(TlsControlFault):
     client_sees = "its open connection closed; the next TLS handshake fails at once"
     expected_reason: ClassVar[str] = ""
     what: ClassVar[str] = ""  # "an expired certificate"
+    # the certificate `_issue` makes by default: for the replica's own names, by the
+    # cluster's CA (or, `foreign_issuer`, by a CA nobody trusts), valid from
+    # now + `valid_from` to now + `valid_to` (None: the PKI's usual validity)
+    foreign_issuer: ClassVar[bool] = False
+    valid_from: ClassVar[dt.timedelta | None] = None
+    valid_to: ClassVar[dt.timedelta | None] = None
 
     def _issue(self, stem: str, cn: str, ips: tuple[str, ...], dns: tuple[str, ...]) -> CertFiles:
-        raise NotImplementedError
+        state_dir = self.cluster.state.state_dir
+        ca = foreign_ca(state_dir) if self.foreign_issuer else own_ca(state_dir)
+        t = now()
+        return ca.issue(
+            stem,
+            cn,
+            server=True,
+            addresses=ips,
+            dns_names=dns,
+            not_before=None if self.valid_from is None else t + self.valid_from,
+            not_after=None if self.valid_to is None else t + self.valid_to,
+        )
 
     def _inject(self) -> None:
         rs = self.cluster.state.replicas[self.target]

@@ -17,7 +17,7 @@ class ClientCertRejected(TlsControlFault):
     position = 240
     summary = (
         "the replica stops trusting the clients' CA: new handshakes end with an alert "
-        "(swapped live)"
+        "(swapped live; open sessions closed)"
     )
     client_sees = "its open connection closed; the next handshake fails at once (alert)"
     heals = "trust in the clients' CA restored (live, for new handshakes)"
