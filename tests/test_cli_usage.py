@@ -188,6 +188,37 @@ def test_inject_unknown_fault_names_known_faults(tmp_path: Path) -> None:
     assert_nothing_started(tmp_path)
 
 
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (
+            ["idle-reap", "kms-a", "--after", "-1"],
+            "kmschaos: idle-reap: after must be a number of seconds > 0, got -1.0",
+        ),
+        (
+            ["clock-skew", "kms-a", "--offset", "3600"],
+            "kmschaos: clock-skew: offset must be a signed duration with a unit, e.g. +2h, "
+            "-90s, -1d, +2y, got '3600'",
+        ),
+        (
+            ["clock-skew", "kms-a", "--offset", "-2x"],
+            "kmschaos: clock-skew: offset must be a signed duration with a unit",
+        ),
+        (
+            ["clock-skew", "kms-a"],
+            "kmschaos: clock-skew: needs --offset ±DURATION",
+        ),
+    ],
+)
+def test_inject_refuses_a_bad_fault_parameter_before_anything(
+    tmp_path: Path, argv: list[str], message: str
+) -> None:
+    r = kmschaos(tmp_path, "inject", *argv)
+    assert r.returncode == 2, r.stderr
+    assert one_error_line(r).startswith(message)
+    assert_nothing_started(tmp_path)
+
+
 def test_inject_known_fault_without_a_cluster(tmp_path: Path) -> None:
     r = kmschaos(tmp_path, "inject", "refuse", "kms-a")
     assert r.returncode == 1

@@ -66,8 +66,9 @@ def join_signed_values(argv: list[str]) -> list[str]:
 
 
 def _fault_params(args: argparse.Namespace, kind: str) -> dict[str, Any]:
-    """The options given for fault `kind`'s parameters; another fault's option is an
-    error naming the faults that take it."""
+    """The options given for fault `kind`'s parameters, each checked against its
+    declaration (a missing required one, a value out of range: `UserError`, exit 2);
+    another fault's option is an error naming the faults that take it."""
     from harness.faults import FAULTS
 
     cls = FAULTS[kind]
@@ -85,6 +86,12 @@ def _fault_params(args: argparse.Namespace, kind: str) -> dict[str, Any]:
                 EXIT_USAGE,
             )
         params[name] = value
+    for p in cls.parameters:  # refused here, before any cluster is touched
+        why = p.check(kind, params[p.name]) if p.name in params else None
+        if p.name not in params and p.required:
+            why = p.missing(kind)
+        if why:
+            raise UserError(f"{why}; see `kmschaos faults`", EXIT_USAGE)
     return params
 
 
