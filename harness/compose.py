@@ -54,6 +54,7 @@ from harness.cluster.docker_backend import (
     replica_command,
 )
 from harness.cluster.docker_engine import LABEL_ROLE, LABEL_RUN, docker_client
+from harness.cluster.docker_replica import replica_environment
 from harness.cluster.state import ClusterError, ClusterState, load_state, save_state, state_path
 from harness.replica.peers import write_peers
 from harness.toolchain import repo_root
@@ -174,7 +175,7 @@ def render(state: ClusterState) -> dict[str, Any]:
             "image": kms_image,
             "container_name": names.container_name(name),
             "command": replica_command(state, name),
-            "environment": {"PYTHONWARNINGS": "ignore"},
+            "environment": replica_environment(),
             "network_mode": f"service:{holder}",
             "depends_on": [holder],
             "stop_signal": "SIGKILL",  # a crash, as `kill`; PID 1 python ignores SIGTERM

@@ -35,7 +35,7 @@ from typing import Any
 
 from harness import registry
 from harness.cluster.base import BaseCluster, ReplicaObservation, StoreWitness, free_port
-from harness.cluster.controls import FAKETIME_SO, ReplicaControls, faketime_env
+from harness.cluster.controls import ReplicaControls
 from harness.cluster.docker_engine import (
     LABEL_REGISTRY,
     LABEL_ROLE,
@@ -53,6 +53,7 @@ from harness.cluster.docker_replica import (
     REPL_PORT,
     distinct_free_ports,
     replica_command,
+    replica_environment,
 )
 from harness.cluster.state import (
     CAP_CLOCK,
@@ -278,10 +279,7 @@ class DockerCluster(BaseCluster):
                 # rw: the program acknowledges live controls there (applied.json)
                 str(self._config_dir(name)): {"bind": CONTROL_MOUNT, "mode": "rw"},
             },
-            environment={
-                "PYTHONWARNINGS": "ignore",
-                **faketime_env(FAKETIME_SO, CONTROL_MOUNT),
-            },
+            environment=replica_environment(),
             detach=True,
         )
         rs.status = "starting"

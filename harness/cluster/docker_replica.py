@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import socket
 
+from harness.cluster.controls import FAKETIME_SO, faketime_env
 from harness.cluster.state import ClusterState
 
 KMIP_PORT = 5696
@@ -69,3 +70,9 @@ def replica_command(state: ClusterState, name: str) -> list[str]:
         "--control-dir",
         CONTROL_MOUNT,
     ]
+
+
+def replica_environment() -> dict[str, str]:
+    """The replica container's environment (also docker/compose.yaml's): libfaketime,
+    which the kms image has, reading its offset from the mounted control folder."""
+    return {"PYTHONWARNINGS": "ignore", **faketime_env(FAKETIME_SO, CONTROL_MOUNT)}
