@@ -188,8 +188,8 @@ TLS_REASONS = (
     "alert received",
     "handshake timeout",
 )
-# OpenSSL's X509_V_ERR_* codes behind each verification reason
-_VERIFY_REASONS = {
+# OpenSSL's X509_V_ERR_* codes behind each verification reason (also `kmschaos probe`'s)
+VERIFY_REASONS = {
     10: "expired",  # CERT_HAS_EXPIRED
     9: "not yet valid",  # CERT_NOT_YET_VALID
     62: "hostname mismatch",  # HOSTNAME_MISMATCH
@@ -206,7 +206,7 @@ def tls_reason(e: BaseException, phase: str = "") -> str | None:
     """Why a TLS handshake failed (one of `TLS_REASONS`, an alert's name after "alert
     received"), or None when `e` is no TLS failure."""
     if isinstance(e, ssl.SSLCertVerificationError):
-        reason = _VERIFY_REASONS.get(e.verify_code)
+        reason = VERIFY_REASONS.get(e.verify_code)
         if reason:
             return reason
         return e.verify_message or "certificate verify failed"

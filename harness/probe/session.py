@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 
 from cryptography import x509
 
+from harness.client.transport import VERIFY_REASONS  # OpenSSL verify code -> reason
 from harness.pki import CertFiles
 from harness.probe.certificates import Certificate, ProbeSetupError, read_certificates
 from harness.probe.targets import Target
@@ -30,18 +31,6 @@ T = TypeVar("T")
 
 TIMEOUT_S = 5.0
 
-# OpenSSL verify codes -> the reason a person acts on
-_VERIFY_KINDS = {
-    10: "expired",
-    9: "not yet valid",
-    62: "hostname mismatch",
-    64: "hostname mismatch",
-    2: "unknown CA",
-    18: "unknown CA",
-    19: "unknown CA",
-    20: "unknown CA",
-    21: "unknown CA",
-}
 # alerts a server sends when it will not take the client's certificate
 _CERT_ALERTS = (
     "UNKNOWN_CA",
@@ -316,7 +305,7 @@ def _probe(p: Probe, verifying: ssl.SSLContext, trusting: ssl.SSLContext, timeou
 def _verify_reason(e: ssl.SSLCertVerificationError) -> str:
     """``expired (certificate has expired)``: the kind a person acts on, then OpenSSL's
     words (alone when they already start with the kind)."""
-    kind = _VERIFY_KINDS.get(e.verify_code, "not trusted")
+    kind = VERIFY_REASONS.get(e.verify_code, "not trusted")
     said = str(e.verify_message or e.reason or e).rstrip(".")
     if said.lower().startswith(kind.lower()):
         return said[0].lower() + said[1:]
