@@ -116,6 +116,29 @@ def test_detect_counts_the_op_in_flight_when_the_fault_hit() -> None:
     assert fig["detect_s"] == pytest.approx(0.91)  # 1.9 + 1.01 - 2.0: the op in flight
 
 
+def test_failover_is_judged_from_when_the_whole_effect_is_in_place() -> None:
+    # tls-stall's window opens when its injection begins (open sessions are closed at
+    # once) and its handshakes stall once injection has returned (t = 2.2): an op that
+    # started in between met a closed session (EOF, at once), not the stall; the stall's
+    # failover is judged on the op started after, which paid the response timeout
+    b = Builder()
+    b.baseline()
+    b.events.append(
+        FaultEvent("f1", "inject", "tls-stall", "kms-a", T0 + 2.0, {"in_effect_at": T0 + 2.2})
+    )
+    b.events.append(FaultEvent("f1", "heal", "tls-stall", "kms-a", T0 + 10.0))
+    b.op("vc-a", 2.1, ("kms-a", "eof", 0.005), ("kms-b", "ok", 0.01))
+    b.op("vc-a", 2.3, ("kms-a", "timeout", RESPONSE), ("kms-b", "ok", 0.01))
+    v = failover(b)
+    assert v.status == "pass", v.summary
+    fig = v.figures["f1"]["clients"]["vc-a"]
+    assert fig["failover_s"] == pytest.approx(1.01)
+    assert fig["detect_s"] == pytest.approx(0.115)  # the EOF'd op still served elsewhere first
+    # without the mark, the EOF'd op would be taken for a stall's failover: too fast
+    b.events[-6] = FaultEvent("f1", "inject", "tls-stall", "kms-a", T0 + 2.0)
+    assert failover(b).status == "fail"
+
+
 def test_failover_vcenter_refuse_passes_with_figures() -> None:
     b = Builder()
     b.baseline()

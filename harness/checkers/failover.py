@@ -144,8 +144,8 @@ def _check_failover(
             continue
         fig["applicable"] = True
         in_window: dict[str, list[Complete]] = {}
-        for c in ops:
-            if w.contains(c.start):
+        for c in ops:  # judged from when the whole effect is in place
+            if w.contains(c.start) and c.start >= w.in_effect:
                 in_window.setdefault(c.client, []).append(c)
         fig["clients"] = {}
         if not in_window:
@@ -155,7 +155,13 @@ def _check_failover(
                 w,
                 client,
                 client_ops,
-                in_flight=[c for c in ops if c.client == client and c.start < w.start <= c.end],
+                # not judged, but may be served elsewhere first (detect): in flight
+                # when the fault began, or started before its whole effect was in place
+                in_flight=[
+                    c
+                    for c in ops
+                    if c.client == client and c.start < w.in_effect and c.end >= w.start
+                ],
                 timeouts=timeouts,
                 baseline_p99=p99,
                 min_upper_slack=min_upper_slack,

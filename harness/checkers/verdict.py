@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, cast
 
+from harness.faults.base import IN_EFFECT_AT
 from harness.history import (
     Attempt,
     Complete,
@@ -146,6 +147,14 @@ class FaultWindow:
     end: float
     healed: bool
     params: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def in_effect(self) -> float:
+        """When every part of the fault's effect was in place: its start, or for a
+        window that opened when injection began, when injection ended
+        (``in_effect_at``). A client's failover is judged from then on."""
+        t = self.params.get(IN_EFFECT_AT)
+        return float(t) if isinstance(t, int | float) and t >= self.start else self.start
 
     def contains(self, t: float) -> bool:
         if self.healed:

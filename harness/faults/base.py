@@ -60,6 +60,8 @@ WAIT_WORDS: dict[str | None, str] = {
 # a fault event's param: the certificate name the fault's target shows while it is in
 # effect (`Fault.recorded_facts`): that name on that replica is no wrong server
 SERVES_AS = "serves_as"
+# an inject event's param: when `_inject` returned, for a window that opened before
+IN_EFFECT_AT = "in_effect_at"
 # abilities that act on a replica's own process, which an external target does not offer
 PROCESS_CAPS = frozenset({CAP_SIGNALS, CAP_RESTART})
 
@@ -223,10 +225,11 @@ class Fault:
                 self._heal()
             self._unpersist()
             raise
-        self.injected_at = started if self.window_from_start else time.monotonic()
+        in_effect = time.monotonic()
+        self.injected_at = started if self.window_from_start else in_effect
         self.active = True
         self._persist()  # again: `extra()` may name what `_inject` started
-        self._record("inject", self.injected_at)
+        self._record("inject", self.injected_at, in_effect)
         self._observe()
         return self
 
@@ -290,9 +293,13 @@ class Fault:
 
     # ---- records --------------------------------------------------------------------
 
-    def _record(self, phase: str, t: float) -> None:
+    def _record(self, phase: str, t: float, in_effect: float | None = None) -> None:
+        """A history event; an inject whose window opened when `_inject` began also
+        says when `_inject` returned (``in_effect_at``: every part of its effect in
+        place, e.g. sessions closed and then handshakes stalled)."""
         if self.history is None:
             return
+        when = {IN_EFFECT_AT: in_effect} if in_effect is not None and in_effect != t else {}
         self.history.append(
             FaultEvent(
                 fault_id=self.fault_id,
@@ -304,6 +311,7 @@ class Fault:
                     **self.params,
                     "replicas": self.affected_replicas(),
                     **self.recorded_facts(),
+                    **when,
                 },
             )
         )
