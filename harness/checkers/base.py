@@ -36,6 +36,10 @@ class Bound:
     help: str
 
 
+# the bound of every checker that reads the audit: how long the audit may take
+AUDIT_WITHIN = Bound("within", "duration", "within_s", "the audit may take this long")
+
+
 @dataclass(frozen=True)
 class CheckContext:
     """Everything a checker may judge: the events so far, the topology (orders, sites,
@@ -176,6 +180,7 @@ def brief(v: dict[str, Any]) -> str:
 _PLAIN = Checker()
 
 __all__ = [
+    "AUDIT_WITHIN",
     "CHECKERS",
     "Bound",
     "BoundKind",

@@ -28,7 +28,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from harness.checkers.base import Bound, CheckContext, Checker
+from harness.checkers.base import AUDIT_WITHIN, CheckContext, Checker
 from harness.checkers.identity import audit_contradictions, distrust, identity_headline
 from harness.checkers.verdict import Verdict, as_events, capped, completes, history_span, rounded
 from harness.faults import FAULTS
@@ -369,7 +369,7 @@ class DurabilityChecker(Checker):
         "A failure means acknowledged keys are gone or changed: machines encrypted with "
         "them cannot be unlocked. The lost keys are listed below."
     )
-    expectations = (Bound("within", "duration", "within_s", "the audit may take this long"),)
+    expectations = (AUDIT_WITHIN,)
     needs_audit = True
 
     def check(self, ctx: CheckContext) -> Verdict:

@@ -29,7 +29,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from harness.checkers.base import Bound, CheckContext, Checker
+from harness.checkers.base import AUDIT_WITHIN, CheckContext, Checker
 from harness.checkers.durability import final_snapshots, history_origin, snapshots
 from harness.checkers.identity import audit_contradictions, distrust, identity_headline
 from harness.checkers.verdict import FaultWindow, Verdict, as_events, capped, fault_windows
@@ -350,7 +350,7 @@ class LostUpdateChecker(Checker):
         "attribute change vanished. Each lost change is named with the one that won, "
         "where and when both were made, and the clocks involved."
     )
-    expectations = (Bound("within", "duration", "within_s", "the audit may take this long"),)
+    expectations = (AUDIT_WITHIN,)
     needs_audit = True
 
     def check(self, ctx: CheckContext) -> Verdict:

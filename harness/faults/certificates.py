@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from cryptography import x509
 
@@ -56,15 +56,37 @@ def foreign_ca(cluster_state_dir: str) -> CertificateAuthority:
 
 
 class TlsControlFault(Fault):
-    """A fault applied through the replica program's live controls. One that closes
-    the replica's open sessions (`drop_sessions`) is seen by clients from the moment it
-    writes its controls: its window opens when `_inject` starts."""
+    """A fault applied through the replica program's live controls: `_inject` sets the
+    values `_controls` gives (named by `control_keys`), `_heal` clears those names.
+    One that closes the replica's open sessions with them (`drops_sessions`) is seen by
+    clients from the moment it writes its controls: its window opens when `_inject`
+    starts."""
 
     requires: ClassVar[frozenset[str]] = frozenset({CAP_TLS})
+    control_keys: ClassVar[tuple[str, ...]] = ()
+    drops_sessions: ClassVar[bool] = False
+
+    def __init_subclass__(cls, **kw: Any) -> None:
+        if cls.drops_sessions:  # before registering: the registry reads the class
+            cls.window_from_start = True
+        super().__init_subclass__(**kw)
 
     @property
     def controls(self) -> ReplicaControls:
         return ReplicaControls(self.cluster.state.replicas[self.target])
+
+    def _controls(self) -> dict[str, Any]:
+        """The values of `control_keys` to set (files installed into the folder first)."""
+        raise NotImplementedError
+
+    def _inject(self) -> None:
+        values = self._controls()
+        if self.drops_sessions:
+            values["drop_sessions"] = self.fault_id
+        self.controls.set(**values)
+
+    def _heal(self) -> None:
+        self.controls.clear(*self.control_keys)
 
 
 class CertificateFault(TlsControlFault):
@@ -73,7 +95,8 @@ class CertificateFault(TlsControlFault):
 
     client_wait = "none"
     in_matrix = True
-    window_from_start = True  # open sessions are closed inside `_inject`
+    control_keys = ("cert", "key")
+    drops_sessions = True
     heals = "its own certificate again (live, for new handshakes)"
     client_sees = "its open connection closed; the next TLS handshake fails at once"
     expected_reason: ClassVar[str] = ""
@@ -99,21 +122,19 @@ class CertificateFault(TlsControlFault):
             not_after=None if self.valid_to is None else t + self.valid_to,
         )
 
-    def _inject(self) -> None:
+    def _controls(self) -> dict[str, Any]:
         rs = self.cluster.state.replicas[self.target]
         cn, ips, dns = replica_names(rs.cert)
         files = self._issue(f"{self.fault_id}", cn, ips, dns)
-        cert = self.controls.install(files.cert, f"{self.kind}.pem")
-        key = self.controls.install(files.key, f"{self.kind}.key")
         self._served = self._fingerprint(files.cert)
-        self.controls.set(cert=cert, key=key, drop_sessions=self.fault_id)
+        return {
+            "cert": self.controls.install(files.cert, f"{self.kind}.pem"),
+            "key": self.controls.install(files.key, f"{self.kind}.key"),
+        }
 
     @staticmethod
     def _fingerprint(path: str) -> str:
         return fingerprint(x509.load_pem_x509_certificate(Path(path).read_bytes()))
-
-    def _heal(self) -> None:
-        self.controls.clear("cert", "key")
 
     def observe(self) -> Effect:
         cert, why = served_certificate(self.cluster, self.target)

@@ -23,16 +23,13 @@ class ClientCertRejected(TlsControlFault):
     heals = "trust in the clients' CA restored (live, for new handshakes)"
     client_wait = "none"
     in_matrix = True
-    window_from_start = True  # open sessions are closed inside `_inject`
+    control_keys = ("ca",)
+    drops_sessions = True
     proof = "a client's handshake (or its first read) ends with an alert from the replica"
 
-    def _inject(self) -> None:
+    def _controls(self) -> dict[str, str]:
         ca = foreign_ca(self.cluster.state.state_dir)
-        trusted = self.controls.install(ca.ca_path, "trusted-ca.pem")
-        self.controls.set(ca=trusted, drop_sessions=self.fault_id)
-
-    def _heal(self) -> None:
-        self.controls.clear("ca")
+        return {"ca": self.controls.install(ca.ca_path, "trusted-ca.pem")}
 
     def observe(self) -> Effect:
         seen = client_handshake(self.cluster, self.target)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import select
 import ssl
 import time
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from harness.client.transport import AttemptError, Endpoint, connect_tls
 from harness.faults.certificates import TlsControlFault
@@ -44,11 +44,10 @@ class IdleReap(TlsControlFault):
         "request on it then gets no answer)"
     )
 
-    def _inject(self) -> None:
-        self.controls.set(idle_reap_s=float(self.param("after")), idle_silent=self.param("silent"))
+    control_keys = ("idle_reap_s", "idle_silent")
 
-    def _heal(self) -> None:
-        self.controls.clear("idle_reap_s", "idle_silent")
+    def _controls(self) -> dict[str, Any]:
+        return {"idle_reap_s": float(self.param("after")), "idle_silent": self.param("silent")}
 
     def observe_deadline_s(self) -> float:
         return float(self.param("after")) + 2 * SLACK_S

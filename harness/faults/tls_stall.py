@@ -23,14 +23,12 @@ class TlsStall(TlsControlFault):
     heals = "handshakes answered again (the waiting ones go on)"
     client_wait = "response"
     in_matrix = True
-    window_from_start = True  # open sessions are closed inside `_inject`
+    control_keys = ("stall_handshake",)
+    drops_sessions = True
     proof = "a handshake to the replica's own address connects and gets no answer"
 
-    def _inject(self) -> None:
-        self.controls.set(stall_handshake=True, drop_sessions=self.fault_id)
-
-    def _heal(self) -> None:
-        self.controls.clear("stall_handshake")
+    def _controls(self) -> dict[str, bool]:
+        return {"stall_handshake": True}
 
     def observe(self) -> Effect:
         address = direct_address(self.cluster, self.target)
