@@ -20,7 +20,7 @@ from bench.clusters import endpoint_of
 from bench.figures import FAILOVER_ABS_TOL_S, FAILOVER_REL_TOL, Figure, ms, pct
 from bench.profiles import Profile
 from harness.client.failover_client import FailoverClient
-from harness.client.policies import VCenterPolicy
+from harness.client.walker import VCenterPolicy
 from harness.cluster.local import LocalCluster
 from harness.faults import make_fault
 from harness.history import Complete, History

@@ -25,7 +25,7 @@ from bench import BenchError
 from bench.clusters import create_key, direct_endpoint, endpoint_of, pie_connection
 from bench.figures import PROXY_RATIO_MIN, Figure, ms, pct
 from bench.profiles import Profile
-from harness.client.policies import VCenterPolicy
+from harness.client.walker import VCenterPolicy
 from harness.cluster.base import BaseCluster
 from harness.cluster.local import LocalCluster
 from harness.topology import Topology

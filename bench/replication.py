@@ -29,7 +29,7 @@ from bench.profiles import Profile
 from bench.startup import startup_case
 from bench.writes import Visibility, creates_summary, locate_all, paced_creates
 from harness.audit import Auditor
-from harness.client.policies import VCenterPolicy
+from harness.client.walker import VCenterPolicy
 from harness.cluster.local import LocalCluster
 from harness.faults import make_fault
 from harness.history import History

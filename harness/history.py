@@ -50,6 +50,9 @@ class Attempt:
     # who answered: the subject (CN) of the certificate the server showed; None when no
     # TLS session was made (refused, timed out before the handshake)
     identity: str | None = None
+    # the request was written to the connection: it may have reached the server (a
+    # mutation may have run there even though this attempt failed)
+    sent: bool = False
 
     @property
     def duration(self) -> float:
@@ -147,7 +150,21 @@ class Observation:
     type: Literal["observation"] = "observation"
 
 
-Event = Invoke | Complete | FaultEvent | Note | Snapshot | Observation
+@dataclass
+class ClientEvent:
+    """A client instance (`client`, `worker`) started, stopped or restarted (a lifecycle
+    step), or stopped itself (`detail` says why). A restart forgets what the client
+    learned: its open connection, the server it chose at start, the servers it avoids."""
+
+    t: float
+    client: str
+    worker: int
+    action: Literal["start", "stop", "restart"]
+    detail: str = ""
+    type: Literal["client"] = "client"
+
+
+Event = Invoke | Complete | FaultEvent | Note | Snapshot | Observation | ClientEvent
 
 
 def event_to_dict(e: Event) -> dict[str, Any]:
@@ -170,6 +187,8 @@ def event_from_dict(d: dict[str, Any]) -> Event:
         return Snapshot(**body)
     if kind == "observation":
         return Observation(**body)
+    if kind == "client":
+        return ClientEvent(**body)
     raise ValueError(f"unknown event type {kind!r}")
 
 

@@ -22,6 +22,7 @@ error names the failing ones.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from dataclasses import dataclass, field
@@ -33,7 +34,8 @@ from harness.checkers import CHECKERS, CheckContext, Verdict, run_checkers
 from harness.checkers.verdict import attempt_trail
 from harness.client.failover_client import FailoverClient
 from harness.client.operations import empty_client_config
-from harness.client.policies import make_policy
+from harness.client.policies import TlsFiles, make_policy, policy_spec
+from harness.client.policy_spec import os_connect_timeout
 from harness.cluster.base import Cluster
 from harness.external import RunKeys
 from harness.faults import Fault, make_fault
@@ -131,24 +133,55 @@ class Scenario:
     # ---- parts ------------------------------------------------------------------
 
     def client(self, name: str, policy: str | None = None, worker: int = 0) -> FailoverClient:
+        """Client `name` of the topology (worker `worker`), with its own policy or the
+        preset `policy` instead."""
         spec = self.topology.clients[name]
+        if policy is not None and policy_spec(policy) != spec.policy:
+            # the checkers judge the policy that ran: the topology says which it is
+            spec = dataclasses.replace(spec, policy=policy_spec(policy))
+            clients = {**self.topology.clients, name: spec}
+            self.topology = dataclasses.replace(self.topology, clients=clients)
         st = self.cluster.state
         conf = empty_client_config(StateFolder(Path(st.state_dir)).clients)
         t = st.tls
-        from harness.client.policies import TlsFiles
-
+        connect, response = spec.timeouts(self.topology)
         pol = make_policy(
-            policy or spec.policy,
+            spec.policy,
             st.endpoints(name),
             TlsFiles(t["ca"], t["cert"], t["key"]),
-            self.topology.connect_timeout,
-            self.topology.response_timeout,
+            connect,
+            response,
             conf,
             self._keys,
+            time_scale=self.topology.time_scale,
         )
         fc = FailoverClient(name, pol, self.history, worker)
         self._clients.append(fc)
         return fc
+
+    def clients_named(self, name: str) -> list[FailoverClient]:
+        """Every running instance of client `name` (ValueError naming the known ones)."""
+        found = [c for c in self._clients if c.name == name]
+        if not found:
+            known = ", ".join(sorted({c.name for c in self._clients})) or "none yet"
+            raise ValueError(f"no client {name!r} is running (running: {known})")
+        return found
+
+    def restart_client(self, name: str) -> None:
+        """Restart every instance of client `name` (it forgets its chosen server)."""
+        for c in self.clients_named(name):
+            c.restart()
+        self.note(f"restart-client {name}")
+
+    def stop_client(self, name: str) -> None:
+        for c in self.clients_named(name):
+            c.stop()
+        self.note(f"stop-client {name}")
+
+    def start_client(self, name: str) -> None:
+        for c in self.clients_named(name):
+            c.start()
+        self.note(f"start-client {name}")
 
     def workload(
         self,
@@ -187,9 +220,18 @@ class Scenario:
     # ---- deadlines derived from the configuration ---------------------------------
 
     def op_deadline(self, ops: int = 1) -> float:
-        """Generous time for `ops` operations that may each walk the whole list."""
+        """Generous time for `ops` operations that may each walk the whole list, at the
+        slowest client's timeouts (a connect with no timeout of its own lasts as long as
+        the OS retries; a response with none is given the topology's)."""
         n = len(self.topology.replicas)
-        worst_op = n * (self.topology.response_timeout + self.topology.connect_timeout) + 1.0
+        worst = 0.0
+        for c in self.topology.clients.values():
+            connect, response = c.timeouts(self.topology)
+            per_try = (os_connect_timeout() if connect is None else connect) + (
+                self.topology.response_timeout if response is None else response
+            )
+            worst = max(worst, per_try * (1 + c.policy.retries))
+        worst_op = n * worst + 1.0
         return ops * worst_op + 15.0
 
     # ---- the standard phases -------------------------------------------------------

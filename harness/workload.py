@@ -61,6 +61,8 @@ class Workload:
     def stop(self, timeout_s: float = 120) -> None:
         """Stop issuing operations and wait for those in flight to complete."""
         self._stop.set()
+        for c in self.clients:
+            c.abort()  # a wait with no timeout of its own would never end
         for t in self._threads:
             t.join(timeout_s)
         for c in self.clients:
@@ -92,6 +94,9 @@ class Workload:
         interval = 1.0 / self.rate_per_s
         next_t = time.monotonic()
         while not self._stop.is_set():
+            if not client.running:  # stopped by a lifecycle step: wait to be started
+                client.wait_running(0.05)
+                continue
             op = rng.choices(ops, weights)[0]
             key = None
             if op in NEEDS_KEY:

@@ -5,6 +5,9 @@ not at all until a certificate check goes wrong.
   `after`. The vCenter model connects for every operation and never notices. PyKMIP
   keeps one connection: after every quiet period its first request fails (EOF), or
   with `silent` waits out its timeout and fails — it does not retry (ceph-nvmeof #1905).
+  The `retrying` preset (ceph-nvmeof's fix) reconnects and sends again: every operation
+  succeeds, the first request after a quiet period paying the EOF (or, silent, its
+  response timeout).
 - `clock-skew`: a replica whose clock is an hour off serves clients as before (its
   certificates are valid from 2 days before the cluster started); two years ahead it
   sees the clients' certificates as expired and refuses every new handshake, while an
@@ -29,7 +32,7 @@ def _during(kms_scenario, wl) -> list[Complete]:
 
 @pytest.mark.kms_needs("idle-reap")
 @pytest.mark.parametrize("silent", [False, True], ids=["closed", "silent"])
-@pytest.mark.parametrize("policy", ["vcenter", "pykmip"])
+@pytest.mark.parametrize("policy", ["vcenter", "pykmip", "retrying"])
 def test_idle_reap_breaks_only_the_client_that_keeps_its_connection(kms_scenario, policy, silent):
     # every operation comes after a quiet period longer than the reaper's limit
     wl = kms_scenario.fault_window(
@@ -49,6 +52,20 @@ def test_idle_reap_breaks_only_the_client_that_keeps_its_connection(kms_scenario
     kms_scenario.expect(availability="fail" if kept else "pass")
     ops = _during(kms_scenario, wl)
     assert len(ops) >= 3, ops
+    if policy == "retrying":
+        assert all(c.outcome == "ok" and c.served_by == "kms-a" for c in ops), ops
+        # the request on the reaped connection failed, and was sent again at once
+        saved = [c for c in ops if c.attempts[0].reused and c.attempts[0].outcome != "ok"]
+        assert saved, [c.attempts for c in ops]
+        first, again = saved[0].attempts[0], saved[0].attempts[1]
+        assert first.outcome == ("timeout" if silent else "eof"), first
+        assert again.server == "kms-a" and not again.reused and again.outcome == "ok"
+        kms_scenario.finding(
+            f"retrying client, connection reaped after {QUIET_S:g} s idle: all {len(ops)} "
+            f"operations succeeded; {len(saved)} met the reaped connection "
+            f"({first.outcome}, {first.duration:.2f} s) and reconnected"
+        )
+        return
     if not kept:
         assert all(c.outcome == "ok" and c.served_by == "kms-a" for c in ops), ops
         return

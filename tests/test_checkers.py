@@ -377,6 +377,14 @@ def test_order_going_backwards_fails() -> None:
 def test_order_reused_attempt_first_is_allowed_anywhere_in_the_order() -> None:
     b = Builder()
     b.op("py-a", 0.0, ("kms-c", "ok", 0.01, True), policy="pykmip")
+    b.op("py-a", 1.0, ("kms-b", "eof", 0.01, True), policy="pykmip")
+    b.op("py-a", 2.0, ("kms-a", "refused", 0.01), ("kms-b", "ok", 0.01), policy="pykmip")
+    assert order(b).status == "pass"
+
+
+def test_order_pykmip_walking_on_after_an_open_connection_error_fails() -> None:
+    # PyKMIP raises an error on its open connection: the op must end there
+    b = Builder()
     b.op(
         "py-a",
         1.0,
@@ -385,7 +393,9 @@ def test_order_reused_attempt_first_is_allowed_anywhere_in_the_order() -> None:
         ("kms-b", "ok", 0.01),
         policy="pykmip",
     )
-    assert order(b).status == "pass"
+    v = order(b)
+    assert v.status == "fail"
+    assert "open_connection_error fail" in v.details[0]
 
 
 def test_order_reused_attempt_after_a_fresh_one_fails() -> None:

@@ -27,7 +27,8 @@ from harness.checkers.failover import check_failover
 from harness.checkers.identity import attempt_contradictions, audit_contradictions
 from harness.checkers.order import check_order
 from harness.cli import main
-from harness.client.policies import PyKmipPolicy, TlsFiles, VCenterPolicy, tried
+from harness.client.policies import PyKmipPolicy, TlsFiles, tried
+from harness.client.walker import VCenterPolicy
 from harness.client.transport import Endpoint, PeerIdentity, peer_identity
 from harness.history import Attempt, Snapshot
 from harness.pki import CertificateAuthority

@@ -18,6 +18,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from harness.client.policies import POLICIES
 from harness.toolchain import repo_root
 from harness.topology import (
     ClientSpec,
@@ -656,7 +657,7 @@ def test_lint_works_on_a_topology_built_without_replica_info() -> None:
     t = Topology(
         name="built",
         sites={"site-a": ("kms-a",)},
-        clients={"vc-a": ClientSpec("vc-a", "site-a", ("kms-a",), "vcenter")},
+        clients={"vc-a": ClientSpec("vc-a", "site-a", ("kms-a",), POLICIES["vcenter"])},
     )
     assert t.replica_info == {}
     assert t.info_of("kms-a") == ReplicaInfo("kms-a", "site-a", None, None)

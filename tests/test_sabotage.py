@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from harness.client.policies import VCenterPolicy
+from harness.client.walker import VCenterPolicy
 from harness.faults.blackhole import Blackhole
 from harness.faults.latency import Latency
 from harness.faults.stall import Stall

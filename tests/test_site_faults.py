@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from harness.client.operations import empty_client_config
-from harness.client.policies import VCenterPolicy
+from harness.client.walker import VCenterPolicy
 from harness.client.transport import Endpoint
 from harness.cluster.local import LocalCluster
 from harness.faults import FaultError, make_fault

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from harness.client.policies import POLICIES
 from harness.toolchain import repo_root
 from harness.topology import (
     ClientSpec,
@@ -101,7 +102,7 @@ def test_issue_example_loads_exactly(tmp_path: Path) -> None:
     assert topo.replicas == ("kms-a", "kms-b", "kms-c")
     assert topo.clients == {
         "vc-a": ClientSpec(
-            name="vc-a", site="site-a", order=("kms-a", "kms-b", "kms-c"), policy="vcenter"
+            name="vc-a", site="site-a", order=("kms-a", "kms-b", "kms-c"), policy=POLICIES["vcenter"]
         )
     }
     assert topo.replication_profile == "none"
@@ -135,7 +136,7 @@ def test_default_order_is_own_site_first_then_other_sites_in_file_order(
 def test_defaults_for_optional_fields(tmp_path: Path) -> None:
     topo = load_topology(write(tmp_path, MINIMAL, "my-topo.yaml"))
     assert topo.name == "my-topo"  # the file's stem
-    assert topo.clients["vc-a"].policy == "vcenter"
+    assert topo.clients["vc-a"].policy.name == "vcenter"
     assert topo.clients["vc-a"].order == ("kms-a", "kms-b", "kms-c")
     assert topo.replication_profile == "none"
     assert topo.timeouts == Timeouts(response_s=60.0, connect_s=5.0)
@@ -288,7 +289,7 @@ def test_missing_site_for_client(tmp_path: Path) -> None:
 def test_unknown_policy(tmp_path: Path) -> None:
     err = load_error(tmp_path, ISSUE_EXAMPLE.replace("policy: vcenter", "policy: vsphere"))
     assert err.field_path == "clients.vc-a.policy"
-    assert err.message == "unknown policy 'vsphere' (known: vcenter, pykmip)"
+    assert err.message == "unknown policy 'vsphere' (known: vcenter, pykmip, mongodb, ontap, kmip-go, retrying)"
 
 
 def test_unknown_top_level_key_typo(tmp_path: Path) -> None:

@@ -44,6 +44,7 @@ from harness.checkers.verdict import (
     worst,
 )
 from harness.client.policies import POLICIES, WAITS
+from harness.client.policy_spec import PolicySpec
 from harness.faults import FAULTS
 from harness.history import Complete, Event, History
 
@@ -72,8 +73,14 @@ def check_failover(
     orders: dict[str, list[str]] | None = None,
     replicas: Sequence[str] | None = None,
     external: Sequence[str] = (),
+    policies: dict[str, PolicySpec] | None = None,
+    client_timeouts: dict[str, tuple[float | None, float | None]] | None = None,
 ) -> Verdict:
     """Check every client failed over from every faulted replica within its policy's bound.
+
+    `policies` (client → its policy) and `client_timeouts` (client → its (connect,
+    response) timeouts, None for none of its own) come from the topology; without them a
+    client's policy is the preset its operations name, with the given timeouts.
 
     `response_timeout` and `connect_timeout` are the scaled client timeouts. With `orders`
     (client → replica order), a client whose every replica is affected is "not-applicable"
@@ -86,7 +93,15 @@ def check_failover(
     did not start).
     """
     evs = as_events(events)
-    verdict = _check_failover(evs, response_timeout, connect_timeout, min_upper_slack, orders)
+    verdict = _check_failover(
+        evs,
+        response_timeout,
+        connect_timeout,
+        min_upper_slack,
+        orders,
+        policies or {},
+        client_timeouts or {},
+    )
     problems = attempt_contradictions(evs, replicas=replicas, external=external)
     return distrust(verdict, problems, "attempts")
 
@@ -97,6 +112,8 @@ def _check_failover(
     connect_timeout: float,
     min_upper_slack: float,
     orders: dict[str, list[str]] | None,
+    policies: dict[str, PolicySpec],
+    client_timeouts: dict[str, tuple[float | None, float | None]],
 ) -> Verdict:
     ops = completes(evs)
     windows = fault_windows(evs)
@@ -162,7 +179,8 @@ def _check_failover(
                     for c in ops
                     if c.client == client and c.start < w.in_effect and c.end >= w.start
                 ],
-                timeouts=timeouts,
+                timeouts=_client_timeouts(client, client_timeouts, timeouts),
+                policy=policies.get(client),
                 baseline_p99=p99,
                 min_upper_slack=min_upper_slack,
                 order=None if orders is None else orders.get(client),
@@ -214,14 +232,28 @@ def _check_failover(
         summary=summary,
         figures=figures,
         details=capped(notes + details),
-        bound=_bound_text(response_timeout, connect_timeout, min_upper_slack, p99),
+        bound=_bound_text(
+            response_timeout, connect_timeout, min_upper_slack, p99, policies, client_timeouts
+        ),
     )
 
 
 def _bound_text(
-    response_timeout: float, connect_timeout: float, min_upper_slack: float, p99: float
+    response_timeout: float,
+    connect_timeout: float,
+    min_upper_slack: float,
+    p99: float,
+    policies: dict[str, PolicySpec],
+    client_timeouts: dict[str, tuple[float | None, float | None]],
 ) -> str:
-    """The bound in words, from the faults' and policies' own declarations."""
+    """The bound in words, from the faults' declarations and the clients' policies (every
+    preset at the given timeouts when the clients' are not known)."""
+    default = {"connect_timeout": connect_timeout, "response_timeout": response_timeout}
+    judged: dict[str, tuple[PolicySpec, dict[str, float | None]]] = {}
+    for client, spec in policies.items():
+        judged.setdefault(spec.label, (spec, _client_timeouts(client, client_timeouts, default)))
+    if not judged:
+        judged = {name: (spec, dict(default)) for name, spec in POLICIES.items()}
     by_wait: dict[str, list[str]] = {}
     for kind, cls in FAULTS.items():
         if cls.client_wait is not None:
@@ -234,9 +266,8 @@ def _bound_text(
         if wait == "none":
             parts.append(f"0 s ({kinds})")
             continue
-        timeouts = {"response_timeout": response_timeout, "connect_timeout": connect_timeout}
         per_policy = ", ".join(
-            f"{cls.wait_s(wait, **timeouts):.3f} s ({name})" for name, cls in POLICIES.items()
+            f"{spec.wait_s(wait, **t):.3f} s ({name})" for name, (spec, t) in judged.items()
         )
         parts.append(f"{wait} timeout {per_policy} ({kinds})")
     return (
@@ -245,6 +276,17 @@ def _bound_text(
         f"max({min_upper_slack} s, {UPPER_SLACK_SHARE:.0%}) + "
         f"{BASELINE_P99_FACTOR:g} × baseline p99 ({p99:.3f} s)"
     )
+
+
+def _client_timeouts(
+    client: str,
+    per_client: dict[str, tuple[float | None, float | None]],
+    default: dict[str, float],
+) -> dict[str, float | None]:
+    if client not in per_client:
+        return dict(default)
+    connect, response = per_client[client]
+    return {"connect_timeout": connect, "response_timeout": response}
 
 
 def _first_served_elsewhere(
@@ -272,7 +314,8 @@ def _judge_client(
     ops: Sequence[Complete],
     *,
     in_flight: Sequence[Complete] = (),
-    timeouts: dict[str, float],
+    timeouts: dict[str, float | None],
+    policy: PolicySpec | None = None,
     baseline_p99: float,
     min_upper_slack: float,
     order: list[str] | None,
@@ -289,7 +332,8 @@ def _judge_client(
         fig["status"] = status
         return ClientResult(client, status, fig, message, evidence, failover_s, w.kind)
 
-    blind = unnoticed(w.kind, ops[0].policy if ops else "")
+    spec: PolicySpec | str = policy or (ops[0].policy if ops else "")
+    blind = unnoticed(w.kind, spec)
     if blind:
         fig["note"] = blind
         fig["blind"] = True
@@ -318,7 +362,14 @@ def _judge_client(
     if failover_op is None:
         served_affected = [c for c in ops if c.outcome == "ok" and c.served_by in affected]
         message = f"{client} never reached another replica during {w.label}"
-        if served_affected:
+        if isinstance(spec, PolicySpec) and spec.selection == "at-start":
+            failed = sum(1 for c in ops if c.outcome != "ok")
+            message = (
+                f"{client} ({spec.label}) chooses its server only when it starts: {failed} of "
+                f"{len(ops)} ops failed during {w.label} and it did not fail over "
+                "(restart-client would make it choose again)"
+            )
+        elif served_affected:
             message += (
                 f" (still served by {served_affected[0].served_by} in "
                 f"{len(served_affected)} ops: fault not applied?)"
@@ -331,8 +382,8 @@ def _judge_client(
         fig["failed_ops"] = sum(1 for c in ops if c.outcome != "ok")
         return result("fail", message, evidence)
 
-    policy = failover_op.policy
-    per_attempt = attempt_cost(policy, w.kind, **timeouts)
+    policy_used: PolicySpec | str = policy or failover_op.policy
+    per_attempt = attempt_cost(policy_used, w.kind, **timeouts)
     failed_on_affected = [
         a for a in failover_op.attempts if a.server in affected and a.outcome != "ok"
     ]
@@ -348,14 +399,14 @@ def _judge_client(
             "detect_s": rounded(_first_served_elsewhere(w, failover_op, in_flight) - w.start),
             "failed_ops_before": failed_before,
             "op_id": failover_op.op_id,
-            "policy": policy,
+            "policy": policy_used if isinstance(policy_used, str) else policy_used.label,
             "served_by": failover_op.served_by,
             "trail": trail,
         }
     )
     if per_attempt is None:
-        message = f"{client}: unknown policy {policy!r}, cannot bound its failover"
-        evidence = [f"{head}: UNKNOWN policy {policy!r}; {failover_op.op_id}: {trail}"]
+        message = f"{client}: unknown policy {policy_used!r}, cannot bound its failover"
+        evidence = [f"{head}: UNKNOWN policy {policy_used!r}; {failover_op.op_id}: {trail}"]
         return result("unknown", message, evidence, failover_s=failover_s)
 
     # every failed attempt costs the wait of the fault on its replica, also when that
@@ -372,7 +423,7 @@ def _judge_client(
             )
         if kind is None:
             continue
-        wait += attempt_cost(policy, kind, **timeouts) or 0.0
+        wait += attempt_cost(policy_used, kind, **timeouts) or 0.0
     lower, upper = wait_bounds(wait, baseline_p99=baseline_p99, min_upper_slack=min_upper_slack)
     fig.update(
         {
@@ -578,6 +629,8 @@ class FailoverChecker(Checker):
             orders=ctx.orders,
             replicas=ctx.replicas,
             external=ctx.topology.external_replicas,
+            policies={n: c.policy for n, c in ctx.topology.clients.items()},
+            client_timeouts={n: c.timeouts(ctx.topology) for n, c in ctx.topology.clients.items()},
         )
 
     def headline(self, v: dict[str, Any]) -> str:

@@ -1,11 +1,12 @@
 """What a failover may cost: per fault and policy, the wait of one failed attempt, and
 the two-sided bound of a failover that paid it (read by the failover checker and the
-matrix). A fault declares what a failed attempt costs (`Fault.client_wait`), a policy
-which of its timeouts that is (`FailoverPolicy.timeout_of`)."""
+matrix). A fault declares what a failed attempt costs (`Fault.client_wait`), the
+client's policy how long that is (`PolicySpec.wait_s`, from its own timeouts)."""
 
 from __future__ import annotations
 
 from harness.client.policies import POLICIES, Wait
+from harness.client.policy_spec import PolicySpec
 from harness.faults import FAULTS
 
 
@@ -16,29 +17,41 @@ def expected_wait(kind: str) -> Wait | None:
     return None if cls is None else cls.client_wait
 
 
-def unnoticed(kind: str, policy: str) -> str:
+def _spec(policy: str | PolicySpec | None) -> PolicySpec | None:
+    if isinstance(policy, PolicySpec) or policy is None:
+        return policy
+    return POLICIES.get(policy.rstrip("*"))
+
+
+def unnoticed(kind: str, policy: str | PolicySpec) -> str:
     """Why a client of `policy` cannot notice fault `kind` ("" when it can): the fault
     needs an ability (`Fault.noticed_only_if`) the policy says it lacks."""
-    fault, pol = FAULTS.get(kind), POLICIES.get(policy)
+    fault, pol = FAULTS.get(kind), _spec(policy)
     if fault is None or pol is None or not fault.noticed_only_if:
         return ""
     if getattr(pol, fault.noticed_only_if, True):
         return ""
-    return f"{policy} {fault.unnoticed_because}: {kind} is invisible to it, no failover expected"
+    name = policy if isinstance(policy, str) else policy.label
+    return f"{name} {fault.unnoticed_because}: {kind} is invisible to it, no failover expected"
 
 
 def attempt_cost(
-    policy: str, kind: str, *, response_timeout: float, connect_timeout: float
+    policy: str | PolicySpec,
+    kind: str,
+    *,
+    response_timeout: float | None,
+    connect_timeout: float | None,
 ) -> float | None:
-    """Seconds one failed attempt under fault `kind` costs a client of `policy`; None
-    when the policy is unknown (its failover cannot be bounded)."""
-    cls = POLICIES.get(policy)
-    if cls is None:
+    """Seconds one failed attempt under fault `kind` costs a client of `policy` with
+    these (its own, scaled) timeouts; None when the policy is unknown (its failover
+    cannot be bounded)."""
+    spec = _spec(policy)
+    if spec is None:
         return None
     wait = expected_wait(kind)
     if wait is None:
         return 0.0
-    return cls.wait_s(wait, connect_timeout=connect_timeout, response_timeout=response_timeout)
+    return spec.wait_s(wait, connect_timeout=connect_timeout, response_timeout=response_timeout)
 
 
 CLOCK_SLACK_S = 0.02

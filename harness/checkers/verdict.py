@@ -16,6 +16,7 @@ from typing import Any, Literal, cast
 from harness.faults.base import IN_EFFECT_AT
 from harness.history import (
     Attempt,
+    ClientEvent,
     Complete,
     Event,
     FaultEvent,
@@ -113,7 +114,7 @@ def event_times(e: Event) -> tuple[float, float]:
     """The earliest and latest time an event covers."""
     if isinstance(e, Complete):
         return e.start, e.end
-    if isinstance(e, Invoke | FaultEvent | Note | Snapshot | Observation):
+    if isinstance(e, Invoke | FaultEvent | Note | Snapshot | Observation | ClientEvent):
         return e.t, e.t
     raise TypeError(f"not a history event: {e!r}")
 

@@ -84,7 +84,17 @@ def empty_client_config(directory: Path) -> str:
     return str(path)
 
 
-def new_pie_client(hosts: list[str], port: int, ca: str, cert: str, key: str, conf: str) -> Any:
+def kmip_version(version: str) -> Any:
+    """PyKMIP's enum for a KMIP protocol version such as ``1.1``."""
+    from kmip import enums
+
+    return getattr(enums.KMIPVersion, "KMIP_" + version.replace(".", "_"))
+
+
+def new_pie_client(
+    hosts: list[str], port: int, ca: str, cert: str, key: str, conf: str, version: str = "1.2"
+) -> Any:
+    """A PyKMIP client for `hosts` that sends KMIP `version` in every request header."""
     from kmip.pie.client import ProxyKmipClient
 
     return ProxyKmipClient(
@@ -95,6 +105,7 @@ def new_pie_client(hosts: list[str], port: int, ca: str, cert: str, key: str, co
         ca=ca,
         ssl_version="PROTOCOL_SSLv23",
         config_file=conf,
+        kmip_version=kmip_version(version),
     )
 
 

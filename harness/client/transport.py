@@ -91,10 +91,11 @@ def connect_tls(
     ca: str,
     cert: str,
     key: str,
-    connect_timeout: float,
-    response_timeout: float,
+    connect_timeout: float | None,
+    response_timeout: float | None,
 ) -> ssl.SSLSocket:
-    """Open a verified TLS connection or raise `AttemptError`."""
+    """Open a verified TLS connection or raise `AttemptError` (a timeout of None: none of
+    the client's own; the OS decides)."""
     try:
         raw = socket.create_connection((ep.host, ep.port), timeout=connect_timeout)
     except BaseException as e:

@@ -30,8 +30,10 @@ from typing import Any, ClassVar, TypeVar
 
 from harness import external, registry
 from harness.client.operations import empty_client_config
-from harness.client.policies import TlsFiles, VCenterPolicy
+from harness.client.policies import TlsFiles
+from harness.client.policy_spec import policy_label
 from harness.client.transport import Endpoint
+from harness.client.walker import VCenterPolicy
 from harness.cluster.observed import ReplicaObservation, StoreWitness, status_document
 from harness.cluster.state import (
     CAP_CLOCK,
@@ -386,7 +388,7 @@ class BaseCluster(ABC):
             state = ClientState(
                 name=cname,
                 site=c["site"],
-                policy=c["policy"],
+                policy=policy_label(c["policy"]),
                 port=port,
                 endpoints=[
                     {"replica": lk.replica, "host": lk.host, "port": port}

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness.client.policies import POLICIES
+from harness.client.policies import POLICIES, policy_spec
 from harness.faults import FAULTS
 from harness.matrix.facts import cell_id
 from harness.store import CellFolder, MatrixFolder
@@ -90,7 +90,8 @@ class MatrixPlan:
     def topology_for(self, policy: str) -> Topology:
         """The plan's topology with `policy` on every client."""
         topo = self.topology
-        clients = {n: dataclasses.replace(c, policy=policy) for n, c in topo.clients.items()}
+        spec = policy_spec(policy)
+        clients = {n: dataclasses.replace(c, policy=spec) for n, c in topo.clients.items()}
         return dataclasses.replace(topo, clients=clients)
 
     def cells(self) -> list[CellSpec]:

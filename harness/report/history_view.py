@@ -8,7 +8,15 @@ from typing import Any
 
 from harness.checkers import CHECKERS
 from harness.checkers.verdict import attempt_trail
-from harness.history import Complete, Event, FaultEvent, Note, Observation, Snapshot
+from harness.history import (
+    ClientEvent,
+    Complete,
+    Event,
+    FaultEvent,
+    Note,
+    Observation,
+    Snapshot,
+)
 
 MAX_EVIDENCE = 20  # lines under a verdict's explanation
 
@@ -64,6 +72,9 @@ def event_line(e: Event, origin: float) -> str:
     if isinstance(e, Observation):
         seen = {True: "effect seen", False: "NO EFFECT", None: "effect unknown"}[e.effect]
         return f"t+{e.t - origin:8.3f}s observed {e.kind} {e.target}: {seen} ({e.detail})"
+    if isinstance(e, ClientEvent):
+        why = f" ({e.detail})" if e.detail else ""
+        return f"t+{e.t - origin:8.3f}s client {e.action} {e.client}#{e.worker}{why}"
     return f"t+{getattr(e, 't', origin) - origin:8.3f}s {type(e).__name__}"
 
 

@@ -56,7 +56,7 @@ def topology_view(sc: ScenarioData) -> TopologyView:
                 topo.name,
                 topo.source,
                 {s: list(r) for s, r in topo.sites.items()},
-                {n: (c.site, c.policy, list(c.order)) for n, c in topo.clients.items()},
+                {n: (c.site, c.policy.label, list(c.order)) for n, c in topo.clients.items()},
                 facts,
                 False,
                 lint(topo),

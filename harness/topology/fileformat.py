@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 
 from harness.client.policies import POLICIES
+from harness.client.policy_spec import KMIP_VERSIONS, OS, RETRYABLE, SELECTION_MEANS
 from harness.yamlfile import (
     AnyOf,
     Boolean,
@@ -74,7 +75,64 @@ REPLICA = Keys(
 )
 _REPLICAS = ListOf(items=AnyOf(options=(REPLICA_NAME, REPLICA)), help="names, or mappings")
 SITE = Keys(fields=(Field("replicas", _REPLICAS, required=True),))
-POLICY = Choice(values=POLICIES, what="policy", explain=lambda p: POLICIES[p].summary)
+PRESET = Choice(values=POLICIES, what="policy", explain=lambda p: POLICIES[p].summary)
+_SECONDS = Number(lo=0, hi=3600, lo_open=True)
+_TIMEOUT = AnyOf(
+    options=(_SECONDS, Choice(values=(OS,), what="timeout")),
+    help="seconds before time_scale, or `os`: no timeout of its own (the OS decides)",
+)
+GROUP = Keys(
+    fields=(
+        Field("primary", REPLICA_NAME, "the key server tried first", required=True),
+        Field(
+            "secondaries",
+            ListOf(items=REPLICA_NAME, unique=True, max_items=3),
+            "tried after the primary, in this order (ONTAP: up to 3)",
+        ),
+    ),
+    help="a primary key server and its secondaries",
+)
+POLICY_MAPPING = Keys(
+    fields=(
+        Field("preset", PRESET, "the policy this one adjusts", default="vcenter"),
+        Field(
+            "selection",
+            Choice(
+                values=tuple(SELECTION_MEANS), what="selection", explain=SELECTION_MEANS.__getitem__
+            ),
+            "when the client picks a server",
+        ),
+        Field("connect_timeout_s", _TIMEOUT, "TCP connect timeout (default: timeouts.connect_s)"),
+        Field("response_timeout_s", _TIMEOUT, "response timeout (default: timeouts.response_s)"),
+        Field("retries", Integer(lo=0, hi=10), "tries of the same server after a failed one"),
+        Field(
+            "retry_on",
+            ListOf(items=Choice(values=RETRYABLE, what="attempt outcome"), unique=True),
+            "which attempt outcomes are retried",
+        ),
+        Field("resend_mutations", Boolean(), "send a mutation again that may have run"),
+        Field("skip_failed_s", _SECONDS, "skip a server that failed to connect this recently"),
+        Field(
+            "open_connection_error",
+            Choice(values=("fail", "failover"), what="reaction"),
+            "an error on an open connection fails the operation, or walks on",
+        ),
+        Field("idle_reconnect_s", _SECONDS, "reconnect before using a connection idle this long"),
+        Field(
+            "groups",
+            ListOf(items=GROUP, max_items=4),
+            "primaries with their secondaries (ONTAP); the client's order is their members",
+        ),
+        Field(
+            "kmip_version",
+            Choice(values=KMIP_VERSIONS, what="KMIP version"),
+            "the protocol version in its requests",
+        ),
+    ),
+    help="a preset adjusted field by field (`kmschaos policies`)",
+    ref="policy",
+)
+POLICY = AnyOf(options=(PRESET, POLICY_MAPPING), help="a preset name, or a mapping")
 _ORDER = ListOf(items=REPLICA_NAME, unique=True)
 CLIENT = Keys(
     fields=(

@@ -9,6 +9,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from harness.client.policy_spec import POLICIES
 from harness.topology.fileformat import (
     CLIENT,
     CLIENT_NAME,
@@ -39,6 +40,7 @@ from harness.topology.model import (
     Topology,
     TopologyError,
 )
+from harness.topology.policy_reader import read_policy
 from harness.yamlfile import (
     NAME_KINDS,
     Problem,
@@ -222,9 +224,18 @@ class _TopologyReader(Reader):
                 order.append(r)
         else:
             order = [*sites[csite], *(r for r in seen if seen[r] != csite)]
-        policy = DEFAULT_POLICY
+        policy = POLICIES[DEFAULT_POLICY]
         if "policy" in body:
-            policy = self.take(body["policy"], CLIENT.shape("policy"))
+            policy = read_policy(self, body["policy"], seen)
+        if policy.groups:
+            members = [m for g in policy.groups for m in g.members]
+            if "order" in body and list(order) != members:
+                raise self.problem(
+                    body["order"],
+                    f"the policy's groups give the order [{', '.join(members)}]; give it "
+                    "once: remove `order` or make it the groups' members in order",
+                )
+            order = members
         return ClientSpec(name=cname, site=csite, order=tuple(order), policy=policy)
 
     def replica_entry(self, entry: Y) -> tuple[ReplicaInfo, Y]:

@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from harness.client.policy_spec import PolicySpec
 from harness.topology.fileformat import (
     DEFAULT_INTERVAL_MS,
     KMIP_PORT,
@@ -99,7 +100,13 @@ class ClientSpec:
     name: str
     site: str
     order: tuple[str, ...]
-    policy: str
+    policy: PolicySpec
+
+    def timeouts(self, topology: Topology) -> tuple[float | None, float | None]:
+        """(connect, response) seconds this client waits, at the topology's time scale
+        (None: no timeout of its own, the OS decides)."""
+        t = topology.timeouts
+        return self.policy.timeouts(t.connect_s, t.response_s, topology.time_scale)
 
 
 @dataclass(frozen=True)
@@ -214,7 +221,7 @@ class Topology:
                 for s, reps in self.sites.items()
             },
             "clients": {
-                c.name: {"site": c.site, "order": list(c.order), "policy": c.policy}
+                c.name: {"site": c.site, "order": list(c.order), "policy": c.policy.to_data()}
                 for c in self.clients.values()
             },
             "replication": {

@@ -1,0 +1,167 @@
+"""The order and failover checkers follow each client's policy (hand-built histories):
+retries, skip windows, open-connection errors, a server chosen at start, restarts."""
+
+from __future__ import annotations
+
+import itertools
+
+from harness.checkers.failover import check_failover
+from harness.checkers.order import check_order
+from harness.client.policies import POLICIES
+from harness.client.policy_spec import adjusted
+from harness.history import Attempt, ClientEvent, Complete, Event, FaultEvent
+
+T0 = 1000.0
+ORDER = ["kms-a", "kms-b", "kms-c"]
+Try = tuple[str, str, float] | tuple[str, str, float, bool]
+
+
+class History:
+    def __init__(self, policy: str) -> None:
+        self.policy = policy
+        self.events: list[Event] = []
+        self.seq = itertools.count(1)
+
+    def op(self, start: float, *tries: Try, sent: bool = False) -> Complete:
+        t = T0 + start
+        attempts = []
+        for tr in tries:
+            server, result, secs = tr[0], tr[1], tr[2]
+            reused = bool(tr[3]) if len(tr) > 3 else False
+            was_sent = sent or result == "ok"
+            attempts.append(Attempt(server, server, t, t + secs, result, "", reused, sent=was_sent))
+            t += secs
+        ok = attempts[-1].outcome == "ok"
+        c = Complete(
+            op_id=f"c#0:{next(self.seq)}",
+            client="c",
+            policy=self.policy,
+            op="get",
+            start=T0 + start,
+            end=t,
+            outcome="ok" if ok else "fail",
+            served_by=attempts[-1].server if ok else None,
+            attempts=attempts,
+        )
+        self.events.append(c)
+        return c
+
+    def restart(self, at: float) -> None:
+        self.events.append(ClientEvent(T0 + at, "c", 0, "restart"))
+
+    def fault(self, kind: str, target: str, start: float, end: float) -> None:
+        params = {"replicas": [target]}
+        self.events.append(FaultEvent("f1", "inject", kind, target, T0 + start, params))
+        self.events.append(FaultEvent("f1", "heal", kind, target, T0 + end, params))
+
+    def order(self, time_scale: float = 1.0) -> tuple[str, list[str]]:
+        v = check_order(
+            self.events,
+            orders={"c": ORDER},
+            policies={"c": POLICIES[self.policy]},
+            time_scale=time_scale,
+        )
+        return v.status, list(v.details)
+
+
+def test_kmip_go_skips_a_server_that_failed_to_connect_within_its_window() -> None:
+    h = History("kmip-go")
+    h.op(0.0, ("kms-a", "refused", 0.01), ("kms-b", "ok", 0.01))
+    h.op(1.0, ("kms-b", "ok", 0.01))  # kms-a failed 1 s ago: skipped (window 5 s)
+    assert h.order() == ("pass", [])
+
+
+def test_kmip_go_trying_a_server_inside_its_skip_window_is_a_violation() -> None:
+    h = History("kmip-go")
+    h.op(0.0, ("kms-a", "refused", 0.01), ("kms-b", "ok", 0.01))
+    h.op(1.0, ("kms-a", "refused", 0.01), ("kms-b", "ok", 0.01))
+    status, details = h.order()
+    assert status == "fail"
+    assert "failed to connect" in details[0] and "skips such a server" in details[0]
+
+
+def test_a_skip_outside_the_window_is_a_violation() -> None:
+    h = History("kmip-go")
+    h.op(0.0, ("kms-a", "refused", 0.01), ("kms-b", "ok", 0.01))
+    h.op(6.0, ("kms-b", "ok", 0.01))  # 6 s later: kms-a must be tried again
+    status, details = h.order()
+    assert status == "fail"
+    assert "skipped kms-a" in details[0]
+
+
+def test_the_skip_window_scales_with_the_time_scale() -> None:
+    h = History("kmip-go")
+    h.op(0.0, ("kms-a", "refused", 0.01), ("kms-b", "ok", 0.01))
+    h.op(1.0, ("kms-b", "ok", 0.01))
+    assert h.order(time_scale=0.05)[0] == "fail"  # window 0.25 s
+
+
+def test_retries_follow_retry_on_and_their_count() -> None:
+    ok = History("kmip-go")  # eof retried ×3 on the same server
+    ok.op(0.0, ("kms-a", "eof", 0.01, True), ("kms-a", "eof", 0.01), ("kms-a", "ok", 0.01))
+    assert ok.order() == ("pass", [])
+    too_many = History("retrying")  # ×1
+    too_many.op(0.0, ("kms-a", "eof", 0.01), ("kms-a", "eof", 0.01), ("kms-a", "ok", 0.01))
+    status, details = too_many.order()
+    assert status == "fail" and "3 times in a row" in details[0]
+    not_retried = History("kmip-go")  # a timeout is not retried
+    not_retried.op(0.0, ("kms-a", "timeout", 0.01), ("kms-a", "ok", 0.01))
+    assert not_retried.order()[0] == "fail"
+
+
+def test_at_start_tries_only_the_server_it_chose_until_restarted() -> None:
+    h = History("mongodb")
+    h.op(0.0, ("kms-a", "ok", 0.01))
+    h.op(1.0, ("kms-a", "refused", 0.01))  # kms-a down: no failover
+    h.restart(1.5)
+    h.op(2.0, ("kms-a", "refused", 0.01), ("kms-b", "ok", 0.01))  # restarted: walks
+    h.op(3.0, ("kms-b", "ok", 0.01))
+    assert h.order() == ("pass", [])
+    bad = History("mongodb")
+    bad.op(0.0, ("kms-a", "ok", 0.01))
+    bad.op(1.0, ("kms-a", "refused", 0.01), ("kms-b", "ok", 0.01))  # no restart
+    status, details = bad.order()
+    assert status == "fail" and "chose kms-a at start" in details[0]
+
+
+def test_an_at_start_client_that_is_not_restarted_is_a_finding_that_says_so() -> None:
+    h = History("mongodb")
+    for i in range(5):
+        h.op(i * 0.1, ("kms-a", "ok", 0.01))
+    h.fault("kill", "kms-a", 1.0, 3.0)
+    for i in range(5):
+        h.op(1.1 + i * 0.1, ("kms-a", "refused", 0.01))
+    v = check_failover(
+        h.events,
+        response_timeout=1.0,
+        connect_timeout=0.5,
+        orders={"c": ORDER},
+        policies={"c": POLICIES["mongodb"]},
+    )
+    assert v.status == "fail"
+    assert "chooses its server only when it starts" in v.summary
+    assert "5 of 5 ops failed" in v.summary
+
+
+def test_failover_bound_comes_from_the_clients_own_timeouts() -> None:
+    # a policy with a 2 s response timeout of its own under a stall: the bound is ~2 s,
+    # not the topology's 1 s
+    spec = adjusted(POLICIES["vcenter"], response_timeout_s=2.0)
+    h = History("vcenter")
+    for i in range(5):
+        h.op(i * 0.1, ("kms-a", "ok", 0.01))
+    h.fault("stall", "kms-a", 1.0, 5.0)
+    h.op(1.1, ("kms-a", "timeout", 2.0), ("kms-b", "ok", 0.01))
+    v = check_failover(
+        h.events,
+        response_timeout=1.0,
+        connect_timeout=0.5,
+        orders={"c": ORDER},
+        policies={"c": spec},
+        client_timeouts={"c": (0.5, 2.0)},
+    )
+    assert v.status == "pass", v.summary
+    fig = v.figures["f1"]["clients"]["c"]
+    assert fig["expected_wait_s"] == 2.0
+    short = check_failover(h.events, response_timeout=1.0, connect_timeout=0.5, orders={"c": ORDER})
+    assert short.status == "fail"  # judged with the topology's 1 s it is too slow
