@@ -12,8 +12,8 @@ from typing import Any, TypeVar
 from bench import BenchError
 from harness.client.operations import empty_client_config, new_pie_client
 from harness.client.policies import TlsFiles
-from harness.client.walker import VCenterPolicy
 from harness.client.transport import Endpoint
+from harness.client.walker import VCenterPolicy
 from harness.cluster.base import BaseCluster
 from harness.topology import Topology
 

@@ -14,8 +14,8 @@ from bench import BenchError
 from bench.clusters import direct_endpoint, pie_connection
 from bench.figures import ms, pct
 from harness.client.policies import TlsFiles
-from harness.client.walker import VCenterPolicy
 from harness.client.transport import Endpoint
+from harness.client.walker import VCenterPolicy
 from harness.cluster.base import BaseCluster
 
 

@@ -30,8 +30,8 @@ from harness.backends import attach_cluster
 from harness.checkers.failover import wait_bounds
 from harness.client.operations import empty_client_config
 from harness.client.policies import TlsFiles
-from harness.client.walker import VCenterPolicy
 from harness.client.transport import Endpoint
+from harness.client.walker import VCenterPolicy
 from harness.cluster.docker_backend import DockerCluster
 from harness.faults import make_fault
 from harness.faults.stall import Stall

@@ -28,8 +28,8 @@ from harness.checkers.identity import attempt_contradictions, audit_contradictio
 from harness.checkers.order import check_order
 from harness.cli import main
 from harness.client.policies import PyKmipPolicy, TlsFiles, tried
-from harness.client.walker import VCenterPolicy
 from harness.client.transport import Endpoint, PeerIdentity, peer_identity
+from harness.client.walker import VCenterPolicy
 from harness.history import Attempt, Snapshot
 from harness.pki import CertificateAuthority
 from harness.scenario import Scenario

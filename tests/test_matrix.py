@@ -62,7 +62,8 @@ def run_main(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:
         (["--faults", " , "], "--faults: empty"),
         (
             ["--policies", "vcenter,jce"],
-            "--policies: unknown policy 'jce' (known: vcenter, pykmip, mongodb, ontap, kmip-go, retrying)",
+            "--policies: unknown policy 'jce' (known: vcenter, pykmip, mongodb, ontap, "
+            "kmip-go, retrying)",
         ),
         (["--target", "kms-x"], "--target kms-x: unknown replica in"),
         (["-j", "0"], "-j 0: must be at least 1"),

@@ -216,7 +216,8 @@ def test_a_topology_error_knows_its_line_and_keeps_its_text() -> None:
         parse_topology(TOPOLOGY.replace("policy: vcenter", "policy: vsphere"), "t.yaml")
     assert e.value.line == 5
     assert str(e.value) == (
-        "t.yaml: clients.vc-a.policy: unknown policy 'vsphere' (known: vcenter, pykmip, mongodb, ontap, kmip-go, retrying)"
+        "t.yaml: clients.vc-a.policy: unknown policy 'vsphere' (known: vcenter, pykmip, "
+        "mongodb, ontap, kmip-go, retrying)"
     )
     with pytest.raises(TopologyError) as e:
         parse_topology(TOPOLOGY.replace("site: site-a, ", ""), "t.yaml")
@@ -253,4 +254,6 @@ def test_a_rehearsal_names_the_line_of_its_topology_error(tmp_path: Path) -> Non
     with pytest.raises(RehearsalError) as e:
         parse_rehearsal((tmp_path / "r.yaml").read_text(), "r.yaml", base_dir=tmp_path)
     assert str(e.value).startswith("r.yaml: line 1: topology: invalid topology: ")
-    assert str(e.value).endswith("(known: vcenter, pykmip, mongodb, ontap, kmip-go, retrying) (t.yaml, line 5)")
+    assert str(e.value).endswith(
+        "(known: vcenter, pykmip, mongodb, ontap, kmip-go, retrying) (t.yaml, line 5)"
+    )

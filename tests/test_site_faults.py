@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from harness.client.operations import empty_client_config
-from harness.client.walker import VCenterPolicy
 from harness.client.transport import Endpoint
+from harness.client.walker import VCenterPolicy
 from harness.cluster.local import LocalCluster
 from harness.faults import FaultError, make_fault
 

@@ -102,7 +102,10 @@ def test_issue_example_loads_exactly(tmp_path: Path) -> None:
     assert topo.replicas == ("kms-a", "kms-b", "kms-c")
     assert topo.clients == {
         "vc-a": ClientSpec(
-            name="vc-a", site="site-a", order=("kms-a", "kms-b", "kms-c"), policy=POLICIES["vcenter"]
+            name="vc-a",
+            site="site-a",
+            order=("kms-a", "kms-b", "kms-c"),
+            policy=POLICIES["vcenter"],
         )
     }
     assert topo.replication_profile == "none"
@@ -289,7 +292,10 @@ def test_missing_site_for_client(tmp_path: Path) -> None:
 def test_unknown_policy(tmp_path: Path) -> None:
     err = load_error(tmp_path, ISSUE_EXAMPLE.replace("policy: vcenter", "policy: vsphere"))
     assert err.field_path == "clients.vc-a.policy"
-    assert err.message == "unknown policy 'vsphere' (known: vcenter, pykmip, mongodb, ontap, kmip-go, retrying)"
+    assert (
+        err.message
+        == "unknown policy 'vsphere' (known: vcenter, pykmip, mongodb, ontap, kmip-go, retrying)"
+    )
 
 
 def test_unknown_top_level_key_typo(tmp_path: Path) -> None:

@@ -27,8 +27,8 @@ from cli_runs import kmschaos
 from harness import registry
 from harness.client.operations import empty_client_config
 from harness.client.policies import PolicyResult, TlsFiles
-from harness.client.walker import VCenterPolicy
 from harness.client.transport import Endpoint
+from harness.client.walker import VCenterPolicy
 from harness.links import ToxiproxyAPI
 from harness.toolchain import repo_root
 from harness.topology import load_topology
