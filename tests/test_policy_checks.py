@@ -165,3 +165,28 @@ def test_failover_bound_comes_from_the_clients_own_timeouts() -> None:
     assert fig["expected_wait_s"] == 2.0
     short = check_failover(h.events, response_timeout=1.0, connect_timeout=0.5, orders={"c": ORDER})
     assert short.status == "fail"  # judged with the topology's 1 s it is too slow
+
+
+def test_an_open_connection_under_unreachable_costs_a_response_timeout() -> None:
+    # a sticky client's request on its open connection to a replica whose packets are
+    # dropped waits out its response timeout, not a connect timeout
+    h = History("retrying")
+    for i in range(5):
+        h.op(i * 0.1, ("kms-a", "ok", 0.01, True))
+    h.fault("unreachable", "kms-a", 1.0, 9.0)
+    h.op(
+        1.1,
+        ("kms-a", "timeout", 3.0, True),
+        ("kms-a", "connect-timeout", 0.25),
+        ("kms-b", "ok", 0.01),
+    )
+    v = check_failover(
+        h.events,
+        response_timeout=3.0,
+        connect_timeout=0.25,
+        orders={"c": ORDER},
+        policies={"c": POLICIES["retrying"]},
+        client_timeouts={"c": (0.25, 3.0)},
+    )
+    assert v.status == "pass", v.summary
+    assert v.figures["f1"]["clients"]["c"]["expected_wait_s"] == 3.25

@@ -423,7 +423,7 @@ def _judge_client(
             )
         if kind is None:
             continue
-        wait += attempt_cost(policy_used, kind, **timeouts) or 0.0
+        wait += attempt_cost(policy_used, kind, reused=a.reused, **timeouts) or 0.0
     lower, upper = wait_bounds(wait, baseline_p99=baseline_p99, min_upper_slack=min_upper_slack)
     fig.update(
         {

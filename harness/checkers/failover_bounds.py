@@ -41,16 +41,20 @@ def attempt_cost(
     *,
     response_timeout: float | None,
     connect_timeout: float | None,
+    reused: bool = False,
 ) -> float | None:
     """Seconds one failed attempt under fault `kind` costs a client of `policy` with
     these (its own, scaled) timeouts; None when the policy is unknown (its failover
-    cannot be bounded)."""
+    cannot be bounded). An attempt on a connection already open (`reused`) has no
+    connect to time out: a fault that silences connects leaves its request unanswered."""
     spec = _spec(policy)
     if spec is None:
         return None
     wait = expected_wait(kind)
     if wait is None:
         return 0.0
+    if reused and wait == "connect":
+        wait = "response"
     return spec.wait_s(wait, connect_timeout=connect_timeout, response_timeout=response_timeout)
 
 

@@ -66,8 +66,8 @@ def add_matrix_parser(sub: Any) -> argparse.ArgumentParser:
         "--policies",
         default=",".join(DEFAULT_POLICIES),
         metavar="P,P",
-        help=f"comma-separated failover policies (default: {','.join(DEFAULT_POLICIES)}; "
-        f"known: {', '.join(POLICIES)})",
+        help=f"comma-separated failover policies, or `all` (default: "
+        f"{','.join(DEFAULT_POLICIES)}; known: {', '.join(POLICIES)})",
     )
     p.add_argument(
         "--faults",

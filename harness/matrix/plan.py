@@ -112,22 +112,41 @@ class MatrixPlan:
             for p in self.policies
         ]
 
+    def unbounded(self, policy: str, fault: str) -> str:
+        """Why a cell would never end ("" when it would): its policy has no response
+        timeout of its own and the fault leaves a request unanswered (the finding is
+        known without running it)."""
+        from harness.checkers.failover import attempt_cost
+
+        spec = policy_spec(policy)
+        connect, response = spec.timeouts(
+            self.topology.timeouts.connect_s,
+            self.topology.timeouts.response_s,
+            self.topology.time_scale,
+        )
+        cost = attempt_cost(spec, fault, connect_timeout=connect, response_timeout=response)
+        if cost is None or cost != float("inf"):
+            return ""
+        return (
+            f"{policy} has no response timeout of its own: a request sent to {self.target} "
+            f"under {fault} waits as long as the fault lasts, no failover (not run)"
+        )
+
     def expected_cost(self, fault: str) -> float:
         """A rough length of a cell, to start the long ones first: what one failed
         attempt costs the slowest policy (the fault's and the policies' declarations)."""
         from harness.checkers.failover import attempt_cost
 
         topo = self.topology
-        costs = [
-            attempt_cost(
-                p,
-                fault,
-                response_timeout=topo.response_timeout,
-                connect_timeout=topo.connect_timeout,
+        costs = []
+        for p in self.policies:
+            spec = policy_spec(p)
+            connect, response = spec.timeouts(
+                topo.timeouts.connect_s, topo.timeouts.response_s, topo.time_scale
             )
-            for p in self.policies
-        ]
-        return max((c or 0.0) for c in costs)
+            cost = attempt_cost(spec, fault, response_timeout=response, connect_timeout=connect)
+            costs.append(0.0 if cost is None or cost == float("inf") else cost)
+        return max(costs)
 
 
 def _names(option: str, raw: str, known: tuple[str, ...], what: str) -> list[str]:
@@ -160,7 +179,8 @@ def plan_matrix(args: argparse.Namespace) -> MatrixPlan:
     """Validate the arguments into a plan; `MatrixError` / `TopologyError` on bad input."""
     from harness.backends import BACKENDS
 
-    policies = _names("--policies", args.policies, tuple(POLICIES), "policy")
+    raw_policies = ",".join(POLICIES) if args.policies.strip() == "all" else args.policies
+    policies = _names("--policies", raw_policies, tuple(POLICIES), "policy")
     faults = parse_faults(args.faults)
     if args.jobs < 1:
         raise MatrixError(f"-j {args.jobs}: must be at least 1")
