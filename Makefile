@@ -17,12 +17,14 @@ DOCKER_SCENARIOS := scenarios/test_steady_state.py scenarios/test_refuse.py \
 	scenarios/test_idle_and_clock.py
 
 .PHONY: setup demo test test-unit test-scenarios up down status bench lint clean help \
-	images images-offline test-docker
+	images images-offline test-docker matrix-full
 
 help:
 	@echo "make setup   create $(VENV), install kmschaos and Toxiproxy v2.12.0"
 	@echo "make demo    run the scenario catalogue (local backend), print verdicts + report path,"
 	@echo "             then the resilience matrix of $(TOPOLOGY) (policies x faults)"
+	@echo "make matrix-full  every client preset x every default matrix fault on the seed two-site"
+	@echo "             layout (scenarios/topologies/two-sites.yaml), time scale $(TIME_SCALE)"
 	@echo "make test    unit, integration and scenario tests (time scale $(TIME_SCALE), $(WORKERS) workers);"
 	@echo "             then the docker subset (make test-docker) when a Docker engine answers"
 	@echo "make test-docker  build the images, run the docker-backend tests and scenario subset"
@@ -46,6 +48,10 @@ demo: setup
 	$(BIN)/kmschaos run -n $(WORKERS) --time-scale $(TIME_SCALE) --report-dir $(REPORT_DIR)
 	$(BIN)/kmschaos matrix $(TOPOLOGY) --time-scale $(TIME_SCALE) -j $(WORKERS) \
 		--report-dir $(REPORT_DIR)/matrix
+
+matrix-full: setup
+	$(BIN)/kmschaos matrix scenarios/topologies/two-sites.yaml --policies all \
+		--time-scale $(TIME_SCALE) -j $(WORKERS) --report-dir reports/matrix-full
 
 test: setup
 	$(BIN)/python -m pytest tests scenarios -n $(WORKERS) --kms-time-scale $(TIME_SCALE) \

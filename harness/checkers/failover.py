@@ -383,7 +383,12 @@ def _judge_client(
         return result("fail", message, evidence)
 
     policy_used: PolicySpec | str = policy or failover_op.policy
-    per_attempt = attempt_cost(policy_used, w.kind, **timeouts)
+    per_attempt = attempt_cost(
+        policy_used,
+        w.kind,
+        connect_timeout=timeouts["connect_timeout"],
+        response_timeout=timeouts["response_timeout"],
+    )
     failed_on_affected = [
         a for a in failover_op.attempts if a.server in affected and a.outcome != "ok"
     ]
@@ -423,7 +428,16 @@ def _judge_client(
             )
         if kind is None:
             continue
-        wait += attempt_cost(policy_used, kind, reused=a.reused, **timeouts) or 0.0
+        wait += (
+            attempt_cost(
+                policy_used,
+                kind,
+                connect_timeout=timeouts["connect_timeout"],
+                response_timeout=timeouts["response_timeout"],
+                reused=a.reused,
+            )
+            or 0.0
+        )
     lower, upper = wait_bounds(wait, baseline_p99=baseline_p99, min_upper_slack=min_upper_slack)
     fig.update(
         {

@@ -218,13 +218,19 @@ def cmd_policies(args: argparse.Namespace) -> int:
     if args.markdown:
         print(policy_table(), end="")
         return EXIT_OK
-    t = Table(title="client failover policies (topology: clients.<name>.policy)")
+    t = Table(
+        title="client failover policies (topology: clients.<name>.policy: a preset, or "
+        "{preset: NAME, field: value...})"
+    )
     t.add_column("policy")
     t.add_column("what it is")
     for w in WAITS:
         t.add_column(WAIT_MEANS[w])
-    for name, cls in POLICIES.items():
-        t.add_row(name, cls.summary, *(cls.reactions.get(w, "") for w in WAITS))
+    t.add_column("KMIP")
+    for name, spec in POLICIES.items():
+        t.add_row(
+            name, spec.summary, *(spec.reactions.get(w, "") for w in WAITS), spec.kmip_version
+        )
     Console().print(t)
     return EXIT_OK
 

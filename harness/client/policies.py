@@ -266,10 +266,16 @@ def make_policy(
 
 
 def policy_table() -> str:
-    """The README's policy table (markdown), from the policies' own descriptions."""
-    head = ["policy", "what it is", *(WAIT_MEANS[w] for w in WAITS)]
+    """The README's policy table (markdown), from the presets' own descriptions."""
+    head = ["policy", "what it is", *(WAIT_MEANS[w] for w in WAITS), "KMIP", "source"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for name, spec in POLICIES.items():
-        cells = [f"`{name}`", spec.summary, *(spec.reactions.get(w, "") for w in WAITS)]
+        cells = [
+            f"`{name}`",
+            spec.summary,
+            *(spec.reactions.get(w, "") for w in WAITS),
+            spec.kmip_version,
+            spec.source,
+        ]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"

@@ -124,7 +124,11 @@ class MatrixPlan:
             self.topology.timeouts.response_s,
             self.topology.time_scale,
         )
-        cost = attempt_cost(spec, fault, connect_timeout=connect, response_timeout=response)
+        # a sticky client meets the fault on its open connection first
+        reused = spec.selection == "sticky"
+        cost = attempt_cost(
+            spec, fault, connect_timeout=connect, response_timeout=response, reused=reused
+        )
         if cost is None or cost != float("inf"):
             return ""
         return (
