@@ -213,7 +213,7 @@ def test_the_readme_tables_are_the_generated_ones() -> None:
 
 def test_registries_list_the_shipped_ones_in_catalogue_order() -> None:
     # the faults' order: tests/test_cli_usage.py (kmschaos faults, inject's error)
-    assert list(POLICIES) == ["vcenter", "pykmip"]
+    assert list(POLICIES) == ["vcenter", "pykmip", "mongodb", "ontap", "kmip-go", "retrying"]
     assert list(CHECKERS) == [
         "fault_effect",
         "failover",
