@@ -23,8 +23,10 @@ files like scenarios.
 - `schedule`: what `random` steps draw, and the seed of a run
 - `discovery`: which files are rehearsals, where their topology is
 - `certificates`: `certificates` steps (planned actions on the PKI, `harness.pki_rotation`)
+- `clients`: `restart-client`, `stop-client`, `start-client` steps (a workload client's
+  lifecycle) and what followed them
 - `run`: the steps on a `Scenario`: waits, faults, expectations, commands, checkpoints,
-  certificate actions
+  certificate actions, client lifecycle steps
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ from harness.rehearsal.fileformat import (
 from harness.rehearsal.model import (
     CertificatesStep,
     CheckpointStep,
+    ClientStep,
     Expectation,
     ExpectStep,
     FaultSpec,
@@ -49,8 +52,11 @@ from harness.rehearsal.model import (
     InjectStep,
     RandomStep,
     Rehearsal,
+    RestartClientStep,
     RunStep,
+    StartClientStep,
     Step,
+    StopClientStep,
     WaitStep,
     WorkloadSpec,
 )
@@ -76,6 +82,7 @@ __all__ = [
     "WORKLOAD_KEYS",
     "CertificatesStep",
     "CheckpointStep",
+    "ClientStep",
     "Draw",
     "ExpectStep",
     "Expectation",
@@ -87,8 +94,11 @@ __all__ = [
     "RehearsalError",
     "RehearsalFailure",
     "RehearsalRun",
+    "RestartClientStep",
     "RunStep",
+    "StartClientStep",
     "Step",
+    "StopClientStep",
     "TerminalIO",
     "Traffic",
     "WaitStep",

@@ -199,6 +199,16 @@ def certificate_forms() -> Shape:
 
 
 CERTIFICATES = certificate_forms()
+# ---- client lifecycle: a workload client restarted, stopped or started ------------------
+
+CLIENT_STEPS: dict[str, str] = {
+    "restart-client": "restart a client of the workload: from its next operation it has "
+    "forgotten its connection, the server it chose at start and the servers it avoided",
+    "stop-client": "stop a client of the workload: it issues no operation until a "
+    "`start-client` step",
+    "start-client": "start a client stopped by a `stop-client` step again, as a fresh process",
+}
+CLIENT_NAME = Text(help="a client of the workload (every instance of it)")
 STEP = Keys(
     fields=(
         Field("wait", Duration(), "hold for this long (wall-clock)"),
@@ -211,6 +221,7 @@ STEP = Keys(
         Field(
             "certificates", Lazy(build=certificate_forms), "rotate, trust or expire certificates"
         ),
+        *(Field(kind, CLIENT_NAME, help) for kind, help in CLIENT_STEPS.items()),
     ),
     min_keys=1,
     max_keys=1,

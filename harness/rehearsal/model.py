@@ -1,6 +1,7 @@
 """The rehearsal model: a `Rehearsal` is a topology, an optional workload and a tuple of
 typed steps (`WaitStep`, `InjectStep`, `HealStep`, `ExpectStep` with its
-`Expectation`s, `RunStep`, `CheckpointStep`, `RandomStep`, `CertificatesStep`), each
+`Expectation`s, `RunStep`, `CheckpointStep`, `RandomStep`, `CertificatesStep`, the
+`ClientStep`s `RestartClientStep`, `StopClientStep`, `StartClientStep`), each
 knowing its index and file line. Built only by the validator
 (`harness.rehearsal.validate`); run by `harness.rehearsal.run`.
 """
@@ -216,6 +217,36 @@ class CertificatesStep(Step):
         if self.action in ("rotate-client-cert", "expire-ca"):
             return f"certificates: {self.action} ({self.ca} CA)"
         return f"certificates: {self.action}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class ClientStep(Step):
+    """A lifecycle action on every instance of a workload client (`CLIENT_STEPS`)."""
+
+    client: str
+
+    def describe(self) -> str:
+        return f"{self.kind} {self.client}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class RestartClientStep(ClientStep):
+    kind: ClassVar[str] = "restart-client"
+
+
+@dataclass(frozen=True, kw_only=True)
+class StopClientStep(ClientStep):
+    kind: ClassVar[str] = "stop-client"
+
+
+@dataclass(frozen=True, kw_only=True)
+class StartClientStep(ClientStep):
+    kind: ClassVar[str] = "start-client"
+
+
+CLIENT_STEP_TYPES: dict[str, type[ClientStep]] = {
+    t.kind: t for t in (RestartClientStep, StopClientStep, StartClientStep)
+}
 
 
 @dataclass(frozen=True, kw_only=True)

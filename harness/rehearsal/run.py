@@ -19,6 +19,8 @@ steps run one after another:
 - ``certificates`` performs a planned operator action on the cluster's PKI
   (`harness.pki_rotation`); whatever the actions changed is restored in ``finally``,
   after the workload stopped, whatever happens.
+- ``restart-client`` / ``stop-client`` / ``start-client`` act on every instance of a
+  workload client (`harness.rehearsal.clients`); what followed is measured at the end.
 
 Every failure names the seed, so a run is replayed exactly with ``--kms-seed``.
 """
@@ -45,9 +47,11 @@ from harness.cluster.base import ClusterError
 from harness.faults import Fault, FaultError, active_fault_records
 from harness.pki_rotation import PkiRotation, RotationError
 from harness.rehearsal.certificates import perform
+from harness.rehearsal.clients import ClientLifecycle, ClientStepError
 from harness.rehearsal.model import (
     CertificatesStep,
     CheckpointStep,
+    ClientStep,
     Expectation,
     ExpectStep,
     HealStep,
@@ -152,6 +156,7 @@ class Traffic:
         self.seed = seed
         self.generation = 0
         self.workload: Workload | None = None
+        self.stopped: set[str] = set()  # by stop-client steps: a fresh workload stops them
 
     @property
     def clients(self) -> tuple[str, ...]:
@@ -167,6 +172,9 @@ class Traffic:
             for name in s.clients
             for w in range(s.per_client)
         ]
+        for c in clients:
+            if c.name in self.stopped:
+                c.stop("stopped by a stop-client step")
         self.workload = Workload(
             clients, self.scenario.history, s.rate_per_s, s.ops, self.seed + self.generation
         )
@@ -216,6 +224,7 @@ class RehearsalRun:
         self.by_name: dict[str, list[Fault]] = {}
         self.drawn: list[str] = []  # schedule lines of the random steps begun
         self.pki: PkiRotation | None = None  # made by the first `certificates` step
+        self.lifecycle = ClientLifecycle(scenario, self.traffic.stopped)
         self._clock = threading.Event()  # never set: waits are durations, not conditions
         self.figures: dict[str, Any] = {
             "file": rehearsal.source,
@@ -235,6 +244,8 @@ class RehearsalRun:
                 self._step(step)
         finally:
             self.traffic.stop()
+            if self.lifecycle.done:
+                self.figures["clients"] = self.lifecycle.figures()
             self._restore_certificates()
         self._judge_fault_effect()
         self.sc.note(f"rehearsal {self.r.name} done")
@@ -275,6 +286,8 @@ class RehearsalRun:
                 self._random(step)
             elif isinstance(step, CertificatesStep):
                 self._certificates(step)
+            elif isinstance(step, ClientStep):
+                self.lifecycle.perform(step)
             else:  # pragma: no cover - the loader makes only the kinds above
                 raise TypeError(f"unknown step {step!r}")
         except RehearsalFailure:
@@ -286,6 +299,7 @@ class RehearsalRun:
             WaitTimeout,
             OSError,
             subprocess.SubprocessError,
+            ClientStepError,
         ) as e:
             raise self.failure(step.line, f"{step.path}.{step.kind}", str(e)) from e
         except Exception as e:

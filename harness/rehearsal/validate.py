@@ -2,7 +2,8 @@
 topology, the workload, every step (faults and their parameters, targets, fault names
 healed and judged in order) — and every problem is one `RehearsalError` naming file,
 line and field. Expectations are checked by `harness.rehearsal.expectations`, certificate
-actions by `harness.rehearsal.certificates`.
+actions by `harness.rehearsal.certificates`, client lifecycle steps by
+`harness.rehearsal.clients`.
 
 Known keys and limits come from `harness.rehearsal.fileformat`; the field checks and the
 located YAML from `harness.yamlfile`, shared with topology files.
@@ -17,6 +18,7 @@ from typing import Any
 from harness.faults import FAULTS
 from harness.faults.params import UNIT_HINT
 from harness.rehearsal.certificates import CertificateStepReader
+from harness.rehearsal.clients import ClientStepReader
 from harness.rehearsal.discovery import display_path, find_topology
 from harness.rehearsal.expectations import ExpectationReader
 from harness.rehearsal.fileformat import (
@@ -40,6 +42,7 @@ from harness.rehearsal.fileformat import (
     param_names,
 )
 from harness.rehearsal.model import (
+    CLIENT_STEP_TYPES,
     CheckpointStep,
     FaultSpec,
     HealStep,
@@ -126,6 +129,7 @@ class _Validator(ExpectationReader):
         self.active_names: dict[str, int] = {}  # `as` name -> inject step, not yet healed
         self.healed_names: dict[str, int] = {}  # `as` name -> the heal step
         self.certificate_steps: CertificateStepReader | None = None
+        self.client_steps = ClientStepReader(self)
 
     # ---- the file -------------------------------------------------------------------
 
@@ -240,6 +244,8 @@ class _Validator(ExpectationReader):
             if self.certificate_steps is None:
                 self.certificate_steps = CertificateStepReader(self, self.topo)
             return self.certificate_steps.step(index, line, body)
+        if kind in CLIENT_STEP_TYPES:
+            return self.client_steps.step(kind, index, line, body)
         return self.random_step(index, line, body)
 
     def fault_kind(self, y: Y) -> str:
