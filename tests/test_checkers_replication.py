@@ -10,7 +10,7 @@ import pytest
 
 from harness.checkers import Verdict
 from harness.checkers.convergence import check_convergence
-from harness.checkers.durability import check_durability
+from harness.checkers.durability import DurabilityChecker, check_durability
 from harness.checkers.site_availability import check_site_availability
 from harness.history import Attempt, Complete, Event, FaultEvent, Snapshot
 
@@ -197,6 +197,47 @@ def test_durability_destroyed_key_still_active_is_reported_not_failed() -> None:
     assert v.status == "pass", v.summary
     assert {d["replica"] for d in v.figures["destroyed_but_present"]} == set(REPLICAS)
     assert any("k2: destroyed (ok) but still ACTIVE" in d for d in v.details)
+
+
+def test_durability_reports_a_create_that_ran_twice_and_still_passes() -> None:
+    """kmip-go re-sent a Create whose response was lost: two keys hold its Name (the
+    first, k2a, made by the request that got no response; k2b acknowledged)."""
+    b = Builder()
+    b.op("create", "vc-a", 1.0, "kms-a", "k1").name = "kmschaos-run-1"
+    b.op("create", "vc-a", 3.0, "kms-a", "k2b").name = "kmschaos-run-2"
+
+    def named(name: str) -> dict[str, Any]:
+        return {"digest": None, "state": "PRE_ACTIVE", "names": [name]}
+
+    held = {"k1": named("kmschaos-run-1"), "k2a": named("kmschaos-run-2")}
+    held["k2b"] = named("kmschaos-run-2")
+    b.audit(1, 8.0, [], **{r.replace("-", "_"): held for r in REPLICAS})
+    v = durability(b)
+    assert v.status == "pass", v.summary
+    assert v.figures["lost_keys"] == 0
+    assert v.figures["duplicate_creates"] == 1
+    assert v.figures["duplicates"] == [{"name": "kmschaos-run-2", "uids": ["k2a", "k2b"]}]
+    assert v.summary.endswith("; 1 Create ran twice (2 keys named kmschaos-run-2)"), v.summary
+    assert any(
+        d.startswith("Create of kmschaos-run-2 ran 2 times") and "k2a, k2b" in d for d in v.details
+    ), v.details
+    assert DurabilityChecker().headline(v.to_dict()) == "2 keys kept, 1 made twice"
+
+    # one replica keeps both keys, another only one: still one Create that ran twice,
+    # and a key missing on kms-d fails the verdict, the duplicate still said
+    b.audit(2, 9.0, [], kms_a=held, kms_b=held, kms_c=held, kms_d={"k1": held["k1"]})
+    v = durability(b)
+    assert v.status == "fail" and v.figures["duplicate_creates"] == 1, v.summary
+    assert "missing" in v.summary and "1 Create ran twice" in v.summary
+
+    # an unacknowledged Create's Name held twice is no duplicate of an acknowledged one
+    c = Builder()
+    c.op("create", "vc-a", 1.0, "kms-a", "k1").name = "kmschaos-run-1"
+    other = {"x1": named("kmschaos-run-9"), "x2": named("kmschaos-run-9")}
+    c.audit(1, 8.0, ["k1"], **{r.replace("-", "_"): other for r in REPLICAS})
+    v = durability(c)
+    assert v.status == "pass" and v.figures["duplicate_creates"] == 0, v.summary
+    assert "ran twice" not in v.summary
 
 
 def test_durability_rpo_of_a_kill_is_the_age_of_the_oldest_lost_write() -> None:

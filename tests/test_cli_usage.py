@@ -42,6 +42,7 @@ FAULT_NAMES = (
     "client-cert-rejected",
     "tls-stall",
     "idle-reap",
+    "lost-response",
     "clock-skew",
 )
 

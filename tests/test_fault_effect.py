@@ -36,6 +36,7 @@ from harness.faults.clock_skew import ClockSkew
 from harness.faults.idle_reap import IdleReap
 from harness.faults.kill import Kill, Restart
 from harness.faults.latency import Bandwidth, Latency
+from harness.faults.lost_response import LostResponse
 from harness.faults.partition import LinkCut
 from harness.faults.refuse import Refuse
 from harness.faults.replication_lag import ReplicationLag
@@ -196,6 +197,14 @@ ONE_SITE = [
         _noop(IdleReap),
         {"after": 0.5},
         said="open",
+    ),
+    Sabotage(
+        "lost-response",
+        "kms-a",
+        "responses left alone",
+        _noop(LostResponse),
+        {"count": 1},
+        said="was answered in",
     ),
     Sabotage(
         "clock-skew",

@@ -16,6 +16,11 @@ with, or two replicas that showed one certificate, make the verdict `unknown` (n
 `pass`, never a `fail` built on another server's holdings), naming the contradiction
 (`harness.checkers.identity`).
 
+A Create that ran twice: an acknowledged Create's key Name held by more than one unique
+identifier in the final audits (a client re-sent a Create whose response it never got,
+as ovh/kmip-go does on EOF) is reported (`duplicate_creates`, `duplicates`: Name ->
+uids), not failed: nothing acknowledged is lost, and the extra key is visible.
+
 RPO per crash fault (kill, wipe, restart): each lost key made on the crashed replica
 before the crash is charged to the first such crash after its creation; the fault's
 `rpo_s` is its inject time minus the earliest creation among the keys charged to it, the
@@ -239,6 +244,10 @@ def _check_durability(evs: list[Event], replicas: list[str]) -> Verdict:
     crash, unattributed = _rpo(evs, lost)
     figures["crash_faults"] = crash
     figures["lost_outside_crash"] = unattributed
+    twice = _duplicate_creates(ops, final.values())
+    figures["duplicate_creates"] = len(twice)
+    figures["duplicates"] = [{"name": n, "uids": uids} for n, uids in twice[:MAX_LISTED]]
+    also = _duplicates_suffix(twice)
 
     evidence = [_lost_line(k, origin) for k in lost]
     evidence += [
@@ -258,6 +267,11 @@ def _check_durability(evs: list[Event], replicas: list[str]) -> Verdict:
         evidence.append(
             f"keys read with different bytes: {', '.join(figures['inconsistent_reads'])}"
         )
+    evidence += [
+        f"Create of {n} ran {len(uids)} times (acknowledged once): {len(uids)} keys named "
+        f"{n}: {', '.join(uids)}"
+        for n, uids in twice
+    ]
 
     if lost:
         parts = [f"{figures['missing_keys']} missing"]
@@ -266,12 +280,12 @@ def _check_durability(evs: list[Event], replicas: list[str]) -> Verdict:
         where = sorted({r for k in lost for r in [*k.missing_on, *k.corrupt_on, *k.destroyed_on]})
         summary = (
             f"{len(lost)} of {len(keys)} acknowledged keys lost ({', '.join(parts)}) "
-            f"on {', '.join(where)}"
+            f"on {', '.join(where)}{also}"
         )
         return Verdict(NAME, "fail", summary, figures, capped(evidence), bound)
     if unjudged:
         names = ", ".join(f"{r} ({why})" for r, why in sorted(unjudged.items()))
-        summary = f"nothing lost on the replicas audited, but cannot judge {names}"
+        summary = f"nothing lost on the replicas audited, but cannot judge {names}{also}"
         return Verdict(NAME, "unknown", summary, figures, capped(evidence), bound)
     if not keys:
         summary = "no acknowledged create: nothing to judge"
@@ -280,9 +294,45 @@ def _check_durability(evs: list[Event], replicas: list[str]) -> Verdict:
     summary = (
         f"all {len(keys)} acknowledged keys present on {len(replicas)} replicas "
         f"({checked} with the bytes clients read, {len(keys) - checked} never read: "
-        "presence only)"
+        f"presence only){also}"
     )
     return Verdict(NAME, "pass", summary, figures, capped(evidence), bound)
+
+
+def _duplicate_creates(
+    ops: Sequence[Complete], final: Iterable[Snapshot]
+) -> list[tuple[str, list[str]]]:
+    """Acknowledged Creates whose Name more than one key holds in the final audits (every
+    replica's, read ones only): (Name, its uids sorted), in the Creates' order."""
+    holders: dict[str, set[str]] = {}
+    for snap in final:
+        if not snap.ok or not isinstance(snap.objects, dict):
+            continue
+        for uid, entry in snap.objects.items():
+            names = entry.get("names") if isinstance(entry, dict) else None
+            for name in names if isinstance(names, list) else []:
+                holders.setdefault(str(name), set()).add(str(uid))
+    out: list[tuple[str, list[str]]] = []
+    seen: set[str] = set()
+    for c in sorted(ops, key=lambda c: c.end):
+        if c.op != "create" or c.outcome != "ok" or not c.name or c.name in seen:
+            continue
+        seen.add(c.name)
+        if len(holders.get(c.name, ())) > 1:
+            out.append((c.name, sorted(holders[c.name])))
+    return out
+
+
+def _duplicates_suffix(twice: Sequence[tuple[str, list[str]]]) -> str:
+    """``; 1 Create ran twice (2 keys named kmschaos-…)`` for a summary ("" if none)."""
+    if not twice:
+        return ""
+    shown = ", ".join(f"{len(uids)} keys named {n}" for n, uids in twice[:3])
+    more = ", …" if len(twice) > 3 else ""
+    if len(twice) == 1:
+        k = len(twice[0][1])
+        return f"; 1 Create ran {'twice' if k == 2 else f'{k} times'} ({shown})"
+    return f"; {len(twice)} Creates ran more than once ({shown}{more})"
 
 
 def _destroyed(ops: Sequence[Complete]) -> dict[str, str]:
@@ -386,7 +436,9 @@ class DurabilityChecker(Checker):
             return mismatch
         if f.get("lost_keys"):
             return f"{f['lost_keys']} of {f.get('acknowledged', '?')} keys lost"
-        return f"{f['acknowledged']} keys kept" if "acknowledged" in f else ""
+        kept = f"{f['acknowledged']} keys kept" if "acknowledged" in f else ""
+        twice = f.get("duplicate_creates")
+        return f"{kept}, {twice} made twice" if kept and twice else kept
 
     def brief(self, v: dict[str, Any]) -> str:
         if identity_headline(v):

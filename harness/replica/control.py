@@ -1,5 +1,5 @@
 """Live controls of the replica program: the TLS it serves, stalled handshakes, idle
-reaping, and its clock.
+reaping, lost responses, and its clock.
 
     harness ──writes──> CONTROL_DIR/tls.json ──polled (50 ms)──> this replica's listener
                         CONTROL_DIR/clock    ──libfaketime (≤ 1 s)──> this replica's clock
@@ -19,7 +19,12 @@ they negotiated, as with a real server that reloads its certificate:
 - ``stall_handshake``: an accepted connection gets no handshake answer while it is set;
 - ``idle_reap_s`` / ``idle_silent``: a session that has waited that long for a request
   is closed (FIN), or with ``idle_silent`` goes deaf as behind a middlebox that forgot
-  the flow: later requests get no answer (until the client gives up and closes).
+  the flow: later requests get no answer (until the client gives up and closes);
+- ``lose_responses`` / ``lose_token``: a new token arms the count: the next that many
+  requests run, and instead of each response the connection is closed (shutdown, then
+  close): the client sees EOF after its request went out (a Create made its key). A
+  Discover Versions meanwhile is closed on too but not counted: it is how the harness
+  proves the fault (`harness.faults.lost_response`) without using up a lost response.
 
 What was applied is written back (its generation, ``applied.json`` in the control
 folder: the harness waits for it) and said once on the program's standard output.
@@ -52,6 +57,9 @@ APPLIED = "applied.json"
 POLL_S = 0.05
 NO_OFFSET = "+0\n"  # libfaketime: the real time
 IDLE_TICK_S = 0.1  # how often a waiting session looks at the idle-reap setting
+# a TTLV Operation item's head: tag 42005C, type Enumeration, length 4
+OPERATION_TTLV = bytes.fromhex("42005c0500000004")
+DISCOVER_VERSIONS = 0x1E  # KMIP Operation Discover Versions
 
 
 @dataclass(frozen=True)
@@ -64,6 +72,8 @@ class Controls:
     stall_handshake: bool = False
     idle_reap_s: float | None = None
     idle_silent: bool = False
+    lose_responses: int = 0
+    lose_token: str = ""
 
     @classmethod
     def read(cls, path: Path) -> Controls:
@@ -72,7 +82,34 @@ class Controls:
         return cls(**{k: v for k, v in raw.items() if k in names})
 
 
+class LostResponses:
+    """How many responses are still to be lost: armed by a new ``lose_token`` (its
+    ``lose_responses``), spent by the sessions one response at a time, under a lock."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._token = ""
+        self._left = 0
+
+    def arm(self, controls: Controls) -> None:
+        with self._lock:
+            if controls.lose_token != self._token:
+                self._token = controls.lose_token
+                self._left = max(0, int(controls.lose_responses)) if self._token else 0
+
+    def take(self, operation: int | None) -> int | None:
+        """Whether the response to `operation` is lost: None if not, else how many are
+        left to lose (a Discover Versions is lost without being counted)."""
+        with self._lock:
+            if self._left <= 0:
+                return None
+            if operation != DISCOVER_VERSIONS:
+                self._left -= 1
+            return self._left
+
+
 CURRENT = Controls()  # what sessions consult; replaced whole, never mutated
+LOST = LostResponses()
 _released = threading.Condition()
 _sessions: set[ssl.SSLSocket] = set()  # the connections of running sessions
 _sessions_lock = threading.Lock()
@@ -161,6 +198,7 @@ class ControlWatcher(threading.Thread):
         was_stalled = CURRENT.stall_handshake
         drop = controls.drop_sessions and controls.drop_sessions != CURRENT.drop_sessions
         CURRENT = controls
+        LOST.arm(controls)
         if drop:
             _drop_sessions()
         if was_stalled and not controls.stall_handshake:
@@ -178,12 +216,14 @@ class ControlWatcher(threading.Thread):
 
 def install_session_hooks() -> None:
     """Make PyKMIP's sessions obey `CURRENT`: wait before the handshake while it is
-    stalled, and reap a session idle for `idle_reap_s`."""
-    from kmip.core import exceptions
+    stalled, reap a session idle for `idle_reap_s`, and close the connection instead of
+    sending a response while `LOST` says so."""
+    from kmip.core import enums, exceptions
     from kmip.services.server.session import KmipSession
 
     run = KmipSession.run
     receive = KmipSession._receive_request
+    send = KmipSession._send_response
 
     def stalled_run(self: Any) -> None:
         with _sessions_lock:
@@ -210,8 +250,32 @@ def install_session_hooks() -> None:
                 break
         return receive(self)
 
+    known = {o.value for o in enums.Operation}
+
+    def losing_send(self: Any, data: Any) -> None:
+        raw = bytes(data)
+        operation = _operation(raw)
+        left = LOST.take(operation)
+        if left is None:
+            send(self, data)
+            return
+        with contextlib.suppress(OSError):
+            socket.socket.shutdown(self._connection, socket.SHUT_RDWR)
+        name = enums.Operation(operation).name if operation in known else "a request"
+        print(f"controls: response to {name} lost, connection closed ({left} left)", flush=True)
+        raise exceptions.ConnectionClosed()  # `run` closes the connection and ends
+
     KmipSession.run = stalled_run
     KmipSession._receive_request = reaping_receive
+    KmipSession._send_response = losing_send
+
+
+def _operation(message: bytes) -> int | None:
+    """The Operation of a KMIP message's first batch item (None: none found)."""
+    at = message.find(OPERATION_TTLV)
+    if at < 0 or len(message) < at + 12:
+        return None
+    return int.from_bytes(message[at + 8 : at + 12], "big")
 
 
 def _drop_sessions() -> None:
