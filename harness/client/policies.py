@@ -197,7 +197,15 @@ class PyKmipPolicy(FailoverPolicy):
             outcome = classify(e, phase="request")
             attempts.append(
                 Attempt(
-                    ep.replica, ep.address, t0, time.monotonic(), outcome, describe(e), reused, who
+                    ep.replica,
+                    ep.address,
+                    t0,
+                    time.monotonic(),
+                    outcome,
+                    describe(e),
+                    reused,
+                    who,
+                    sent=True,
                 )
             )
             self._reset_connection()
