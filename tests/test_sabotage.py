@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from harness.client.walker import VCenterPolicy
+from harness.client.walker import WalkingPolicy
 from harness.faults.blackhole import Blackhole
 from harness.faults.latency import Latency
 from harness.faults.stall import Stall
@@ -77,12 +77,12 @@ def _failed(sc: Scenario, name: str, *fragments: str) -> str:
 def test_vcenter_walking_its_list_backwards_is_caught_by_order(
     kms_scenario: Scenario, monkeypatch: pytest.MonkeyPatch, timed: dict[str, float]
 ) -> None:
-    original = VCenterPolicy.__init__
+    original = WalkingPolicy.__init__
 
-    def backwards(self: VCenterPolicy, endpoints: list[Any], *args: Any, **kw: Any) -> None:
+    def backwards(self: WalkingPolicy, endpoints: list[Any], *args: Any, **kw: Any) -> None:
         original(self, list(reversed(endpoints)), *args, **kw)
 
-    monkeypatch.setattr(VCenterPolicy, "__init__", backwards)
+    monkeypatch.setattr(WalkingPolicy, "__init__", backwards)
     client = kms_scenario.client("vc-a")
     for _ in range(3):
         assert client.locate().outcome == "ok"
@@ -95,9 +95,9 @@ def test_vcenter_walking_its_list_backwards_is_caught_by_order(
 def test_vcenter_giving_up_after_its_first_server_is_caught_by_failover_fast(
     kms_scenario: Scenario, monkeypatch: pytest.MonkeyPatch, timed: dict[str, float]
 ) -> None:
-    original = VCenterPolicy.execute
+    original = WalkingPolicy.execute
 
-    def gives_up(self: VCenterPolicy, op: str, key: str | None) -> Any:
+    def gives_up(self: WalkingPolicy, op: str, key: str | None) -> Any:
         every = self.endpoints
         self.endpoints = every[:1]  # sabotage: no next server after the first fails
         try:
@@ -105,7 +105,7 @@ def test_vcenter_giving_up_after_its_first_server_is_caught_by_failover_fast(
         finally:
             self.endpoints = every
 
-    monkeypatch.setattr(VCenterPolicy, "execute", gives_up)
+    monkeypatch.setattr(WalkingPolicy, "execute", gives_up)
     t0 = time.monotonic()
     with pytest.raises(ScenarioError, match="vc-a does not fail over") as e:
         kms_scenario.fault_window("blackhole", "kms-a", failovers=2)
