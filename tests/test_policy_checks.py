@@ -190,3 +190,61 @@ def test_an_open_connection_under_unreachable_costs_a_response_timeout() -> None
     )
     assert v.status == "pass", v.summary
     assert v.figures["f1"]["clients"]["c"]["expected_wait_s"] == 3.25
+
+
+def _in_flight_history(first_try_at: float) -> History:
+    """A retrying client: the request in flight on its open connection to kms-a when a
+    stall begins (at 1.0 s) times out, it walks on to kms-b; kms-a is then avoided, so
+    no later op tries it."""
+    h = History("retrying")
+    for i in range(5):
+        h.op(i * 0.1, ("kms-a", "ok", 0.01, True))
+    h.fault("stall", "kms-a", 1.0, 9.0)
+    end = first_try_at + 3.0
+    h.events.append(
+        Complete(
+            "c#0:99",
+            "c",
+            "retrying",
+            "get",
+            T0 + 0.95,
+            T0 + end + 0.01,
+            "ok",
+            "kms-b",
+            None,
+            [
+                Attempt("kms-a", "kms-a", T0 + first_try_at, T0 + end, "timeout", "", True),
+                Attempt("kms-b", "kms-b", T0 + end, T0 + end + 0.01, "ok", "", False),
+            ],
+        )
+    )
+    for i in range(3):
+        h.op(4.2 + i * 0.1, ("kms-b", "ok", 0.01, True))
+    return h
+
+
+def _judge_retrying(h: History) -> tuple[str, dict[str, object]]:
+    v = check_failover(
+        h.events,
+        response_timeout=3.0,
+        connect_timeout=0.25,
+        orders={"c": ORDER},
+        policies={"c": POLICIES["retrying"]},
+        client_timeouts={"c": (0.25, 3.0)},
+    )
+    return v.status, v.figures["f1"]["clients"]["c"]
+
+
+def test_the_op_in_flight_is_judged_when_no_later_op_meets_the_fault() -> None:
+    status, fig = _judge_retrying(_in_flight_history(first_try_at=1.05))
+    assert status == "pass", fig
+    assert fig["carried"]
+    assert fig["failover_s"] == 3.01  # from its first failed attempt, not from the op's start
+    assert fig["expected_wait_s"] == 3.0
+
+
+def test_an_op_in_flight_that_failed_before_the_fault_is_not_a_failover() -> None:
+    # its attempt on kms-a began before the fault: nothing in the window met the fault
+    status, fig = _judge_retrying(_in_flight_history(first_try_at=0.96))
+    assert status == "unknown", fig
+    assert fig["status"] == "not-exercised"

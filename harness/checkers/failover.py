@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
 
 from harness.checkers.base import Bound, CheckContext, Checker
 from harness.checkers.failover_bounds import (
@@ -289,6 +289,24 @@ def _client_timeouts(
     return {"connect_timeout": connect, "response_timeout": response}
 
 
+def _carried_failover(w: FaultWindow, in_flight: Sequence[Complete]) -> Complete | None:
+    """The first op in flight when the fault began that failed on an affected replica
+    after it began and was then served by an unaffected one."""
+    affected = set(w.replicas)
+    for c in sorted(in_flight, key=lambda c: c.start):
+        if (
+            c.outcome == "ok"
+            and c.served_by is not None
+            and c.served_by not in affected
+            and any(
+                a.server in affected and a.outcome != "ok" and a.start >= w.start
+                for a in c.attempts
+            )
+        ):
+            return c
+    return None
+
+
 def _first_served_elsewhere(
     w: FaultWindow, failover_op: Complete, in_flight: Sequence[Complete]
 ) -> float:
@@ -330,6 +348,8 @@ def _judge_client(
         status: ClientStatus, message: str, evidence: list[str], failover_s: float | None = None
     ) -> ClientResult:
         fig["status"] = status
+        if status == "fail" and failover_s is None:
+            fig["message"] = message
         return ClientResult(client, status, fig, message, evidence, failover_s, w.kind)
 
     spec: PolicySpec | str = policy or (ops[0].policy if ops else "")
@@ -344,12 +364,16 @@ def _judge_client(
         return result("not-applicable", f"{client} has no unaffected replica", [])
 
     tried = any(a.server in affected for c in ops for a in c.attempts)
-    if not tried:
+    # the op in flight when the fault hit may be the only one that met it (the next
+    # ones avoid the replica: a skip window, a new connection elsewhere): judged from its
+    # first failed attempt on an affected replica after the fault began
+    carried = None if tried else _carried_failover(w, in_flight)
+    if not tried and carried is None:
         fig["note"] = "no op tried an affected replica"
         return result("not-exercised", f"{client} never tried {', '.join(w.replicas)}", [])
 
-    failover_op: Complete | None = None
-    for c in ops:
+    failover_op: Complete | None = carried
+    for c in [] if carried is not None else ops:
         if (
             c.outcome == "ok"
             and c.served_by is not None
@@ -389,10 +413,18 @@ def _judge_client(
         connect_timeout=timeouts["connect_timeout"],
         response_timeout=timeouts["response_timeout"],
     )
-    failed_on_affected = [
-        a for a in failover_op.attempts if a.server in affected and a.outcome != "ok"
-    ]
-    failover_s = failover_op.duration
+    counted = failover_op.attempts
+    t_from = failover_op.start
+    if carried is not None:  # from its first failed attempt on an affected replica
+        t_from = min(
+            a.start
+            for a in counted
+            if a.server in affected and a.outcome != "ok" and a.start >= w.start
+        )
+        counted = [a for a in counted if a.start >= t_from]
+        fig["carried"] = "in flight when the fault began: judged from its first failed attempt"
+    failed_on_affected = [a for a in counted if a.server in affected and a.outcome != "ok"]
+    failover_s = failover_op.end - t_from
     failed_before = sum(
         1 for c in ops if c.start < failover_op.start and c.outcome in ("fail", "info")
     )
@@ -416,8 +448,8 @@ def _judge_client(
 
     # every failed attempt costs the wait of the fault on its replica, also when that
     # replica is affected by another fault active at the same time (a stalled site)
-    wait = 0.0
-    for a in failover_op.attempts:
+    wait = wait_in_effect = 0.0
+    for a in counted:
         if a.outcome == "ok":
             continue
         kind = w.kind if a.server in affected else None
@@ -428,7 +460,7 @@ def _judge_client(
             )
         if kind is None:
             continue
-        wait += (
+        cost = (
             attempt_cost(
                 policy_used,
                 kind,
@@ -438,7 +470,14 @@ def _judge_client(
             )
             or 0.0
         )
+        wait += cost
+        # an attempt begun before the whole effect was in place may have cost less
+        wait_in_effect += cost if a.start >= w.in_effect else 0.0
     lower, upper = wait_bounds(wait, baseline_p99=baseline_p99, min_upper_slack=min_upper_slack)
+    if carried is not None:
+        lower = wait_bounds(
+            wait_in_effect, baseline_p99=baseline_p99, min_upper_slack=min_upper_slack
+        )[0]
     fig.update(
         {
             "expected_wait_s": rounded(wait),
@@ -485,118 +524,6 @@ def served_elsewhere_after(w: FaultWindow, ops: Sequence[Complete]) -> float | N
         if c.outcome == "ok" and c.served_by not in affected and w.start < c.end <= w.end
     ]
     return min(ends) - w.start if ends else None
-
-
-# ---- an expectation narrows the verdict (rehearsals) --------------------------------------
-
-
-class FailoverBounds(Protocol):
-    """What an expectation may ask of a failover (a rehearsal's `Expectation`)."""
-
-    @property
-    def client(self) -> str | None: ...
-
-    @property
-    def within_s(self) -> float | None: ...
-
-    @property
-    def to_site(self) -> str | None: ...
-
-    @property
-    def to_replica(self) -> str | None: ...
-
-
-def judge_failover(
-    verdict: Verdict,
-    exp: FailoverBounds,
-    *,
-    fault_ids: list[str],
-    clients: tuple[str, ...],
-    site_of: dict[str, str],
-) -> Verdict:
-    """The failover verdict narrowed to what `exp` asks: its client (or every client that
-    tried an affected replica), within its bound on `detect_s` (fault → first operation
-    served elsewhere), to its site or replica; the checker's own policy bound must hold
-    too."""
-    problems: list[str] = []
-    met: list[str] = []
-    for fid in fault_ids:
-        fault_fig = verdict.figures.get(fid)
-        per_client = fault_fig.get("clients", {}) if isinstance(fault_fig, dict) else {}
-        for client in [exp.client] if exp.client else list(clients):
-            fig = per_client.get(client)
-            explicit = exp.client is not None
-            if fig is None:
-                if explicit:
-                    problems.append(f"{client} started no operation during {fid}")
-                continue
-            client_status = fig.get("status")
-            if client_status in ("not-exercised", "not-applicable"):
-                if explicit:
-                    why = fig.get("note", client_status)
-                    problems.append(f"{client} did not fail over under {fid}: {why}")
-                continue
-            if client_status != "pass":
-                if fig.get("failover_s") is None:
-                    problems.append(f"{client} never reached an unaffected replica under {fid}")
-                else:
-                    problems.append(
-                        f"{client} failed over in {fig['failover_s']:.3f} s under {fid}, "
-                        f"outside its policy's bound {fig.get('lower_s', 0):.3f}–"
-                        f"{fig.get('upper_s', 0):.3f} s"
-                    )
-                continue
-            served = str(fig.get("served_by"))
-            detect = float(fig.get("detect_s") or 0.0)
-            line = (
-                f"{client} failed over to {served} ({site_of.get(served, '?')}) in "
-                f"{fig['failover_s']:.3f} s, served {detect:.3f} s after {fid}"
-            )
-            if exp.within_s is not None and detect > exp.within_s:
-                problems.append(f"{line}: later than {_duration(exp.within_s)}")
-            elif exp.to_site is not None and site_of.get(served) != exp.to_site:
-                problems.append(f"{line}: not to site {exp.to_site}")
-            elif exp.to_replica is not None and served != exp.to_replica:
-                problems.append(f"{line}: not to {exp.to_replica}")
-            else:
-                met.append(line)
-    bound = []
-    if exp.within_s is not None:
-        bound.append(f"served elsewhere within {_duration(exp.within_s)} of the fault")
-    if exp.to_site or exp.to_replica:
-        bound.append(f"by {exp.to_site or exp.to_replica}")
-    figures = dict(verdict.figures)
-    figures["expectation"] = {
-        "client": exp.client,
-        "faults": fault_ids,
-        "within_s": exp.within_s,
-        "to_site": exp.to_site,
-        "to_replica": exp.to_replica,
-    }
-    status: Status
-    if problems:
-        status = "fail"
-        summary = problems[0] + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else "")
-    elif met:
-        status = "pass"
-        summary = met[0] + (f" (and {len(met) - 1} more)" if len(met) > 1 else "")
-    else:
-        status = "unknown"
-        summary = f"no client tried an affected replica under {', '.join(fault_ids)}"
-    return Verdict(
-        name=NAME,
-        status=status,
-        summary=summary,
-        figures=figures,
-        details=problems + met + list(verdict.details),
-        bound="; ".join([*bound, verdict.bound or ""]).strip("; ") or None,
-    )
-
-
-def _duration(seconds: float) -> str:
-    if seconds and seconds < 1:
-        return f"{seconds * 1000:g}ms"
-    return f"{seconds:g}s"
 
 
 def failover_times(v: dict[str, Any]) -> list[float]:
@@ -654,3 +581,15 @@ class FailoverChecker(Checker):
     def brief(self, v: dict[str, Any]) -> str:
         times = failover_times(v)
         return f" {max(times):.3f}s" if times else ""
+
+
+from harness.checkers.failover_expect import FailoverBounds, judge_failover  # noqa: E402
+
+__all__ = [
+    "FailoverBounds",
+    "FailoverChecker",
+    "check_failover",
+    "failover_times",
+    "judge_failover",
+    "served_elsewhere_after",
+]
