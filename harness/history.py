@@ -84,6 +84,8 @@ class Complete:
     error: str = ""
     digest: str | None = None  # sha256 of key material returned by a Get
     name: str | None = None  # the Name a Create gave its key, or the one a rename set
+    # served from the client's key cache, without the KMS (no attempts)
+    cached: bool = False
     type: Literal["complete"] = "complete"
 
     @property

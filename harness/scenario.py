@@ -155,7 +155,7 @@ class Scenario:
             self._keys,
             time_scale=self.topology.time_scale,
         )
-        fc = FailoverClient(name, pol, self.history, worker)
+        fc = FailoverClient(name, pol, self.history, worker, self.topology.time_scale)
         self._clients.append(fc)
         return fc
 

@@ -83,6 +83,9 @@ def window_figures(
     """
     in_spans = [c for c in ops if member(c)]
     ok = sum(1 for c in in_spans if c.outcome == "ok")
+    cached = [c for c in in_spans if c.cached]
+    needed = [c for c in in_spans if not c.cached]
+    needed_ok = sum(1 for c in needed if c.outcome == "ok")
     gaps: dict[str, float] = {}
     for start, end in spans:
         for client, (lo, hi) in client_activity(events, start, end).items():
@@ -94,6 +97,9 @@ def window_figures(
         "ok": ok,
         "ok_share": rounded(ok / len(in_spans)) if in_spans else None,
         "longest_gap_s": {k: rounded(v) for k, v in sorted(gaps.items())},
+        # ops a client's key cache served without the KMS, and those that needed it
+        "served_from_cache": len(cached),
+        "needed_kms": {"ops": len(needed), "ok": needed_ok},
     }
 
 
@@ -178,6 +184,12 @@ def check_availability(
             NAME, "unknown", "no op started in any fault window", figures, capped(evidence), bound
         )
     line = f"{union['ok']}/{union['ops']} ops ok during faults ({share:.1%})"
+    if union["served_from_cache"]:
+        kms = union["needed_kms"]
+        line += (
+            f" — {union['served_from_cache']} served from a key cache, {kms['ok']}/"
+            f"{kms['ops']} that needed the KMS ok"
+        )
     problems = []
     if share < min_ok_share:
         problems.append(f"{line} < {min_ok_share:.1%}")

@@ -10,17 +10,29 @@ import itertools
 import threading
 import time
 
-from harness.client.operations import NEEDS_KEY, OPERATIONS
+from harness.client.keycache import ClientKeyCache
+from harness.client.operations import NEEDS_KEY, OPERATIONS, OpValue
 from harness.client.policies import FailoverPolicy, PolicyResult
 from harness.history import ClientEvent, Complete, History, Invoke
 
 
 class FailoverClient:
     def __init__(
-        self, name: str, policy: FailoverPolicy, history: History | None, worker: int = 0
+        self,
+        name: str,
+        policy: FailoverPolicy,
+        history: History | None,
+        worker: int = 0,
+        time_scale: float = 1.0,
     ) -> None:
         self.name = name
         self.policy = policy
+        spec = getattr(policy, "spec", None)
+        self.cache = (
+            ClientKeyCache(spec.key_cache, time_scale)
+            if spec is not None and spec.key_cache is not None
+            else None
+        )
         self.history = history
         self.worker = worker
         self._seq = itertools.count(1)
@@ -70,14 +82,17 @@ class FailoverClient:
         if self._restart_pending:
             self._restart_pending = False
             self.policy.restart()
+            if self.cache is not None:
+                self.cache.restarted()
         op_id = f"{self.name}#{self.worker}:{next(self._seq)}"
         start = time.monotonic()
         if self.history is not None:
             self.history.append(Invoke(op_id=op_id, client=self.name, op=op, t=start, key=key))
-        try:
-            result = self.policy.execute(op, key)
-        except Exception as e:  # noqa: BLE001 - a harness bug must not lose the record
-            result = PolicyResult("info", None, None, [], f"harness error: {e!r}")
+        cached = self.cache.hit(key) if self.cache is not None and op == "get" and key else None
+        if cached is not None:
+            result = PolicyResult("ok", OpValue(key=key, digest=cached), None)
+        else:
+            result = self._execute(op, key)
         end = time.monotonic()
         value = result.value
         done = Complete(
@@ -94,10 +109,22 @@ class FailoverClient:
             error=result.error,
             digest=value.digest if value else None,
             name=value.name if value else None,
+            cached=cached is not None,
         )
+        if self.cache is not None and done.outcome == "ok" and done.key:
+            if op == "get" and done.digest:
+                self.cache.put(done.key, done.digest)
+            elif op == "destroy":
+                self.cache.drop(done.key)
         if self.history is not None:
             self.history.append(done)
         return done
+
+    def _execute(self, op: str, key: str | None) -> PolicyResult:
+        try:
+            return self.policy.execute(op, key)
+        except Exception as e:  # noqa: BLE001 - a harness bug must not lose the record
+            return PolicyResult("info", None, None, [], f"harness error: {e!r}")
 
     def create(self) -> Complete:
         return self.do("create")

@@ -87,6 +87,16 @@ class Group:
 
 
 @dataclass(frozen=True)
+class KeyCache:
+    """Keys a client keeps in memory once read: served without the KMS for `ttl_s`
+    seconds (None: as long as the process runs); `survives_restart`: kept across a
+    restart too (ESXi 7.0U2+ with key persistence in the TPM)."""
+
+    ttl_s: float | None = None
+    survives_restart: bool = False
+
+
+@dataclass(frozen=True)
 class PolicySpec:
     """One failover policy; presets are in `POLICIES`, a topology may adjust one.
 
@@ -106,6 +116,10 @@ class PolicySpec:
     open_connection_error: Literal["fail", "failover"] = "failover"
     idle_reconnect_s: float | None = None
     groups: tuple[Group, ...] = ()
+    # every this many seconds the client reads its master key's state and stops when it
+    # is no longer Active (MongoDB: kmipKeyStatePollingSeconds)
+    key_state_poll_s: float | None = None
+    key_cache: KeyCache | None = None
     kmip_version: str = "1.2"
     checks_server_name: bool = True
     summary: str = ""
@@ -196,6 +210,11 @@ def _data(value: Any) -> Any:
         return [_data(v) for v in value]
     if isinstance(value, Group):
         return {"primary": value.primary, "secondaries": list(value.secondaries)}
+    if isinstance(value, KeyCache):
+        out: dict[str, Any] = {"survives_restart": value.survives_restart}
+        if value.ttl_s is not None:
+            out["ttl_s"] = value.ttl_s
+        return out
     return value
 
 
@@ -229,6 +248,8 @@ POLICY_DATA_FIELDS = (
     "open_connection_error",
     "idle_reconnect_s",
     "groups",
+    "key_state_poll_s",
+    "key_cache",
     "kmip_version",
 )
 

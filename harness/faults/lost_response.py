@@ -24,7 +24,6 @@ import time
 from typing import Any, ClassVar
 
 from harness.client.transport import AttemptError, Endpoint, connect_tls, describe
-from harness.faults.base import FaultError
 from harness.faults.certificates import TlsControlFault
 from harness.faults.params import Param
 from harness.faults.probes import CONTROL_TIMEOUT_S, Effect
@@ -40,10 +39,8 @@ class LostResponse(TlsControlFault):
     )
     client_sees = "EOF after its request went out: did it run? (it did: a Create made its key)"
     heals = "responses sent again (what ran without one stays: a key made stays made)"
-    # a Param's unit: "ms" is the one whole-number unit rehearsal files know; the value
-    # is a count (`check_params`)
     parameters: ClassVar[tuple[Param, ...]] = (
-        Param("count", "ms", "how many requests run without their response", default=1),
+        Param("count", "count", "how many requests run without their response", default=1),
     )
     client_wait = "none"
     proof = (
@@ -52,13 +49,6 @@ class LostResponse(TlsControlFault):
     )
 
     control_keys = ("lose_responses", "lose_token")
-
-    def check_params(self) -> None:
-        count = self.params.get("count")
-        if count is None:
-            return
-        if isinstance(count, bool) or not isinstance(count, int) or count < 1:
-            raise FaultError(f"{self.kind}: count must be a whole number >= 1, got {count!r}")
 
     def _controls(self) -> dict[str, Any]:
         # a new token re-arms the count, even to the value it had

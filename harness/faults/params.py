@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from harness.yamlfile.values import OFFSET_HINT, parse_offset
 
-ParamUnit = Literal["ms", "s", "kbps", "bool", "offset"]
+ParamUnit = Literal["ms", "s", "kbps", "bool", "offset", "count"]
 
 # what a value of each unit must be, as messages say it
 UNIT_RULE: dict[str, str] = {
@@ -21,6 +21,7 @@ UNIT_RULE: dict[str, str] = {
     "kbps": "KB/s, > 0",
     "bool": "true or false",
     "offset": OFFSET_HINT,
+    "count": "a whole number >= 1",
 }
 # the same, with an example, as rehearsal messages say it
 UNIT_HINT: dict[str, str] = {
@@ -29,8 +30,16 @@ UNIT_HINT: dict[str, str] = {
     "kbps": "KB/s, e.g. 64",
     "bool": "true or false",
     "offset": OFFSET_HINT,
+    "count": "a whole number, e.g. 2",
 }
-METAVAR: dict[str, str] = {"ms": "N", "s": "S", "kbps": "N", "bool": "", "offset": "±DURATION"}
+METAVAR: dict[str, str] = {
+    "ms": "N",
+    "s": "S",
+    "kbps": "N",
+    "bool": "",
+    "offset": "±DURATION",
+    "count": "N",
+}
 
 
 @dataclass(frozen=True)
@@ -55,7 +64,9 @@ class Param:
     @property
     def python_type(self) -> type:
         """What argparse converts the flag's value to (bool: a switch)."""
-        return {"ms": int, "kbps": int, "s": float, "bool": bool, "offset": str}[self.unit]
+        return {"ms": int, "kbps": int, "s": float, "bool": bool, "offset": str, "count": int}[
+            self.unit
+        ]
 
     def usage(self) -> str:
         """``--ms N``, or ``[--jitter N]`` when optional."""
@@ -72,6 +83,8 @@ class Param:
                 ok = True
             except ValueError:
                 ok = False
+        elif self.unit == "count":
+            ok = isinstance(value, int) and not isinstance(value, bool) and value >= 1
         elif isinstance(value, bool) or not isinstance(value, int | float):
             ok = False
         elif self.unit == "ms":

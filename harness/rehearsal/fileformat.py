@@ -58,6 +58,7 @@ PARAM_SHAPES: dict[str, Shape] = {
     "kbps": Number(lo=0, hi=10_000_000, lo_open=True, ref="kbps"),
     "bool": Boolean(),
     "offset": Offset(),
+    "count": Integer(lo=1, hi=1_000_000),
 }
 # an expectation's bound, by kind (`Bound.kind`)
 BOUND_SHAPES: dict[str, Shape] = {

@@ -92,6 +92,13 @@ GROUP = Keys(
     ),
     help="a primary key server and its secondaries",
 )
+KEY_CACHE = Keys(
+    fields=(
+        Field("ttl_s", _SECONDS, "seconds a key stays cached (default: while the process runs)"),
+        Field("survives_restart", Boolean(), "kept across a client restart (ESXi TPM)"),
+    ),
+    help="keys served from memory once read, without the KMS",
+)
 POLICY_MAPPING = Keys(
     fields=(
         Field("preset", PRESET, "the policy this one adjusts", default="vcenter"),
@@ -128,6 +135,12 @@ POLICY_MAPPING = Keys(
             Choice(values=KMIP_VERSIONS, what="KMIP version"),
             "the protocol version in its requests",
         ),
+        Field(
+            "key_state_poll_s",
+            _SECONDS,
+            "read the master key's state this often; stop when it is not Active (MongoDB)",
+        ),
+        Field("key_cache", KEY_CACHE),
     ),
     help="a preset adjusted field by field (`kmschaos policies`)",
     ref="policy",

@@ -7,8 +7,23 @@ from __future__ import annotations
 
 from typing import Any
 
-from harness.client.policy_spec import OS, POLICIES, RETRYABLE, Group, PolicySpec, adjusted
-from harness.topology.fileformat import _TIMEOUT, GROUP, POLICY_MAPPING, PRESET, REPLICA_NAME
+from harness.client.policy_spec import (
+    OS,
+    POLICIES,
+    RETRYABLE,
+    Group,
+    KeyCache,
+    PolicySpec,
+    adjusted,
+)
+from harness.topology.fileformat import (
+    _TIMEOUT,
+    GROUP,
+    KEY_CACHE,
+    POLICY_MAPPING,
+    PRESET,
+    REPLICA_NAME,
+)
 from harness.yamlfile import Reader, Y
 
 _TIMEOUT_NUMBER = _TIMEOUT.options[0]
@@ -30,6 +45,15 @@ def read_policy(r: Reader, y: Y, replicas: dict[str, str]) -> PolicySpec:
             changes[key] = OS if value.value == OS else r.take(value, _TIMEOUT_NUMBER)
         elif key == "groups":
             changes[key] = _groups(r, value, replicas)
+        elif key == "key_cache":
+            body_c = r.mapping(value, KEY_CACHE)
+            ttl = r.take(body_c["ttl_s"], KEY_CACHE.shape("ttl_s")) if "ttl_s" in body_c else None
+            survives = (
+                r.take(body_c["survives_restart"], KEY_CACHE.shape("survives_restart"))
+                if "survives_restart" in body_c
+                else False
+            )
+            changes[key] = KeyCache(ttl, survives)
         elif key == "retry_on":
             outcomes = [r.choice(v, RETRYABLE, "attempt outcome") for v in r.items(value, what=key)]
             changes[key] = tuple(dict.fromkeys(outcomes))
