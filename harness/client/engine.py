@@ -44,7 +44,8 @@ class FailoverPolicy:
 
     @property
     def name(self) -> str:
-        return self.spec.name
+        """What operations record as their policy: the preset, ``*`` when adjusted."""
+        return self.spec.label
 
     def execute(self, op: str, key: str | None) -> PolicyResult:
         raise NotImplementedError

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.checkers import CHECKERS, headline
-from harness.history import Complete, FaultEvent, Snapshot
+from harness.history import ClientEvent, Complete, FaultEvent, Snapshot
 from harness.report.history_view import replicas_seen, timeline_origin
 from harness.report.lag import lag_svg
 from harness.report.load import ReportData, ScenarioData
@@ -249,8 +249,10 @@ def _drawings(sc: ScenarioData, colours: dict[str, str], replicas: list[str], or
     svg, remarks = timeline_svg(sc.events, colours, origin)
     has_faults = any(isinstance(e, FaultEvent) for e in sc.events)
     has_rounds = any(isinstance(e, Snapshot) for e in sc.events)
+    has_cache = any(isinstance(e, Complete) and e.cached for e in sc.events)
+    has_lifecycle = any(isinstance(e, ClientEvent) for e in sc.events)
     if svg:
-        out.append(legend_html(colours, has_faults, has_rounds) + svg)
+        out.append(legend_html(colours, has_faults, has_rounds, has_cache, has_lifecycle) + svg)
     out += [f'<p class="muted">{esc(r)}</p>' for r in remarks]
     out.append("<h3>Replication lag (audit rounds)</h3>")
     lag, lag_summary = lag_svg(sc.events, replicas, origin)

@@ -100,6 +100,7 @@ margin:4px 0;white-space:pre-wrap}
 border-radius:2px}
 .kx,.ko{color:#d62728;margin-right:3px}.kd{color:#555;margin-right:3px}
 .kn,.kr{color:#555;margin-right:3px}
+.lifecycle{font:bold 12px sans-serif;fill:#222;text-anchor:middle}
 svg{display:block;max-width:100%;height:auto}
 svg text{font-size:11px;fill:#222}
 .rlabel{text-anchor:end;font-weight:600}

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from harness.checkers.verdict import fault_windows
-from harness.history import Complete, Event, Note, Snapshot
+from harness.history import ClientEvent, Complete, Event, Note, Snapshot
 from harness.report.history_view import event_line
 from harness.report.style import (
     FAULT_BAND,
@@ -22,6 +22,9 @@ from harness.report.style import (
     svg_label,
 )
 
+CACHED = "#7fb3a3"  # an op served from the client's key cache, without the KMS
+CACHE_KEY = "\0cache"  # its place among the servers a row colours by
+LIFECYCLE = {"restart": "↻", "stop": "■", "start": "▶"}
 MAX_OP_MARKS = 400  # per client row; beyond it, adjacent ok ops of one replica merge
 MAX_FAILED_MARKS = 400  # failed ops and failed attempts drawn per client
 
@@ -93,7 +96,11 @@ class _Mark:
 def _op_marks(ops: list[Complete], px_s: float) -> tuple[list[_Mark], bool]:
     """Ok ops as marks; when a row holds too many, adjacent ok ops served by the same
     replica merge (gaps under a pixel or two: no visible change at this scale)."""
-    marks = [_Mark(c.start, c.end, c.served_by) for c in ops if c.outcome == "ok"]
+    marks = [
+        _Mark(c.start, c.end, CACHE_KEY if c.cached else c.served_by)
+        for c in ops
+        if c.outcome == "ok"
+    ]
     if len(marks) <= MAX_OP_MARKS:
         return marks, False
     gap = px_s
@@ -169,12 +176,13 @@ def timeline_svg(
     ops = sorted((e for e in events if isinstance(e, Complete)), key=lambda c: c.start)
     windows = fault_windows(list(events))
     notes_ev = [e for e in events if isinstance(e, Note)]
+    lifecycle = [e for e in events if isinstance(e, ClientEvent)]
     rounds: dict[int, float] = {}
     for s in (e for e in events if isinstance(e, Snapshot)):
         rounds[s.round] = min(rounds.get(s.round, s.t), s.t)
     times = [c.start for c in ops] + [c.end for c in ops]
     times += [w.start for w in windows] + [w.end for w in windows]
-    times += [n.t for n in notes_ev] + list(rounds.values())
+    times += [n.t for n in notes_ev] + list(rounds.values()) + [e.t for e in lifecycle]
     remarks: list[str] = []
     if not times:
         return "", ["no operation, fault or note in the history: nothing to draw"]
@@ -183,7 +191,10 @@ def timeline_svg(
     if t1 - t0 < 1e-3:
         t1 = t0 + 1e-3
     scale = _Scale(t0, t1)
-    clients = sorted({c.client for c in ops})
+    clients = sorted({c.client for c in ops} | {e.client for e in lifecycle})
+    policy_of: dict[str, str] = {}
+    for c in ops:
+        policy_of.setdefault(c.client, c.policy)
     fault_h = 14
     row_h = 36
     top = 8
@@ -233,6 +244,8 @@ def timeline_svg(
     for ci, client in enumerate(clients):
         y0 = rows_top + ci * row_h
         out.append(svg_label(LEFT - 8, y0 + 17, client, 19, "rlabel"))
+        if client in policy_of:
+            out.append(svg_label(LEFT - 8, y0 + 30, policy_of[client], 19, "rlabel muted"))
         mine = [c for c in ops if c.client == client]
         marks, merged = _op_marks(mine, scale.px_s)
         if merged:
@@ -248,10 +261,19 @@ def timeline_svg(
                 wd = max(scale.x(m.end - origin) - x0, 1.5)
                 d.append(f"M{x0:.1f} {y0 + 6}h{wd:.1f}v12h-{wd:.1f}z")
             n = sum(m.count for m in ms)
-            title = f"{client}: {n} ok op(s) served by {server or 'no server'}"
+            if server == CACHE_KEY:
+                title, fill = f"{client}: {n} ok op(s) served from its key cache", CACHED
+            else:
+                title = f"{client}: {n} ok op(s) served by {server or 'no server'}"
+                fill = colours.get(server or "", NO_SERVER)
+            out.append(f'<path d="{"".join(d)}" fill="{fill}"><title>{esc(title)}</title></path>')
+        for e in (e for e in lifecycle if e.client == client):
+            x = scale.x(e.t - origin)
+            what = f"t+{e.t - origin:.3f}s {e.action} {e.client}#{e.worker}"
+            what += f" ({e.detail})" if e.detail else ""
             out.append(
-                f'<path d="{"".join(d)}" fill="{colours.get(server or "", NO_SERVER)}">'
-                f"<title>{esc(title)}</title></path>"
+                f'<text x="{x:.1f}" y="{y0 + 30}" class="lifecycle">{LIFECYCLE[e.action]}'
+                f"<title>{esc(what)}</title></text>"
             )
         drawn, remark = _failure_marks(mine, y0, scale, colours, origin)
         out += drawn
@@ -280,7 +302,14 @@ def timeline_svg(
     return "".join(out), remarks
 
 
-def legend_html(colours: dict[str, str], has_faults: bool, has_rounds: bool) -> str:
+def legend_html(
+    colours: dict[str, str],
+    has_faults: bool,
+    has_rounds: bool,
+    has_cache: bool = False,
+    has_lifecycle: bool = False,
+) -> str:
+    """The timeline's legend; a client row is labelled with its name and its policy."""
     items = [
         f'<span class="key"><i style="background:{c}"></i>{esc(r)}</span>'
         for r, c in colours.items()
@@ -292,6 +321,15 @@ def legend_html(colours: dict[str, str], has_faults: bool, has_rounds: bool) -> 
     if has_faults:
         items.append(
             f'<span class="key"><i style="background:{FAULT_BAND}"></i>fault window</span>'
+        )
+    if has_cache:
+        items.append(
+            f'<span class="key"><i style="background:{CACHED}"></i>served from the '
+            "client's key cache</span>"
+        )
+    if has_lifecycle:
+        items.append(
+            '<span class="key"><b class="kn">↻ ■ ▶</b>client restarted, stopped, started</span>'
         )
     items.append('<span class="key"><b class="kn">▾</b>note</span>')
     if has_rounds:
