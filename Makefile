@@ -14,7 +14,8 @@ DOCKER_SCENARIOS := scenarios/test_steady_state.py scenarios/test_refuse.py \
 	scenarios/test_reset.py scenarios/test_blackhole.py scenarios/test_stall.py \
 	scenarios/test_kill.py scenarios/test_unreachable.py scenarios/test_async_partition.py \
 	scenarios/test_async_crash_window.py scenarios/test_tls_certificates.py \
-	scenarios/test_idle_and_clock.py
+	scenarios/test_idle_and_clock.py scenarios/test_kmip_go_resend.py \
+	scenarios/test_client_presets.py scenarios/test_key_cache.py
 
 .PHONY: setup demo test test-unit test-scenarios up down status bench lint clean help \
 	images images-offline test-docker matrix-full
