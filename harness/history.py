@@ -8,6 +8,13 @@ Operations are recorded Jepsen-style: an `invoke` event when a client starts an
 operation and a `complete` event when it ends, with every attempt the failover policy
 made. A completion's outcome is `ok`, `fail` (it certainly did not take effect) or
 `info` (unknown: a request was sent and no answer came, so a Create may have run).
+
+An attempt refused for its protocol version (`version-refused`: the server answered, but
+does not speak the KMIP version in the request header) is a failed attempt, not a final
+answer: the request certainly did not run, and a client that cannot talk to one server
+tries the next (the walking engine moves on at once; PyKMIP's own client raises it to
+its caller, as it does every KMIP failure). Every other KMIP failure (`kmip-error`) is
+the server's answer and ends the operation.
 """
 
 from __future__ import annotations
@@ -32,6 +39,10 @@ ATTEMPT_OUTCOMES = (
     "timeout",  # connected, but no answer within the response timeout
     "tls-error",  # TLS handshake failed (bad certificate, protocol error)
     "kmip-error",  # the server answered with a KMIP failure (e.g. item not found)
+    # the server answered that it does not speak the request's KMIP protocol version
+    # (PyKMIP: Operation Failed, Invalid Message, "KMIP 1.1 is not supported by the
+    # server."); the request did not run, and the walking engine tries the next server
+    "version-refused",
     "error",  # anything else; `detail` says what
 )
 

@@ -3,7 +3,8 @@
 The loader (`harness.topology`) rejects files that cannot run; `lint` reports layouts
 that run but fail their users: a single KMS, a client that goes remote while its own
 site is healthy, replicas that share a hypervisor, a KMS whose storage is encrypted
-with its own keys, two external replicas that are one server, certificates of external
+with its own keys, a client whose KMIP version a KMS in its order does not speak, two
+external replicas that are one server, certificates of external
 targets that expire soon, every replica trusted through one expiring CA. Each `Finding`
 names a rule, the field, what is wrong and why, and a fix. No servers; the only files
 read are the TLS files a topology names for its external targets (their expiry; a file
@@ -44,6 +45,7 @@ RULES = (
     "self-encrypted",
     "unreplicated-copies",
     "unreachable-replica",
+    "unspoken-version",
     "same-server",
     "expiring-certificate",
     "single-ca",
@@ -81,6 +83,7 @@ def lint(
         *_self_encrypted(topology),
         *_unreplicated_copies(topology),
         *_unused_replica(topology),
+        *_unspoken_version(topology),
         *same_server(topology, addresses),
         *certificate_expiry(topology, now or datetime.now(UTC)),
     ]
@@ -286,6 +289,44 @@ def _unused_replica(t: Topology) -> list[Finding]:
                     "no availability",
                     f"add '{r}' to the order of the clients that should fail over to it, "
                     "or remove it",
+                )
+            )
+    return out
+
+
+def _unspoken_version(t: Topology) -> list[Finding]:
+    """A client whose policy's KMIP version a replica of its order does not speak (its
+    `kmip_versions`): every request there is refused (`version-refused`)."""
+    out: list[Finding] = []
+    for c in t.clients.values():
+        version = c.policy.kmip_version
+        deaf = [r for r in c.order if version not in t.info_of(r).speaks]
+        if not deaf:
+            continue
+        speaking = [r for r in c.order if r not in deaf]
+        for r in deaf:
+            spoken = ", ".join(t.info_of(r).speaks)
+            i = c.order.index(r)
+            if speaking:
+                effect = (
+                    "PyKMIP's client, connected there, raises it: operations fail (no "
+                    "failover on a KMIP error)"
+                    if c.policy.engine == "pykmip"
+                    else "each operation spends an attempt there before it moves on"
+                )
+            else:
+                effect = f"no server in its order speaks {version}: every operation fails"
+            out.append(
+                Finding(
+                    "unspoken-version",
+                    "warning",
+                    f"clients.{c.name}.order[{i}]",
+                    f"client '{c.name}' ({c.policy.label}) sends KMIP {version}, which '{r}' "
+                    f"does not speak (kmip_versions: {spoken}): every request to it is "
+                    f"refused (version-refused), and {effect}",
+                    f"add {version} to the kmip_versions of '{r}' if that KMS speaks it, set "
+                    f"the client's policy kmip_version to one '{r}' speaks, or remove '{r}' "
+                    "from its order",
                 )
             )
     return out

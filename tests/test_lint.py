@@ -127,6 +127,7 @@ def test_no_rule_fires_on_the_good_topology(rule: str) -> None:
         ("one-site-pykmip.yaml", ["unreplicated-copies"]),
         ("single-kms.yaml", ["single-kms"]),
         ("two-sites-misordered.yaml", ["remote-before-local", "unreplicated-copies"]),
+        ("one-site-versions.yaml", ["unspoken-version"]),
     ],
 )
 def test_shipped_topologies_lint_as_designed(name: str, expected: list[str]) -> None:
@@ -713,7 +714,7 @@ NAME_HINT = "use 1-32 lowercase letters, digits and '-'"
         (
             "{name: kms-b, colour: red}",
             "sites.site-a.replicas[1].colour",
-            "unknown key (known: name, host, encrypted_by, external, tls)",
+            "unknown key (known: name, host, encrypted_by, external, tls, kmip_versions)",
         ),
         ("{host: hv-1}", "sites.site-a.replicas[1].name", "missing; name the replica"),
         (

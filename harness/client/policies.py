@@ -187,14 +187,43 @@ class PyKmipPolicy(FailoverPolicy):
         try:
             value = perform(self._pie, op, key, key_name)
         except KmipOperationFailure as e:
+            # the server's answer; a refused protocol version (`version-refused`) too:
+            # PyKMIP raises it to the caller like any KMIP failure (no failover), and
+            # the request did not run
+            outcome = classify(e, phase="request")
+            refused = outcome == "version-refused"
+            detail = describe(e) if refused else str(e)
             attempts.append(
                 Attempt(
-                    ep.replica, ep.address, t0, time.monotonic(), "kmip-error", str(e), reused, who
+                    ep.replica,
+                    ep.address,
+                    t0,
+                    time.monotonic(),
+                    outcome,
+                    detail,
+                    reused,
+                    who,
+                    sent=refused,
                 )
             )
             return PolicyResult("fail", None, ep.replica, attempts, str(e))
         except Exception as e:  # noqa: BLE001 - raised to the caller, as PyKMIP does
             outcome = classify(e, phase="request")
+            if outcome == "version-refused":  # Modify Attribute's KMIP failure (rename)
+                attempts.append(
+                    Attempt(
+                        ep.replica,
+                        ep.address,
+                        t0,
+                        time.monotonic(),
+                        outcome,
+                        describe(e),
+                        reused,
+                        who,
+                        sent=True,
+                    )
+                )
+                return PolicyResult("fail", None, ep.replica, attempts, str(e))
             attempts.append(
                 Attempt(
                     ep.replica,

@@ -2,7 +2,9 @@
 
 `connect_tls` opens TCP with the connect timeout, then TLS with the response timeout,
 verifying the server certificate against the cluster CA and the address used.
-`classify` turns an exception into an attempt outcome (see `harness.history`).
+`classify` turns an exception into an attempt outcome (see `harness.history`);
+`refuses_version` tells a server's refusal of the request's KMIP protocol version from
+every other KMIP failure.
 `peer_identity` says who answered on a TLS socket: the subject CN of the certificate
 the server showed and that certificate's sha256 fingerprint (recorded on every attempt
 and audit snapshot, so a checker can tell when the server reached was not the one meant).
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import socket
 import ssl
 from dataclasses import dataclass
@@ -153,11 +156,54 @@ def certificate_name(der: bytes) -> str | None:
     return cert.subject.rfc4514_string() or None
 
 
+# What a server says when it does not speak the request header's protocol version:
+# PyKMIP's server "KMIP 1.1 is not supported by the server." (engine.py
+# `_set_protocol_version`, Result Reason Invalid Message, as KMIP's error handling asks
+# for a protocol version it does not support), and the wordings other servers use. Not
+# PyKMIP's "DiscoverVersions is not supported by KMIP 1.0" (an operation the version
+# lacks: `kmip-error`).
+VERSION_REFUSALS = (
+    re.compile(r"\bKMIP \d+\.\d+ is not supported\b"),
+    re.compile(r"\bversion\b.{0,40}\b(not supported|unsupported|mismatch)", re.IGNORECASE),
+    re.compile(r"\bunsupported (KMIP |protocol )*version\b", re.IGNORECASE),
+)
+
+
+def kmip_failure(e: BaseException) -> tuple[str, str] | None:
+    """(Result Reason, Result Message) of a KMIP failure the server answered with: PyKMIP's
+    client raises `KmipOperationFailure` (most operations) or `OperationFailure` (those
+    sent with `send_request_payload`, e.g. Modify Attribute); None for anything else."""
+    from kmip.core.exceptions import OperationFailure
+    from kmip.pie.exceptions import KmipOperationFailure
+
+    if isinstance(e, KmipOperationFailure):
+        return _enum_name(e.reason), str(e.message)
+    if isinstance(e, OperationFailure):
+        return _enum_name(e.reason), str(e.args[0] if e.args else "")
+    return None
+
+
+def _enum_name(value: Any) -> str:
+    return str(getattr(value, "name", value))
+
+
+def refuses_version(e: BaseException) -> bool:
+    """Whether `e` is a server's answer that it does not speak the request's KMIP
+    protocol version (attempt outcome `version-refused`)."""
+    failure = kmip_failure(e)
+    if failure is None:
+        return False
+    message = failure[1]
+    return any(p.search(message) for p in VERSION_REFUSALS)
+
+
 def classify(e: BaseException, phase: str) -> str:
     """The attempt outcome for exception `e` raised during `phase`
     (connect | handshake | request)."""
     from kmip.pie.exceptions import KmipOperationFailure
 
+    if refuses_version(e):
+        return "version-refused"
     if isinstance(e, KmipOperationFailure):
         return "kmip-error"
     if isinstance(e, ConnectionRefusedError):

@@ -7,6 +7,11 @@ when each server last failed for `skip_failed_s`) and forgets it on `restart`.
 Every try of one server is an `Attempt`: `reused` when it went over the connection an
 earlier operation opened, `sent` when the request was written (a mutation may have run
 there). Requests go through PyKMIP's own encoding, in the policy's KMIP version.
+
+A KMIP failure ends the operation (`kmip-error`: the server's answer), except a refusal
+of the request's protocol version (`version-refused`): that server cannot serve this
+client at all, the request did not run, and the walk moves on to the next server (the
+connection is closed, the server is not skipped later: it was reached).
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ from harness.client.transport import (
     connect_tls,
     describe,
     peer_identity,
+    refuses_version,
 )
 from harness.history import Attempt
 
@@ -203,7 +209,25 @@ class WalkingPolicy(FailoverPolicy):
         self._inflight = conn.sock
         try:
             value = perform(pie, run.op, run.key, run.key_name)
-        except KmipOperationFailure as e:
+        except Exception as e:  # noqa: BLE001 - every failure is an attempt outcome
+            if refuses_version(e):  # answered: it does not speak the client's version
+                run.attempts.append(
+                    Attempt(
+                        ep.replica,
+                        ep.address,
+                        t0,
+                        time.monotonic(),
+                        "version-refused",
+                        describe(e),
+                        reused,
+                        conn.identity,
+                        sent=True,
+                    )
+                )
+                return False  # not final: the walk tries the next server
+            if not isinstance(e, KmipOperationFailure):
+                self._failed_request(ep, run, t0, e, reused, conn)
+                return False
             run.attempts.append(
                 Attempt(
                     ep.replica,
@@ -219,28 +243,6 @@ class WalkingPolicy(FailoverPolicy):
             )
             run.result = PolicyResult("fail", None, ep.replica, run.attempts, str(e))
             keep = True
-            return False
-        except Exception as e:  # noqa: BLE001 - every failure is an attempt outcome
-            outcome = classify(e, phase="request")
-            detail = describe(e)
-            if self._aborted:
-                outcome, detail = "timeout", ABORTED
-            run.attempts.append(
-                Attempt(
-                    ep.replica,
-                    ep.address,
-                    t0,
-                    time.monotonic(),
-                    outcome,
-                    detail,
-                    reused,
-                    conn.identity,
-                    sent=True,
-                )
-            )
-            run.sent = True
-            if run.op in MUTATING and not self.spec.resend_mutations:
-                run.stop = True
             return False
         else:
             keep = True
@@ -274,6 +276,32 @@ class WalkingPolicy(FailoverPolicy):
                     self._conn = None
                 with contextlib.suppress(OSError):
                     conn.sock.close()
+
+    def _failed_request(
+        self, ep: Endpoint, run: _Op, t0: float, e: BaseException, reused: bool, conn: _Conn
+    ) -> None:
+        """A request that got no KMIP answer: recorded as sent; a mutation that may have
+        run stops the operation unless the policy sends it again."""
+        outcome = classify(e, phase="request")
+        detail = describe(e)
+        if self._aborted:
+            outcome, detail = "timeout", ABORTED
+        run.attempts.append(
+            Attempt(
+                ep.replica,
+                ep.address,
+                t0,
+                time.monotonic(),
+                outcome,
+                detail,
+                reused,
+                conn.identity,
+                sent=True,
+            )
+        )
+        run.sent = True
+        if run.op in MUTATING and not self.spec.resend_mutations:
+            run.stop = True
 
     # ---- lifecycle ---------------------------------------------------------------------
 

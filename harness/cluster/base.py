@@ -421,8 +421,8 @@ class BaseCluster(ABC):
     def kmip_round_trip(
         self, ep: Endpoint, what: str, replica: str, deadline_s: float = READY_DEADLINE_S
     ) -> None:
-        """Wait until `ep` answers a KMIP Locate; fail fast, with the replica's log, if
-        the replica stops running meanwhile."""
+        """Wait until `ep` answers a KMIP Locate (or refuses its KMIP version); fail fast,
+        with the replica's log, if the replica stops running meanwhile."""
         st = self.state
         tls = TlsFiles(st.tls["ca"], st.tls["cert"], st.tls["key"])
         conf = empty_client_config(StateFolder(Path(st.state_dir)).clients)
@@ -438,7 +438,9 @@ class BaseCluster(ABC):
             r = policy.execute("locate", None)
             detail = r.attempts[-1].detail if r.attempts else ""
             last["error"] = f"{r.error}: {detail}" if detail else r.error
-            return r.outcome == "ok"
+            # a refusal of the probe's KMIP version (a replica's kmip_versions) is a KMIP
+            # answer too: the server is up
+            return r.outcome == "ok" or any(a.outcome == "version-refused" for a in r.attempts)
 
         try:
             wait_until(answered, deadline_s, f"a KMIP Locate answer from {what}", poll_s=0.05)

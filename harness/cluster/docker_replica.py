@@ -1,13 +1,16 @@
 """What one replica container is: its ports inside Docker, where its control folder is
-mounted, and its command (also what docker/compose.yaml runs); free host ports for a
-run's published links."""
+mounted, and its command (also what docker/compose.yaml runs; its KMIP versions option
+the local backend passes too); free host ports for a run's published links."""
 
 from __future__ import annotations
 
 import socket
+from typing import Any
 
 from harness.cluster.controls import FAKETIME_SO, faketime_env
 from harness.cluster.state import ClusterState
+from harness.replica import versions
+from harness.topology.model import replica_kmip_versions
 
 KMIP_PORT = 5696
 REPL_PORT = 5697
@@ -69,7 +72,15 @@ def replica_command(state: ClusterState, name: str) -> list[str]:
         "/config/peers.json",
         "--control-dir",
         CONTROL_MOUNT,
+        *kmip_versions_args(state.topology, name),
     ]
+
+
+def kmip_versions_args(topology: dict[str, Any], name: str) -> list[str]:
+    """The replica program's option for the KMIP versions the topology says `name`
+    speaks (none: it speaks all PyKMIP's server does); both backends pass it."""
+    spoken = replica_kmip_versions(topology, name)
+    return [versions.FLAG, ",".join(spoken)] if spoken else []
 
 
 def replica_environment() -> dict[str, str]:

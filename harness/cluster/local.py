@@ -34,6 +34,7 @@ from harness.cluster.base import (
     free_port,
 )
 from harness.cluster.controls import ReplicaControls, faketime_env, faketime_library
+from harness.cluster.docker_replica import kmip_versions_args
 from harness.cluster.state import (
     CAP_CLOCK,
     CAP_FIREWALL,
@@ -245,6 +246,7 @@ class LocalCluster(BaseCluster):
                 str(len(st.replicas)),
                 "--control-dir",
                 str(controls.dir),
+                *kmip_versions_args(st.topology, name),
             ],
             stdout=log,
             stderr=subprocess.STDOUT,

@@ -8,7 +8,8 @@ tests/test_imports.py fails if it reaches outside.
 - `__main__`: the program (arguments, PyKMIP's server, the port file);
 - `store`: PyKMIP's database as whole objects with versions, cluster-unique ids;
 - `replication`: the `async` agent and the `sync`/`quorum` write gate;
-- `peers`: the agent's ``peers.json``, written by the backends, read by the agent.
+- `peers`: the agent's ``peers.json``, written by the backends, read by the agent;
+- `versions`: the KMIP protocol versions it speaks (``--kmip-versions``), others refused.
 
 The files the program keeps in its data folder are named here; `harness.store` names
 them for the rest of the harness.

@@ -12,6 +12,10 @@ blackholed link as an early EOF, so sessions here wait for the client
 (``--session-timeout``, default none). The listening socket keeps PyKMIP's 10 s accept
 timeout, which only paces its serve loop.
 
+``--kmip-versions 1.2,1.4`` narrows the KMIP protocol versions it speaks (default: all
+PyKMIP's server speaks, 1.0–2.0); a request in another is refused as PyKMIP refuses an
+unknown version (`versions`).
+
 PyKMIP's server starts helper processes (a multiprocessing manager, a policy
 monitor); the harness starts every replica in its own session and signals the whole
 process group, so a kill, a SIGSTOP and a teardown reach all of them.
@@ -26,7 +30,7 @@ import socket
 import sys
 from pathlib import Path
 
-from harness.replica import KMS_DB, SERVER_LOG
+from harness.replica import KMS_DB, SERVER_LOG, versions
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -63,7 +67,19 @@ def main(argv: list[str] | None = None) -> int:
         default=0,
         help="seconds of client silence before a session is closed (0: never)",
     )
+    ap.add_argument(
+        versions.FLAG,
+        default="",
+        help="the KMIP protocol versions it speaks, comma-separated (default: all PyKMIP's "
+        "server speaks); a request in another is refused (Invalid Message)",
+    )
     args = ap.parse_args(argv)
+    spoken = None
+    if args.kmip_versions:
+        try:
+            spoken = versions.parse(args.kmip_versions)
+        except ValueError as e:
+            ap.error(f"{versions.FLAG}: {e}")
 
     from kmip.services.server import KmipServer
 
@@ -129,6 +145,8 @@ def main(argv: list[str] | None = None) -> int:
             WriteGate(agent, server._engine, args.replication, args.primary, args.replicas)
         agent.start()
         repl_port = agent.port
+    if spoken is not None:
+        versions.restrict(server._engine, spoken)  # in front of the write gate
     tmp = Path(args.port_file + ".tmp")
     tmp.write_text(f"{port}\n{repl_port}\n")
     os.replace(tmp, args.port_file)

@@ -6,6 +6,8 @@ against these declarations and `kmschaos schema topology` renders them as JSON S
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
+from typing import Any
 
 from harness.client.policies import POLICIES
 from harness.client.policy_spec import KMIP_VERSIONS, OS, RETRYABLE, SELECTION_MEANS
@@ -15,12 +17,16 @@ from harness.yamlfile import (
     Choice,
     Field,
     Integer,
+    Invalid,
     Keys,
     ListOf,
     MapOf,
     Name,
     Number,
+    Schema,
+    Shape,
     Text,
+    Wording,
 )
 
 PROFILES = ("none", "async", "sync", "quorum")
@@ -31,6 +37,9 @@ NAME_RE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,30}[a-z0-9])?$")
 MAX_TIME_SCALE = 10.0
 MAX_REPLICAS = 99  # replica i listens on 127.X.Y.i and 127.X.Y.(100+i)
 KMIP_PORT = 5696
+# the protocol versions a replica speaks unless its `kmip_versions` says otherwise: all
+# that PyKMIP's server speaks (kmip/services/server/engine.py, docs/clients.md)
+SERVER_KMIP_VERSIONS = KMIP_VERSIONS
 
 # ---- the file format: every key, its shape and help (validation and `kmschaos schema`) ----
 
@@ -63,6 +72,35 @@ EXTERNAL = Keys(
     ),
     help="a KMS kmschaos does not start (needs allow_external: true, replication profile none)",
 )
+
+
+@dataclass(frozen=True, kw_only=True)
+class KmipVersion(Shape):
+    """A KMIP protocol version, written as YAML reads it: ``1.2`` (a number) or
+    ``"1.2"``; kept as the string."""
+
+    values: tuple[str, ...]
+
+    def convert(self, value: Any, wording: Wording) -> str:
+        text = value
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            text = repr(float(value))  # 1.2 -> "1.2", 2 -> "2.0"
+        if not isinstance(text, str) or text not in self.values:
+            known = ", ".join(self.values)
+            raise Invalid(f"unknown KMIP version {wording.value(value)} (known: {known})")
+        return text
+
+    def body(self, defs: Schema) -> Schema:
+        return {"enum": [*self.values, *(float(v) for v in self.values)]}
+
+
+KMIP_VERSION = KmipVersion(values=SERVER_KMIP_VERSIONS, help="a KMIP protocol version")
+_KMIP_VERSIONS_HELP = (
+    "the KMIP protocol versions it speaks (default: all PyKMIP's server speaks, "
+    f"{', '.join(SERVER_KMIP_VERSIONS)}); a request in another is refused: Operation "
+    "Failed, Invalid Message (attempt outcome version-refused). For an external replica: "
+    "what that KMS is known to speak (read by the linter)"
+)
 REPLICA = Keys(
     fields=(
         Field("name", REPLICA_NAME, required=True),
@@ -70,6 +108,7 @@ REPLICA = Keys(
         Field("encrypted_by", Text(), "the KMS cluster whose keys encrypt its storage (linter)"),
         Field("external", EXTERNAL),
         Field("tls", TLS, "its own TLS files (an external replica only)"),
+        Field("kmip_versions", ListOf(items=KMIP_VERSION, unique=True), _KMIP_VERSIONS_HELP),
     ),
     help="a replica with more than its name",
 )

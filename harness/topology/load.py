@@ -17,6 +17,7 @@ from harness.topology.fileformat import (
     DEFAULT_POLICY,
     EXTERNAL,
     KMIP_PORT,
+    KMIP_VERSION,
     MAX_REPLICAS,
     PORT,
     REPLICA,
@@ -258,7 +259,18 @@ class _TopologyReader(Reader):
                     "starts",
                 )
             tls = self.tls(body["tls"])
-        return ReplicaInfo(name, "", host, encrypted_by, external, tls), name_y
+        versions = self.kmip_versions(body["kmip_versions"]) if "kmip_versions" in body else None
+        return ReplicaInfo(name, "", host, encrypted_by, external, tls, versions), name_y
+
+    def kmip_versions(self, y: Y) -> tuple[str, ...]:
+        """A replica's `kmip_versions`: known versions, at least one, each once."""
+        out: list[str] = []
+        for item in self.items(y, what="KMIP versions"):
+            version = self.take(item, KMIP_VERSION)
+            if version in out:
+                raise self.problem(item, f"KMIP version {version} listed twice")
+            out.append(version)
+        return tuple(out)
 
     def external(self, y: Y) -> ExternalTarget:
         body = self.mapping(y, EXTERNAL)

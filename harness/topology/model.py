@@ -12,6 +12,7 @@ from harness.topology.fileformat import (
     DEFAULT_INTERVAL_MS,
     KMIP_PORT,
     PROFILES_IMPLEMENTED,
+    SERVER_KMIP_VERSIONS,
     TIME_SCALE,
 )
 from harness.yamlfile import NAME_KINDS, Invalid
@@ -85,6 +86,8 @@ class ReplicaInfo:
     `host` is the failure domain it runs in (hypervisor, rack); `encrypted_by` names the
     KMS cluster whose keys encrypt the replica's own storage. Either may be unknown.
     `external` is set for a KMS kmschaos does not start, `tls` for its own TLS files.
+    `kmip_versions` are the KMIP protocol versions it speaks (None: not said, every
+    version PyKMIP's server speaks); a replica kmschaos starts refuses the others.
     """
 
     name: str
@@ -93,6 +96,12 @@ class ReplicaInfo:
     encrypted_by: str | None = None
     external: ExternalTarget | None = None
     tls: TlsPaths | None = None
+    kmip_versions: tuple[str, ...] | None = None
+
+    @property
+    def speaks(self) -> tuple[str, ...]:
+        """The KMIP versions it speaks: its `kmip_versions`, else PyKMIP's server's."""
+        return self.kmip_versions if self.kmip_versions is not None else SERVER_KMIP_VERSIONS
 
 
 @dataclass(frozen=True)
@@ -200,13 +209,15 @@ class Topology:
             entry["external"] = info.external.to_dict()
         if info.tls is not None:
             entry["tls"] = info.tls.to_dict()
+        if info.kmip_versions is not None:
+            entry["kmip_versions"] = list(info.kmip_versions)
         return entry
 
     def to_dict(self) -> dict[str, Any]:
         """The topology as file data; `parse_topology` of its YAML gives it back.
 
-        A replica entry is a plain name unless it has a host, encrypted_by, external or
-        tls; read names with `replica_names`. TLS paths are absolute.
+        A replica entry is a plain name unless it has a host, encrypted_by, external,
+        tls or kmip_versions; read names with `replica_names`. TLS paths are absolute.
         """
         extra: dict[str, Any] = {}
         if self.allow_external:
@@ -240,6 +251,17 @@ class Topology:
 def replica_names(entries: list[Any]) -> list[str]:
     """Names from a `sites.<site>.replicas` list of `Topology.to_dict()` output."""
     return [e["name"] if isinstance(e, dict) else e for e in entries]
+
+
+def replica_kmip_versions(topology: dict[str, Any], replica: str) -> tuple[str, ...] | None:
+    """The `kmip_versions` of `replica` in `Topology.to_dict()` output (a cluster's
+    recorded topology), None when its entry says none: what its start passes on."""
+    for site in topology.get("sites", {}).values():
+        for entry in site.get("replicas", []):
+            if isinstance(entry, dict) and entry.get("name") == replica:
+                versions = entry.get("kmip_versions")
+                return tuple(versions) if versions is not None else None
+    return None
 
 
 def check_time_scale(value: Any, source: str = "time scale") -> float:
