@@ -10,14 +10,13 @@ fixed times, and then runs the checkers. `expect()` records the expected status 
 verdict (a finding such as "PyKMIP does not fail over on a stalled response" is an
 expected `fail`, not a skipped test) and fails the test on any mismatch.
 
-Every fault proves its effect (`Fault.observe`), and a scenario that injected one is
-always judged by `fault_effect`, expected to pass unless the scenario says otherwise: a
-verdict about a fault that did not happen means nothing. A fault window that cannot
-end well ends fast and with verdicts: when a fault's observation says it had no effect,
-or every client keeps being served by the replicas it should have left, the scenario
-stops waiting at once; whenever a window ends in a `ScenarioError` (that, or a wait
-that timed out), the checkers run first, so the outcome carries their verdicts and the
-error names the failing ones.
+Every fault proves its effect (`Fault.observe`), and a scenario that injected one is always
+judged by `fault_effect`, expected to pass unless the scenario says otherwise: a verdict
+about a fault that did not happen means nothing. A fault window that cannot end well ends
+fast and with verdicts: when a fault's observation says it had no effect, or every client
+keeps being served by the replicas it should have left, the scenario stops waiting at once;
+whenever a window ends in a `ScenarioError` (that, or a wait that timed out), the checkers
+run first, so the outcome carries their verdicts and the error names the failing ones.
 """
 
 from __future__ import annotations
@@ -29,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from harness.admin import admin_operation
 from harness.audit import Auditor
 from harness.checkers import CHECKERS, CheckContext, Verdict, run_checkers
 from harness.checkers.verdict import attempt_trail
@@ -109,6 +109,8 @@ class Outcome:
 
 class Scenario:
     """One test's cluster, history, clients, faults and verdicts."""
+
+    admin = admin_operation  # (op, replica, key): an operator's KMIP op on a replica directly
 
     def __init__(
         self,

@@ -5,7 +5,9 @@ paced: operation k starts at ``t0 + k / rate`` or as soon as the previous one en
 it is late (no catch-up bursts). The operation mix is drawn from a seeded RNG. An
 operation on a key (Get, Activate, Revoke, ...: `NEEDS_KEY`) uses a key this virtual
 client created earlier; with none yet it creates. Only the operations a mix names are
-drawn: the default mix changes no key after its Create.
+drawn: the default mix changes no key after its Create. A client that shuts itself
+down (its master key is no longer Active: `key_state_poll_s`) issues nothing more until
+it is started again, like one stopped by a lifecycle step.
 
 A `Script` is the opposite of a random mix: given operations by given clients, in
 order, each no earlier than its time — the conflicting changes a lost-update scenario
@@ -21,7 +23,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-from harness.client.failover_client import FailoverClient
+from harness.client.failover_client import ClientStopped, FailoverClient
 from harness.client.operations import NEEDS_KEY
 from harness.history import Complete, History
 from harness.wait import wait_until
@@ -104,7 +106,10 @@ class Workload:
                     op = "create"
                 else:
                     key = rng.choice(mine)
-            done = client.do(op, key)
+            try:
+                done = client.do(op, key)
+            except ClientStopped:
+                continue  # it stopped itself (recorded): wait until it is started
             if op == "create" and done.outcome == "ok" and done.key:
                 mine.append(done.key)
             if op == "destroy" and done.outcome == "ok" and key in mine:
@@ -226,7 +231,10 @@ class Script:
                     raise ScriptError(f"{step.describe()}: no key labelled {step.key!r} was made")
             # pacing of a schedule, not a synchronisation: the step may not start earlier
             threading.Event().wait(max(0.0, t0 + step.at_s - time.monotonic()))
-            done = client.do(step.op, uid)
+            try:
+                done = client.do(step.op, uid)
+            except ClientStopped as e:
+                raise ScriptError(f"{step.describe()}: not sent: {e}") from e
             self.done.append((step, done))
             out.append(done)
             if step.op == "create" and done.outcome == "ok" and done.key and step.key:

@@ -145,7 +145,7 @@ def test_a_full_rehearsal_is_modelled_step_by_step() -> None:
             "steps:\n  - wait: 1s\n  - injet: {fault: refuse, target: kms-a}\n",
             "r.yaml: line 6: steps[1].injet: unknown step 'injet' (known: wait, inject, heal, "
             "expect, run, checkpoint, random, certificates, restart-client, stop-client, "
-            "start-client); did you mean 'inject'?",
+            "start-client, admin); did you mean 'inject'?",
         ),
         (
             "steps:\n  - inject:\n      fault: refuse\n      target: kms-z\n",

@@ -2,6 +2,12 @@
 
 Each operation is recorded as an `Invoke` and a `Complete` (with every attempt) in the
 history, so checkers can tell what the user experienced and which replica served.
+
+A client whose policy has `key_state_poll_s` keeps a master key and polls its state
+(`harness.client.keystate`): before an operation it may make the key (Create, Activate)
+or read its State, each recorded like any operation; when the key is no longer Active it
+stops itself (a `ClientEvent` whose detail says why) and the operation asked for is not
+sent (`ClientStopped`).
 """
 
 from __future__ import annotations
@@ -11,9 +17,15 @@ import threading
 import time
 
 from harness.client.keycache import ClientKeyCache
+from harness.client.keystate import KeyStatePoller
 from harness.client.operations import NEEDS_KEY, OPERATIONS, OpValue
 from harness.client.policies import FailoverPolicy, PolicyResult
-from harness.history import ClientEvent, Complete, History, Invoke
+from harness.history import ClientEvent, Complete, History, Invoke, Note
+
+
+class ClientStopped(RuntimeError):
+    """The client shut itself down before the operation asked for (its master key is no
+    longer Active): that operation was not sent; the stop and its reason are recorded."""
 
 
 class FailoverClient:
@@ -33,6 +45,9 @@ class FailoverClient:
             if spec is not None and spec.key_cache is not None
             else None
         )
+        poll_s = spec.key_state_poll_s if spec is not None else None
+        self.keystate = KeyStatePoller(poll_s, time_scale) if poll_s is not None else None
+        self.shutdown_reason: str | None = None  # why it stopped itself, while stopped
         self.history = history
         self.worker = worker
         self._seq = itertools.count(1)
@@ -62,6 +77,21 @@ class FailoverClient:
         self._restart_pending = True
         self._event("restart", detail)
 
+    @property
+    def master_key(self) -> str | None:
+        """The uid of its master key (`key_state_poll_s`), once made."""
+        return self.keystate.master_key if self.keystate is not None else None
+
+    def carry_over(self, earlier: FailoverClient) -> None:
+        """Continue `earlier`, an instance of the same client that ran before this one in
+        the same process (a workload started again after a pause): its master key and
+        polling clock, and a shutdown it made itself."""
+        if earlier.keystate is not None:
+            self.keystate = earlier.keystate
+        if earlier.shutdown_reason is not None and not earlier.running:
+            self.stop(f"still shut down: {earlier.shutdown_reason}")
+            self.shutdown_reason = earlier.shutdown_reason
+
     def stop(self, detail: str = "") -> None:
         """Stop the client: it issues no operation until `start`."""
         self._running.clear()
@@ -71,10 +101,14 @@ class FailoverClient:
     def start(self, detail: str = "") -> None:
         """Start a stopped client again, as a fresh process."""
         self._restart_pending = True
+        self.shutdown_reason = None
         self._running.set()
         self._event("start", detail)
 
     def do(self, op: str, key: str | None = None) -> Complete:
+        """Run `op` through the policy and record it. With `key_state_poll_s`, the master
+        key's upkeep comes first (recorded too); `ClientStopped` when it shut the
+        client down."""
         if op not in OPERATIONS:
             raise ValueError(f"unknown operation {op!r} (known: {', '.join(OPERATIONS)})")
         if op in NEEDS_KEY and not key:
@@ -84,6 +118,25 @@ class FailoverClient:
             self.policy.restart()
             if self.cache is not None:
                 self.cache.restarted()
+            if self.keystate is not None:
+                self.keystate.restarted()
+        if self.keystate is not None:
+            why = self.keystate.before_op(self._record, self._warn)
+            if why is not None:
+                self.stop(why)
+                self.shutdown_reason = why
+                raise ClientStopped(f"{self.name}#{self.worker}: {why}")
+        return self._record(op, key)[0]
+
+    def _warn(self, text: str) -> None:
+        """What a real client would log as a warning, as a note in the history."""
+        if self.history is not None:
+            self.history.append(
+                Note(t=time.monotonic(), text=f"{self.name}#{self.worker}: warning: {text}")
+            )
+
+    def _record(self, op: str, key: str | None) -> tuple[Complete, OpValue | None]:
+        """Run `op` through the policy (or the key cache), recorded: Invoke, Complete."""
         op_id = f"{self.name}#{self.worker}:{next(self._seq)}"
         start = time.monotonic()
         if self.history is not None:
@@ -118,7 +171,7 @@ class FailoverClient:
                 self.cache.drop(done.key)
         if self.history is not None:
             self.history.append(done)
-        return done
+        return done, value
 
     def _execute(self, op: str, key: str | None) -> PolicyResult:
         try:

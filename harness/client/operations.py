@@ -14,6 +14,10 @@ KMIP 1.x ModifyAttribute of the key's first Name (PyKMIP's server implements
 ModifyAttribute from KMIP 1.0 for Name, Object Group and Application Specific
 Information; SetAttribute only on KMIP 2.0 and only for attributes not yet set; it has
 no AddAttribute). These operations are opt-in: no default mix draws them.
+
+`state` reads a key's KMIP State (Get Attributes of "State"; the value's `state`, as
+PyKMIP names it, e.g. ``ACTIVE``): what a client polling its master key asks
+(`harness.client.keystate`). It changes nothing and no default mix draws it.
 """
 
 from __future__ import annotations
@@ -52,9 +56,19 @@ CHANGES: dict[str, Change] = {
     "destroy": Change("Destroy", gone=True),
     "rename": Change("ModifyAttribute (Name)", renames=True),
 }
-OPERATIONS = ("create", "get", "activate", "destroy", "locate", "revoke", "compromise", "rename")
+OPERATIONS = (
+    "create",
+    "get",
+    "activate",
+    "destroy",
+    "locate",
+    "revoke",
+    "compromise",
+    "rename",
+    "state",
+)
 MUTATING = frozenset(CHANGES)
-NEEDS_KEY = frozenset({"get", *CHANGES}) - {"create"}
+NEEDS_KEY = frozenset({"get", "state", *CHANGES}) - {"create"}
 RENAMED_PREFIX = "renamed-"  # a `rename` names the key RENAMED_PREFIX + 8 hex digits
 
 
@@ -64,6 +78,7 @@ class OpValue:
     digest: str | None = None  # sha256 of the key material a Get returned
     count: int | None = None  # objects a Locate returned
     name: str | None = None  # the Name a Create gave the key
+    state: str | None = None  # the KMIP State a `state` read (PyKMIP's name: ACTIVE, ...)
 
 
 class KeyNames(Protocol):
@@ -130,6 +145,9 @@ def perform(pie: Any, op: str, key: str | None, name: str | None = None) -> OpVa
     if op == "locate":
         uids = pie.locate(maximum_items=16)
         return OpValue(count=len(uids))
+    if op == "state":
+        _, attrs = pie.get_attributes(key, ["State"])
+        return OpValue(key=key, state=state_of(attrs))
     if op in ("revoke", "compromise"):
         reason = (
             enums.RevocationReasonCode.KEY_COMPROMISE
@@ -146,3 +164,13 @@ def perform(pie: Any, op: str, key: str | None, name: str | None = None) -> OpVa
         pie.modify_attribute(unique_identifier=key, attribute=first)
         return OpValue(key=key, name=new)
     raise ValueError(f"unknown operation {op!r} (known: {', '.join(OPERATIONS)})")
+
+
+def state_of(attributes: list[Any]) -> str | None:
+    """The State among a Get Attributes answer's attributes, as PyKMIP names it
+    (``ACTIVE``, ``DEACTIVATED``, ...); None when the answer has none."""
+    for a in attributes:
+        if a.attribute_name.value == "State" and a.attribute_value is not None:
+            value = a.attribute_value.value
+            return str(getattr(value, "name", value))
+    return None

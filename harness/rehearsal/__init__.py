@@ -25,6 +25,9 @@ files like scenarios.
 - `certificates`: `certificates` steps (planned actions on the PKI, `harness.pki_rotation`)
 - `clients`: `restart-client`, `stop-client`, `start-client` steps (a workload client's
   lifecycle) and what followed them
+- `admin`: `admin` steps (an administrator's KMIP operation on a replica, directly) and
+  the shutdowns that followed them
+- `traffic`: the background workload, paused for audits
 - `run`: the steps on a `Scenario`: waits, faults, expectations, commands, checkpoints,
   certificate actions, client lifecycle steps
 """
@@ -42,6 +45,7 @@ from harness.rehearsal.fileformat import (
     rehearsal_schema,
 )
 from harness.rehearsal.model import (
+    AdminStep,
     CertificatesStep,
     CheckpointStep,
     ClientStep,
@@ -64,12 +68,12 @@ from harness.rehearsal.run import (
     RehearsalFailure,
     RehearsalRun,
     TerminalIO,
-    Traffic,
     client_env,
     env_name,
     run_rehearsal,
 )
 from harness.rehearsal.schedule import Draw, check_seed_option, resolve_seed
+from harness.rehearsal.traffic import Traffic
 from harness.rehearsal.validate import RehearsalError, load_rehearsal, parse_rehearsal
 from harness.yamlfile import format_duration, parse_duration
 
@@ -80,6 +84,7 @@ __all__ = [
     "STEP_KINDS",
     "TOP_KEYS",
     "WORKLOAD_KEYS",
+    "AdminStep",
     "CertificatesStep",
     "CheckpointStep",
     "ClientStep",

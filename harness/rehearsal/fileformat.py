@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 
+from harness.admin import ADMIN_OPS, MASTER_OF
 from harness.checkers import CHECKERS, Bound
 from harness.client.operations import OPERATIONS
 from harness.client.policies import POLICIES
@@ -210,6 +211,28 @@ CLIENT_STEPS: dict[str, str] = {
     "start-client": "start a client stopped by a `stop-client` step again, as a fresh process",
 }
 CLIENT_NAME = Text(help="a client of the workload (every instance of it)")
+# ---- admin: an administrator's KMIP operation on one replica, directly -----------------
+
+ADMIN = Keys(
+    fields=(
+        Field(
+            "op",
+            Choice(values=tuple(ADMIN_OPS), what="admin operation", explain=ADMIN_OPS.__getitem__),
+            "the KMIP operation",
+            required=True,
+        ),
+        Field("replica", Text(help="a replica of the topology"), "run on it", required=True),
+        Field(
+            "key",
+            Text(),
+            f"a key uid, or `{MASTER_OF} CLIENT`: the master key of a workload client whose "
+            "policy has key_state_poll_s",
+            required=True,
+        ),
+    ),
+    help="an administrator's KMIP operation run directly on one replica (not through a "
+    "client link); with async replication the other replicas learn it later",
+)
 STEP = Keys(
     fields=(
         Field("wait", Duration(), "hold for this long (wall-clock)"),
@@ -223,6 +246,7 @@ STEP = Keys(
             "certificates", Lazy(build=certificate_forms), "rotate, trust or expire certificates"
         ),
         *(Field(kind, CLIENT_NAME, help) for kind, help in CLIENT_STEPS.items()),
+        Field("admin", ADMIN, "an operator revokes, compromises or destroys a key on a replica"),
     ),
     min_keys=1,
     max_keys=1,

@@ -1,7 +1,7 @@
 """The rehearsal model: a `Rehearsal` is a topology, an optional workload and a tuple of
 typed steps (`WaitStep`, `InjectStep`, `HealStep`, `ExpectStep` with its
 `Expectation`s, `RunStep`, `CheckpointStep`, `RandomStep`, `CertificatesStep`, the
-`ClientStep`s `RestartClientStep`, `StopClientStep`, `StartClientStep`), each
+`ClientStep`s `RestartClientStep`, `StopClientStep`, `StartClientStep`, `AdminStep`), each
 knowing its index and file line. Built only by the validator
 (`harness.rehearsal.validate`); run by `harness.rehearsal.run`.
 """
@@ -247,6 +247,21 @@ class StartClientStep(ClientStep):
 CLIENT_STEP_TYPES: dict[str, type[ClientStep]] = {
     t.kind: t for t in (RestartClientStep, StopClientStep, StartClientStep)
 }
+
+
+@dataclass(frozen=True, kw_only=True)
+class AdminStep(Step):
+    """An administrator's KMIP operation (`harness.admin.ADMIN_OPS`) on `replica`
+    directly; `key` a uid or ``master-of CLIENT`` (then `client` is that client)."""
+
+    kind: ClassVar[str] = "admin"
+    op: str
+    replica: str
+    key: str
+    client: str | None = None
+
+    def describe(self) -> str:
+        return f"admin {self.op} {self.key} on {self.replica}"
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -21,6 +21,8 @@ steps run one after another:
   after the workload stopped, whatever happens.
 - ``restart-client`` / ``stop-client`` / ``start-client`` act on every instance of a
   workload client (`harness.rehearsal.clients`); what followed is measured at the end.
+- ``admin`` runs an administrator's KMIP operation directly on a replica
+  (`harness.rehearsal.admin`); a client's shutdown over its master key is measured.
 
 Every failure names the seed, so a run is replayed exactly with ``--kms-seed``.
 """
@@ -41,14 +43,17 @@ from pathlib import Path
 from typing import Any, cast
 
 from harness import registry
+from harness.admin import AdminError
 from harness.checkers import CHECKERS, Verdict
 from harness.checkers.failover import judge_failover
 from harness.cluster.base import ClusterError
 from harness.faults import Fault, FaultError, active_fault_records
 from harness.pki_rotation import PkiRotation, RotationError
+from harness.rehearsal.admin import AdminActions
 from harness.rehearsal.certificates import perform
 from harness.rehearsal.clients import ClientLifecycle, ClientStepError
 from harness.rehearsal.model import (
+    AdminStep,
     CertificatesStep,
     CheckpointStep,
     ClientStep,
@@ -61,13 +66,12 @@ from harness.rehearsal.model import (
     RunStep,
     Step,
     WaitStep,
-    WorkloadSpec,
 )
 from harness.rehearsal.schedule import Draw
+from harness.rehearsal.traffic import Traffic
 from harness.scenario import Scenario, ScenarioError
 from harness.store import StateFolder
 from harness.wait import WaitTimeout, wait_until
-from harness.workload import Workload
 from harness.yamlfile import format_duration
 
 OUTPUT_NOTE_CHARS = 4000  # of each stream of a `run` step, kept in the history
@@ -142,61 +146,6 @@ def _tail(data: bytes, limit: int = OUTPUT_NOTE_CHARS) -> str:
     return text if len(text) <= limit else "…" + text[-limit:]
 
 
-# ---- the workload -----------------------------------------------------------------------
-
-
-class Traffic:
-    """The rehearsal's background workload; `paused()` stops it (operations in flight
-    complete) and starts a fresh one after. Each start has its own worker numbers, so
-    operation ids never repeat in the history."""
-
-    def __init__(self, scenario: Scenario, spec: WorkloadSpec | None, seed: int) -> None:
-        self.scenario = scenario
-        self.spec = spec
-        self.seed = seed
-        self.generation = 0
-        self.workload: Workload | None = None
-        self.stopped: set[str] = set()  # by stop-client steps: a fresh workload stops them
-
-    @property
-    def clients(self) -> tuple[str, ...]:
-        return self.spec.clients if self.spec else ()
-
-    def start(self) -> None:
-        if self.spec is None or self.workload is not None:
-            return
-        s = self.spec
-        base = self.generation * s.per_client
-        clients = [
-            self.scenario.client(name, s.policy, base + w)
-            for name in s.clients
-            for w in range(s.per_client)
-        ]
-        for c in clients:
-            if c.name in self.stopped:
-                c.stop("stopped by a stop-client step")
-        self.workload = Workload(
-            clients, self.scenario.history, s.rate_per_s, s.ops, self.seed + self.generation
-        )
-        self.generation += 1
-        self.workload.start()
-
-    def stop(self) -> None:
-        if self.workload is not None:
-            wl, self.workload = self.workload, None
-            wl.stop()
-
-    @contextlib.contextmanager
-    def paused(self) -> Iterator[None]:
-        was_running = self.workload is not None
-        self.stop()
-        try:
-            yield
-        finally:
-            if was_running:
-                self.start()
-
-
 # ---- the run ---------------------------------------------------------------------------
 
 
@@ -225,6 +174,7 @@ class RehearsalRun:
         self.drawn: list[str] = []  # schedule lines of the random steps begun
         self.pki: PkiRotation | None = None  # made by the first `certificates` step
         self.lifecycle = ClientLifecycle(scenario, self.traffic.stopped)
+        self.admin = AdminActions(scenario)
         self._clock = threading.Event()  # never set: waits are durations, not conditions
         self.figures: dict[str, Any] = {
             "file": rehearsal.source,
@@ -246,6 +196,8 @@ class RehearsalRun:
             self.traffic.stop()
             if self.lifecycle.done:
                 self.figures["clients"] = self.lifecycle.figures()
+            if self.admin.done:
+                self.figures["admin"] = self.admin.figures()
             self._restore_certificates()
         self._judge_fault_effect()
         self.sc.note(f"rehearsal {self.r.name} done")
@@ -288,6 +240,8 @@ class RehearsalRun:
                 self._certificates(step)
             elif isinstance(step, ClientStep):
                 self.lifecycle.perform(step)
+            elif isinstance(step, AdminStep):
+                self.admin.perform(step)
             else:  # pragma: no cover - the loader makes only the kinds above
                 raise TypeError(f"unknown step {step!r}")
         except RehearsalFailure:
@@ -300,6 +254,7 @@ class RehearsalRun:
             OSError,
             subprocess.SubprocessError,
             ClientStepError,
+            AdminError,
         ) as e:
             raise self.failure(step.line, f"{step.path}.{step.kind}", str(e)) from e
         except Exception as e:

@@ -3,7 +3,7 @@ topology, the workload, every step (faults and their parameters, targets, fault 
 healed and judged in order) — and every problem is one `RehearsalError` naming file,
 line and field. Expectations are checked by `harness.rehearsal.expectations`, certificate
 actions by `harness.rehearsal.certificates`, client lifecycle steps by
-`harness.rehearsal.clients`.
+`harness.rehearsal.clients`, administrator operations by `harness.rehearsal.admin`.
 
 Known keys and limits come from `harness.rehearsal.fileformat`; the field checks and the
 located YAML from `harness.yamlfile`, shared with topology files.
@@ -17,6 +17,7 @@ from typing import Any
 
 from harness.faults import FAULTS
 from harness.faults.params import UNIT_HINT
+from harness.rehearsal.admin import AdminStepReader
 from harness.rehearsal.certificates import CertificateStepReader
 from harness.rehearsal.clients import ClientStepReader
 from harness.rehearsal.discovery import display_path, find_topology
@@ -130,6 +131,7 @@ class _Validator(ExpectationReader):
         self.healed_names: dict[str, int] = {}  # `as` name -> the heal step
         self.certificate_steps: CertificateStepReader | None = None
         self.client_steps = ClientStepReader(self)
+        self.admin_steps = AdminStepReader(self)
 
     # ---- the file -------------------------------------------------------------------
 
@@ -246,6 +248,8 @@ class _Validator(ExpectationReader):
             return self.certificate_steps.step(index, line, body)
         if kind in CLIENT_STEP_TYPES:
             return self.client_steps.step(kind, index, line, body)
+        if kind == "admin":
+            return self.admin_steps.step(index, line, body)
         return self.random_step(index, line, body)
 
     def fault_kind(self, y: Y) -> str:
