@@ -29,6 +29,7 @@ from harness.cluster.base import Cluster
 from harness.external import external_names, run_key_uids
 from harness.history import History, Snapshot
 from harness.store import StateFolder
+from harness.topology.model import audit_kmip_version
 
 
 def _state_and_names(attrs: list[Any]) -> tuple[Any, list[str]]:
@@ -106,7 +107,8 @@ class Auditor:
     def _client(self, replica: str) -> Any:
         rs = self.cluster.state.replicas[replica]
         t = self.cluster.state.tls
-        pie = new_pie_client([rs.host], rs.port, t["ca"], t["cert"], t["key"], self._conf)
+        version = audit_kmip_version(self.cluster.state.topology, replica)
+        pie = new_pie_client([rs.host], rs.port, t["ca"], t["cert"], t["key"], self._conf, version)
         pie.proxy.timeout = self.timeout_s
         return pie
 

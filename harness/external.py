@@ -364,11 +364,13 @@ def _settle_on(
     from kmip.pie.exceptions import KmipOperationFailure
 
     from harness.client.operations import empty_client_config, new_pie_client
+    from harness.topology.model import audit_kmip_version
 
     rs = state.replicas[replica]
     t = state.tls
     conf = empty_client_config(Path(state.state_dir) / "clients")
-    pie = new_pie_client([rs.host], rs.port, t["ca"], t["cert"], t["key"], conf)
+    version = audit_kmip_version(state.topology, replica)
+    pie = new_pie_client([rs.host], rs.port, t["ca"], t["cert"], t["key"], conf, version)
     pie.proxy.timeout = timeout_s
     try:
         pie.open()

@@ -459,3 +459,22 @@ def test_unspoken_version_reads_external_replicas_and_adjusted_policies() -> Non
 
 def test_no_unspoken_version_when_nothing_is_said() -> None:
     assert _unspoken(topo(versioned("kms-a", CLIENTS))) == []
+
+
+def test_the_harness_audits_a_replica_in_a_version_it_speaks() -> None:
+    from harness.topology.model import audit_kmip_version
+
+    topo = {
+        "sites": {
+            "s": {
+                "replicas": [
+                    "kms-a",
+                    {"name": "kms-b", "kmip_versions": ["1.2", "1.4"]},
+                    {"name": "kms-c", "kmip_versions": ["1.1", "2.0", "1.4"]},
+                ]
+            }
+        }
+    }
+    assert audit_kmip_version(topo, "kms-a") == "1.2"
+    assert audit_kmip_version(topo, "kms-b") == "1.2"
+    assert audit_kmip_version(topo, "kms-c") == "2.0"

@@ -171,7 +171,7 @@ POLICY_MAPPING = Keys(
         ),
         Field(
             "kmip_version",
-            Choice(values=KMIP_VERSIONS, what="KMIP version"),
+            KmipVersion(values=KMIP_VERSIONS, help="a KMIP protocol version"),
             "the protocol version in its requests",
         ),
         Field(

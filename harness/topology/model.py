@@ -264,6 +264,15 @@ def replica_kmip_versions(topology: dict[str, Any], replica: str) -> tuple[str, 
     return None
 
 
+def audit_kmip_version(topology: dict[str, Any], replica: str) -> str:
+    """The KMIP version the harness itself speaks to `replica` (audits, clean-up): 1.2,
+    PyKMIP's default, unless the replica does not speak it; then the newest it does."""
+    versions = replica_kmip_versions(topology, replica)
+    if versions is None or "1.2" in versions:
+        return "1.2"
+    return max(versions, key=lambda v: tuple(int(p) for p in v.split(".")))
+
+
 def check_time_scale(value: Any, source: str = "time scale") -> float:
     """A valid time scale (0 < S <= `MAX_TIME_SCALE`), or `TopologyError` at field
     ``time_scale`` of `source`: the one check of a file's value and of every override."""
