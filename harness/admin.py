@@ -31,11 +31,10 @@ from harness.client.operations import empty_client_config, new_pie_client, perfo
 from harness.client.transport import PeerIdentity, classify, peer_identity
 from harness.cluster.base import Cluster
 from harness.external import external_names, key_records
-from harness.history import Attempt, Complete, History, Invoke, Note, OpOutcome
+from harness.history import ADMIN_CLIENT, Attempt, Complete, History, Invoke, Note, OpOutcome
 from harness.store import StateFolder
 from harness.wait import WaitTimeout, wait_until
 
-ADMIN_CLIENT = "admin"  # the client name of the operator's operations in the history
 ADMIN_OPS: dict[str, str] = {  # each operation, and what it does
     "revoke": "Revoke (Cessation of Operation): an Active key becomes Deactivated",
     "compromise": "Revoke for Key Compromise: the key becomes Compromised, from any state",

@@ -28,6 +28,8 @@ from pathlib import Path
 from typing import Any, Literal, TextIO
 
 OpOutcome = Literal["ok", "fail", "info"]
+# the client name of an operator's operations run directly on a replica (`harness.admin`)
+ADMIN_CLIENT = "admin"
 
 # Attempt outcomes: what one try against one server ended with.
 ATTEMPT_OUTCOMES = (

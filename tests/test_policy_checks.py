@@ -248,3 +248,23 @@ def test_an_op_in_flight_that_failed_before_the_fault_is_not_a_failover() -> Non
     status, fig = _judge_retrying(_in_flight_history(first_try_at=0.96))
     assert status == "unknown", fig
     assert fig["status"] == "not-exercised"
+
+
+def test_an_operators_operation_is_no_client_walking_its_list() -> None:
+    h = History("vcenter")
+    h.op(0.0, ("kms-a", "ok", 0.01))
+    h.events.append(
+        Complete(
+            "admin#0:1",
+            "admin",
+            "admin",
+            "revoke",
+            T0 + 0.5,
+            T0 + 0.51,
+            "ok",
+            "kms-c",
+            "k",
+            [Attempt("kms-c", "kms-c", T0 + 0.5, T0 + 0.51, "ok", "", False, sent=True)],
+        )
+    )
+    assert h.order() == ("pass", [])

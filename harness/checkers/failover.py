@@ -46,7 +46,7 @@ from harness.checkers.verdict import (
 from harness.client.policies import POLICIES, WAITS
 from harness.client.policy_spec import PolicySpec
 from harness.faults import FAULTS
-from harness.history import Complete, Event, History
+from harness.history import ADMIN_CLIENT, Complete, Event, History
 
 NAME = "failover"
 
@@ -115,7 +115,7 @@ def _check_failover(
     policies: dict[str, PolicySpec],
     client_timeouts: dict[str, tuple[float | None, float | None]],
 ) -> Verdict:
-    ops = completes(evs)
+    ops = [c for c in completes(evs) if c.client != ADMIN_CLIENT]  # not a client
     windows = fault_windows(evs)
     origin = min((c.start for c in ops), default=0.0)
     if windows:

@@ -30,7 +30,7 @@ from harness.checkers.base import CheckContext, Checker
 from harness.checkers.identity import attempt_contradictions, distrust, identity_headline
 from harness.checkers.verdict import Verdict, as_events, attempt_trail, capped, completes
 from harness.client.policy_spec import POLICIES, PolicySpec
-from harness.history import Attempt, ClientEvent, Complete, Event, History
+from harness.history import ADMIN_CLIENT, Attempt, ClientEvent, Complete, Event, History
 
 NAME = "order"
 SKIP_SLACK_S = 0.05
@@ -208,7 +208,8 @@ def _check_order(
     policies: dict[str, PolicySpec],
     time_scale: float,
 ) -> Verdict:
-    ops = completes(evs)
+    # an operator's operations (`harness.admin`) walk no client's list
+    ops = [c for c in completes(evs) if c.client != ADMIN_CLIENT]
     # an op and the lifecycle events of its instance, in time order: a restart forgets
     timeline: list[tuple[float, int, Complete | ClientEvent]] = [(c.start, 1, c) for c in ops]
     timeline += [
