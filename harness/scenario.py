@@ -35,7 +35,7 @@ from harness.checkers.verdict import attempt_trail
 from harness.client.failover_client import FailoverClient
 from harness.client.operations import empty_client_config
 from harness.client.policies import TlsFiles, make_policy, policy_spec
-from harness.client.policy_spec import os_connect_timeout
+from harness.client.policy_spec import PolicySpec, os_connect_timeout
 from harness.cluster.base import Cluster
 from harness.external import RunKeys
 from harness.faults import Fault, make_fault
@@ -134,7 +134,9 @@ class Scenario:
 
     # ---- parts ------------------------------------------------------------------
 
-    def client(self, name: str, policy: str | None = None, worker: int = 0) -> FailoverClient:
+    def client(
+        self, name: str, policy: str | PolicySpec | None = None, worker: int = 0
+    ) -> FailoverClient:
         """Client `name` of the topology (worker `worker`), with its own policy or the
         preset `policy` instead."""
         spec = self.topology.clients[name]

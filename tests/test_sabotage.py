@@ -21,6 +21,8 @@ from typing import Any
 
 import pytest
 
+from harness.client.policies import POLICIES
+from harness.client.policy_spec import adjusted
 from harness.client.walker import WalkingPolicy
 from harness.faults.blackhole import Blackhole
 from harness.faults.latency import Latency
@@ -117,6 +119,48 @@ def test_vcenter_giving_up_after_its_first_server_is_caught_by_failover_fast(
     assert took < kms_scenario.op_deadline(2), f"{took:.1f} s: the window waited it out"
     timed["to_verdict_s"] = took
     assert took < 6 * rt + 5, f"{took:.1f} s to a verdict"
+
+
+@pytest.mark.kms_topology("one-site.yaml")
+@pytest.mark.kms_needs("refuse")
+def test_a_skip_window_the_walker_ignores_is_caught_by_order(
+    kms_scenario: Scenario, monkeypatch: pytest.MonkeyPatch, timed: dict[str, float]
+) -> None:
+    original = WalkingPolicy.__init__
+
+    def no_skip(self: WalkingPolicy, *args: Any, **kw: Any) -> None:
+        original(self, *args, **kw)
+        self.skip_s = 0.0  # sabotage: a server that just failed is dialled again
+
+    monkeypatch.setattr(WalkingPolicy, "__init__", no_skip)
+    # a connection per operation, so every operation walks the list
+    client = kms_scenario.client("vc-a", adjusted(POLICIES["vcenter"], skip_failed_s=60.0))
+    with kms_scenario.fault("refuse", "kms-a"):
+        for _ in range(3):
+            assert client.locate().served_by == "kms-b"
+    client.close()
+    kms_scenario.check(include=("order",))
+    _failed(kms_scenario, "order", "failed to connect", "skips such a server")
+
+
+@pytest.mark.kms_topology("one-site.yaml")
+@pytest.mark.kms_needs("refuse")
+def test_an_at_start_client_that_walks_on_is_caught_by_order(
+    kms_scenario: Scenario, monkeypatch: pytest.MonkeyPatch, timed: dict[str, float]
+) -> None:
+    original = WalkingPolicy.execute
+
+    def walks_on(self: WalkingPolicy, op: str, key: str | None) -> Any:
+        self._chosen = None  # sabotage: MongoDB chooses again at every operation
+        return original(self, op, key)
+
+    monkeypatch.setattr(WalkingPolicy, "execute", walks_on)
+    client = kms_scenario.client("vc-a", "mongodb")
+    assert client.locate().served_by == "kms-a"
+    with kms_scenario.fault("refuse", "kms-a"):
+        assert client.locate().served_by == "kms-b"
+    kms_scenario.check(include=("order",))
+    _failed(kms_scenario, "order", "chose kms-a at start")
 
 
 @pytest.mark.kms_topology("one-site.yaml")
@@ -255,6 +299,16 @@ HARNESS_SABOTAGES = [
         "blackhole adds no toxic",
         "fault_effect, failover",
         "test_no_effect_window.py::test_a_blackhole_that_swallows_nothing_ends_fast_by_its_observation",
+    ),
+    (
+        "a client dials a server inside its skip window",
+        "order",
+        "test_sabotage.py::test_a_skip_window_the_walker_ignores_is_caught_by_order",
+    ),
+    (
+        "an at-start client chooses again at every operation",
+        "order",
+        "test_sabotage.py::test_an_at_start_client_that_walks_on_is_caught_by_order",
     ),
     (
         "stall sends SIGCONT",
