@@ -164,28 +164,28 @@ class Scenario:
         return fc
 
     def clients_named(self, name: str) -> list[FailoverClient]:
-        """Every running instance of client `name` (ValueError naming the known ones)."""
-        found = [c for c in self._clients if c.name == name]
+        """Every running (not closed) instance of client `name` (ValueError naming them)."""
+        live = [c for c in self._clients if not c.closed]
+        found = [c for c in live if c.name == name]
         if not found:
-            known = ", ".join(sorted({c.name for c in self._clients})) or "none yet"
+            known = ", ".join(sorted({c.name for c in live})) or "none"
             raise ValueError(f"no client {name!r} is running (running: {known})")
         return found
 
     def restart_client(self, name: str) -> None:
         """Restart every instance of client `name` (it forgets its chosen server)."""
-        for c in self.clients_named(name):
-            c.restart()
-        self.note(f"restart-client {name}")
+        self._lifecycle(name, "restart")
 
     def stop_client(self, name: str) -> None:
-        for c in self.clients_named(name):
-            c.stop()
-        self.note(f"stop-client {name}")
+        self._lifecycle(name, "stop")
 
     def start_client(self, name: str) -> None:
+        self._lifecycle(name, "start")
+
+    def _lifecycle(self, name: str, action: str) -> None:
         for c in self.clients_named(name):
-            c.start()
-        self.note(f"start-client {name}")
+            getattr(c, action)()
+        self.note(f"{action}-client {name}")
 
     def workload(
         self,
@@ -227,16 +227,13 @@ class Scenario:
         """Generous time for `ops` operations that may each walk the whole list, at the
         slowest client's timeouts (a connect with no timeout of its own lasts as long as
         the OS retries; a response with none is given the topology's)."""
-        n = len(self.topology.replicas)
         worst = 0.0
         for c in self.topology.clients.values():
             connect, response = c.timeouts(self.topology)
-            per_try = (os_connect_timeout() if connect is None else connect) + (
-                self.topology.response_timeout if response is None else response
-            )
-            worst = max(worst, per_try * (1 + c.policy.retries))
-        worst_op = n * worst + 1.0
-        return ops * worst_op + 15.0
+            connect = os_connect_timeout() if connect is None else connect
+            response = self.topology.response_timeout if response is None else response
+            worst = max(worst, (connect + response) * (1 + c.policy.retries))
+        return ops * (len(self.topology.replicas) * worst + 1.0) + 15.0
 
     # ---- the standard phases -------------------------------------------------------
 

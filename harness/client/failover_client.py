@@ -54,6 +54,7 @@ class FailoverClient:
         self._running = threading.Event()
         self._running.set()
         self._restart_pending = False
+        self.closed = False
 
     # ---- lifecycle (a rehearsal's restart-client, stop-client, start-client) -------------
 
@@ -195,6 +196,8 @@ class FailoverClient:
         return self.do("locate")
 
     def close(self) -> None:
+        """Release its connections: this instance is done (its workload stopped)."""
+        self.closed = True
         self.policy.close()
 
     def abort(self) -> None:
