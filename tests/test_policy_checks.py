@@ -268,3 +268,38 @@ def test_an_operators_operation_is_no_client_walking_its_list() -> None:
         )
     )
     assert h.order() == ("pass", [])
+
+
+def test_an_op_that_met_the_fault_while_it_was_being_applied_is_judged() -> None:
+    # refuse: the harness began applying it at 0.9 s, the window opened at 1.0 s; the op
+    # in flight met the closed connection at 0.95 s and was served by kms-b; later ops
+    # skip kms-a
+    h = History("retrying")
+    for i in range(5):
+        h.op(i * 0.1, ("kms-a", "ok", 0.01, True))
+    params = {"replicas": ["kms-a"], "injecting_from": T0 + 0.9}
+    h.events.append(FaultEvent("f1", "inject", "refuse", "kms-a", T0 + 1.0, params))
+    h.events.append(FaultEvent("f1", "heal", "refuse", "kms-a", T0 + 5.0, params))
+    h.events.append(
+        Complete(
+            "c#0:99",
+            "c",
+            "retrying",
+            "get",
+            T0 + 0.94,
+            T0 + 0.97,
+            "ok",
+            "kms-b",
+            None,
+            [
+                Attempt("kms-a", "kms-a", T0 + 0.95, T0 + 0.951, "eof", "", True, sent=True),
+                Attempt("kms-a", "kms-a", T0 + 0.951, T0 + 0.952, "refused", "", False),
+                Attempt("kms-b", "kms-b", T0 + 0.952, T0 + 0.97, "ok", "", False, sent=True),
+            ],
+        )
+    )
+    for i in range(3):
+        h.op(1.2 + i * 0.1, ("kms-b", "ok", 0.01, True))
+    status, fig = _judge_retrying(h)
+    assert status == "pass", fig
+    assert fig["carried"] and fig["failover_s"] == 0.02

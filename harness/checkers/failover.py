@@ -177,7 +177,7 @@ def _check_failover(
                 in_flight=[
                     c
                     for c in ops
-                    if c.client == client and c.start < w.in_effect and c.end >= w.start
+                    if c.client == client and c.start < w.in_effect and c.end >= w.began
                 ],
                 timeouts=_client_timeouts(client, client_timeouts, timeouts),
                 policy=policies.get(client),
@@ -291,7 +291,7 @@ def _client_timeouts(
 
 def _carried_failover(w: FaultWindow, in_flight: Sequence[Complete]) -> Complete | None:
     """The first op in flight when the fault began that failed on an affected replica
-    after it began and was then served by an unaffected one."""
+    after the harness began applying it and was then served by an unaffected one."""
     affected = set(w.replicas)
     for c in sorted(in_flight, key=lambda c: c.start):
         if (
@@ -299,7 +299,7 @@ def _carried_failover(w: FaultWindow, in_flight: Sequence[Complete]) -> Complete
             and c.served_by is not None
             and c.served_by not in affected
             and any(
-                a.server in affected and a.outcome != "ok" and a.start >= w.start
+                a.server in affected and a.outcome != "ok" and a.start >= w.began
                 for a in c.attempts
             )
         ):
@@ -419,7 +419,7 @@ def _judge_client(
         t_from = min(
             a.start
             for a in counted
-            if a.server in affected and a.outcome != "ok" and a.start >= w.start
+            if a.server in affected and a.outcome != "ok" and a.start >= w.began
         )
         counted = [a for a in counted if a.start >= t_from]
         fig["carried"] = "in flight when the fault began: judged from its first failed attempt"

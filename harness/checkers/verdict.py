@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, cast
 
-from harness.faults.base import IN_EFFECT_AT
+from harness.faults.base import IN_EFFECT_AT, INJECTING_FROM
 from harness.history import (
     Attempt,
     ClientEvent,
@@ -156,6 +156,13 @@ class FaultWindow:
         (``in_effect_at``). A client's failover is judged from then on."""
         t = self.params.get(IN_EFFECT_AT)
         return float(t) if isinstance(t, int | float) and t >= self.start else self.start
+
+    @property
+    def began(self) -> float:
+        """When the harness began applying the fault (``injecting_from``; default its
+        start): a client may meet it from then on, before the window opens."""
+        t = self.params.get(INJECTING_FROM)
+        return float(t) if isinstance(t, int | float) and t <= self.start else self.start
 
     def contains(self, t: float) -> bool:
         if self.healed:

@@ -62,6 +62,9 @@ WAIT_WORDS: dict[str | None, str] = {
 SERVES_AS = "serves_as"
 # an inject event's param: when `_inject` returned, for a window that opened before
 IN_EFFECT_AT = "in_effect_at"
+# an inject event's param: when `_inject` began, for a window that opened when it
+# returned (a client may meet the fault while the harness still applies it)
+INJECTING_FROM = "injecting_from"
 # abilities that act on a replica's own process, which an external target does not offer
 PROCESS_CAPS = frozenset({CAP_SIGNALS, CAP_RESTART})
 
@@ -130,6 +133,7 @@ class Fault:
         self.active = False
         self.injected_at: float | None = None
         self.healed_at: float | None = None
+        self._inject_began: float | None = None
         self.observation: Observation | None = None
         self.check_params()
         self.check_target()
@@ -213,7 +217,7 @@ class Fault:
         if self.active:
             return self
         self._persist()
-        started = time.monotonic()
+        started = self._inject_began = time.monotonic()
         try:
             with contextlib.suppress(Exception):  # a witness never stops the fault
                 self._remember()
@@ -299,7 +303,11 @@ class Fault:
         place, e.g. sessions closed and then handshakes stalled)."""
         if self.history is None:
             return
-        when = {IN_EFFECT_AT: in_effect} if in_effect is not None and in_effect != t else {}
+        when: dict[str, float] = {}
+        if in_effect is not None and in_effect != t:
+            when[IN_EFFECT_AT] = in_effect
+        if phase == "inject" and self._inject_began is not None and self._inject_began < t:
+            when[INJECTING_FROM] = self._inject_began
         self.history.append(
             FaultEvent(
                 fault_id=self.fault_id,
