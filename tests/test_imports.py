@@ -254,3 +254,14 @@ def test_every_cycle_is_named(tmp_path: Path) -> None:
         "harness.a -> harness.b -> harness.a",
         "harness.c -> harness.d -> harness.e -> harness.c",
     ]
+
+
+def test_test_modules_have_unique_basenames() -> None:
+    # `make test` collects tests/ and scenarios/ together (rootdir import mode): two
+    # modules of one basename make collection fail
+    root = repo_root()
+    seen: dict[str, str] = {}
+    for folder in ("tests", "scenarios"):
+        for path in sorted((root / folder).glob("test_*.py")):
+            other = seen.setdefault(path.name, folder)
+            assert other == folder, f"{folder}/{path.name} and {other}/{path.name}: rename one"

@@ -1,7 +1,7 @@
 """KMIP protocol versions: a replica's `kmip_versions` (topology), the replica program
 that refuses other versions as PyKMIP's server does, the attempt outcome
 `version-refused` (both engines, the checkers), and the linter's `unspoken-version`.
-Unit tests, no cluster (scenarios/test_kmip_versions.py runs one)."""
+Unit tests, no cluster (scenarios/test_kmip_version_refusal.py runs one)."""
 
 from __future__ import annotations
 
