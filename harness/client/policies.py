@@ -209,21 +209,6 @@ class PyKmipPolicy(FailoverPolicy):
             return PolicyResult("fail", None, ep.replica, attempts, str(e))
         except Exception as e:  # noqa: BLE001 - raised to the caller, as PyKMIP does
             outcome = classify(e, phase="request")
-            if outcome == "version-refused":  # Modify Attribute's KMIP failure (rename)
-                attempts.append(
-                    Attempt(
-                        ep.replica,
-                        ep.address,
-                        t0,
-                        time.monotonic(),
-                        outcome,
-                        describe(e),
-                        reused,
-                        who,
-                        sent=True,
-                    )
-                )
-                return PolicyResult("fail", None, ep.replica, attempts, str(e))
             attempts.append(
                 Attempt(
                     ep.replica,
@@ -237,6 +222,8 @@ class PyKmipPolicy(FailoverPolicy):
                     sent=True,
                 )
             )
+            if outcome == "version-refused":  # Modify Attribute's KMIP failure (rename)
+                return PolicyResult("fail", None, ep.replica, attempts, str(e))
             self._reset_connection()
             return _unanswered(op, attempts, True, f"{ep.replica}: {outcome} (no failover)")
         attempts.append(

@@ -328,30 +328,9 @@ class WalkingPolicy(FailoverPolicy):
         self._failed_at.clear()
 
 
-# the vCenter model under its old name (benchmarks and tests make it directly)
-class VCenterPolicy(WalkingPolicy):
-    def __init__(
-        self,
-        endpoints: list[Endpoint],
-        tls: TlsFiles,
-        connect_timeout: float | None,
-        response_timeout: float | None,
-        empty_conf: str,
-        keys: KeyNames | None = None,
-        *,
-        spec: PolicySpec | None = None,
-        time_scale: float = 1.0,
-    ) -> None:
-        super().__init__(
-            endpoints,
-            tls,
-            connect_timeout,
-            response_timeout,
-            empty_conf,
-            keys,
-            spec=spec or POLICIES["vcenter"],
-            time_scale=time_scale,
-        )
+# the vCenter model under its old name (benchmarks and tests make it directly): the
+# walking engine's default policy is vcenter
+VCenterPolicy = WalkingPolicy
 
 
 __all__ = ["WalkingPolicy", "VCenterPolicy"]
