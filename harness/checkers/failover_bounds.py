@@ -5,8 +5,8 @@ client's policy how long that is (`PolicySpec.wait_s`, from its own timeouts).""
 
 from __future__ import annotations
 
-from harness.client.policies import POLICIES, Wait
-from harness.client.policy_spec import PolicySpec
+from harness.client.policies import Wait
+from harness.client.policy_spec import PolicySpec, preset_of
 from harness.faults import FAULTS
 
 
@@ -20,7 +20,7 @@ def expected_wait(kind: str) -> Wait | None:
 def _spec(policy: str | PolicySpec | None) -> PolicySpec | None:
     if isinstance(policy, PolicySpec) or policy is None:
         return policy
-    return POLICIES.get(policy.rstrip("*"))
+    return preset_of(policy)
 
 
 def unnoticed(kind: str, policy: str | PolicySpec) -> str:

@@ -29,7 +29,7 @@ from typing import Any
 from harness.checkers.base import CheckContext, Checker
 from harness.checkers.identity import attempt_contradictions, distrust, identity_headline
 from harness.checkers.verdict import Verdict, as_events, attempt_trail, capped, completes
-from harness.client.policy_spec import POLICIES, PolicySpec
+from harness.client.policy_spec import POLICIES, PolicySpec, preset_of
 from harness.history import ADMIN_CLIENT, Attempt, ClientEvent, Complete, Event, History
 
 NAME = "order"
@@ -228,7 +228,7 @@ def _check_order(
         counts = per_client.setdefault(c.client, {"ops": 0, "violations": 0})
         counts["ops"] += 1
         order = orders.get(c.client)
-        spec = policies.get(c.client) or POLICIES.get(c.policy.rstrip("*"))
+        spec = policies.get(c.client) or preset_of(c.policy)
         reason: str | None
         if order is None:
             reason = f"unknown client (known: {', '.join(sorted(orders)) or 'none'})"

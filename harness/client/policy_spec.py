@@ -133,28 +133,31 @@ class PolicySpec:
 
     # ---- timeouts --------------------------------------------------------------------
 
+    @property
+    def one_timeout(self) -> bool:
+        """Whether it waits for connects with its response timeout (PyKMIP has one
+        timeout, `client.proxy.timeout`, for both)."""
+        return self.engine == "pykmip"
+
     def timeouts(
         self, connect_s: float, response_s: float, time_scale: float
     ) -> tuple[float | None, float | None]:
         """(connect, response) seconds at `time_scale` (None: no timeout of its own), from
-        the topology's `connect_s`/`response_s` where the policy names none. PyKMIP has one
-        timeout, for connects too."""
+        the topology's `connect_s`/`response_s` where the policy names none."""
         response = _scaled(self.response_timeout_s, response_s, time_scale)
-        if self.engine == "pykmip":
-            return response, response
-        return _scaled(self.connect_timeout_s, connect_s, time_scale), response
+        connect = _scaled(self.connect_timeout_s, connect_s, time_scale)
+        return (response if self.one_timeout else connect), response
 
     def wait_s(
         self, wait: Wait, *, connect_timeout: float | None, response_timeout: float | None
     ) -> float:
         """Seconds one failed attempt of kind `wait` costs (timeouts as `timeouts` gives
-        them); infinite for a response the client has no timeout for."""
+        them, or the topology's); infinite for a response it has no timeout for."""
         if wait == "none":
             return 0.0
         if wait == "connect":
-            if self.engine == "pykmip":  # one timeout, for connects too
-                connect_timeout = response_timeout
-            return os_connect_timeout() if connect_timeout is None else connect_timeout
+            connect = response_timeout if self.one_timeout else connect_timeout
+            return os_connect_timeout() if connect is None else connect
         return float("inf") if response_timeout is None else response_timeout
 
     def retried(self, outcome: str) -> bool:
@@ -171,9 +174,10 @@ class PolicySpec:
     def _reaction(self, wait: Wait) -> str:
         if wait == "none":
             cost = "at once"
+        elif self.one_timeout:
+            cost = _cost(self.response_timeout_s, "response_s", wait)
         elif wait == "connect":
-            t = self.response_timeout_s if self.engine == "pykmip" else self.connect_timeout_s
-            cost = _cost(t, "connect_s" if self.engine != "pykmip" else "response_s", wait)
+            cost = _cost(self.connect_timeout_s, "connect_s", wait)
         else:
             cost = _cost(self.response_timeout_s, "response_s", wait)
         outcome = WAIT_OUTCOME[wait]
@@ -266,6 +270,12 @@ def policy_label(data: str | dict[str, Any]) -> str:
     if isinstance(data, str):
         return data
     return f"{data.get('preset', 'vcenter')}*"
+
+
+def preset_of(label: str) -> PolicySpec | None:
+    """The preset an operation's recorded policy names (`PolicySpec.label`: the
+    preset's name, ``*`` when adjusted), or None for an unknown one."""
+    return POLICIES.get(label.removesuffix("*"))
 
 
 def policy_names() -> tuple[str, ...]:
