@@ -112,24 +112,26 @@ class MatrixPlan:
             for p in self.policies
         ]
 
+    def attempt_cost(self, policy: str, fault: str, *, reused: bool = False) -> float:
+        """Seconds one failed attempt under `fault` costs a client of `policy` with its
+        own timeouts at the plan's time scale (infinite: it has none for this wait)."""
+        from harness.checkers.failover import attempt_cost
+
+        spec = policy_spec(policy)
+        t = self.topology
+        connect, response = spec.timeouts(t.timeouts.connect_s, t.timeouts.response_s, t.time_scale)
+        cost = attempt_cost(
+            spec, fault, connect_timeout=connect, response_timeout=response, reused=reused
+        )
+        return 0.0 if cost is None else cost
+
     def unbounded(self, policy: str, fault: str) -> str:
         """Why a cell would never end ("" when it would): its policy has no response
         timeout of its own and the fault leaves a request unanswered (the finding is
         known without running it)."""
-        from harness.checkers.failover import attempt_cost
-
-        spec = policy_spec(policy)
-        connect, response = spec.timeouts(
-            self.topology.timeouts.connect_s,
-            self.topology.timeouts.response_s,
-            self.topology.time_scale,
-        )
         # a sticky client meets the fault on its open connection first
-        reused = spec.selection == "sticky"
-        cost = attempt_cost(
-            spec, fault, connect_timeout=connect, response_timeout=response, reused=reused
-        )
-        if cost is None or cost != float("inf"):
+        reused = policy_spec(policy).selection == "sticky"
+        if self.attempt_cost(policy, fault, reused=reused) != float("inf"):
             return ""
         return (
             f"{policy} has no response timeout of its own: a request sent to {self.target} "
@@ -138,19 +140,10 @@ class MatrixPlan:
 
     def expected_cost(self, fault: str) -> float:
         """A rough length of a cell, to start the long ones first: what one failed
-        attempt costs the slowest policy (the fault's and the policies' declarations)."""
-        from harness.checkers.failover import attempt_cost
-
-        topo = self.topology
-        costs = []
-        for p in self.policies:
-            spec = policy_spec(p)
-            connect, response = spec.timeouts(
-                topo.timeouts.connect_s, topo.timeouts.response_s, topo.time_scale
-            )
-            cost = attempt_cost(spec, fault, response_timeout=response, connect_timeout=connect)
-            costs.append(0.0 if cost is None or cost == float("inf") else cost)
-        return max(costs)
+        attempt costs the slowest policy whose cell runs (the fault's and the policies'
+        declarations)."""
+        costs = [self.attempt_cost(p, fault) for p in self.policies]
+        return max((c for c in costs if c != float("inf")), default=0.0)
 
 
 def _names(option: str, raw: str, known: tuple[str, ...], what: str) -> list[str]:

@@ -99,9 +99,9 @@ def run_matrix(plan: MatrixPlan, console: Console) -> tuple[list[CellResult], bo
             results[s.cell_id] = CellResult(
                 s.policy, s.fault, s.target, "unsupported", reason=plan.unsupported[s.fault]
             )
-        elif plan.unbounded(s.policy, s.fault):
+        elif never_ends := plan.unbounded(s.policy, s.fault):
             results[s.cell_id] = CellResult(
-                s.policy, s.fault, s.target, "finding", reason=plan.unbounded(s.policy, s.fault)
+                s.policy, s.fault, s.target, "finding", reason=never_ends
             )
     todo = [s for s in specs if s.cell_id not in results]
     todo.sort(key=lambda s: -plan.expected_cost(s.fault))  # long cells first
