@@ -39,13 +39,11 @@ class FailoverClient:
     ) -> None:
         self.name = name
         self.policy = policy
-        spec = getattr(policy, "spec", None)
+        spec = policy.spec
         self.cache = (
-            ClientKeyCache(spec.key_cache, time_scale)
-            if spec is not None and spec.key_cache is not None
-            else None
+            ClientKeyCache(spec.key_cache, time_scale) if spec.key_cache is not None else None
         )
-        poll_s = spec.key_state_poll_s if spec is not None else None
+        poll_s = spec.key_state_poll_s
         self.keystate = KeyStatePoller(poll_s, time_scale) if poll_s is not None else None
         self.shutdown_reason: str | None = None  # why it stopped itself, while stopped
         self.history = history

@@ -69,6 +69,21 @@ class _Op:
     result: PolicyResult | None = None
 
 
+def _sent(ep: Endpoint, t0: float, outcome: str, detail: str, reused: bool, conn: _Conn) -> Attempt:
+    """An attempt whose request was written to `conn` (ending now)."""
+    return Attempt(
+        ep.replica,
+        ep.address,
+        t0,
+        time.monotonic(),
+        outcome,
+        detail,
+        reused,
+        conn.identity,
+        sent=True,
+    )
+
+
 class WalkingPolicy(FailoverPolicy):
     engine = "walk"
 
@@ -211,53 +226,18 @@ class WalkingPolicy(FailoverPolicy):
             value = perform(pie, run.op, run.key, run.key_name)
         except Exception as e:  # noqa: BLE001 - every failure is an attempt outcome
             if refuses_version(e):  # answered: it does not speak the client's version
-                run.attempts.append(
-                    Attempt(
-                        ep.replica,
-                        ep.address,
-                        t0,
-                        time.monotonic(),
-                        "version-refused",
-                        describe(e),
-                        reused,
-                        conn.identity,
-                        sent=True,
-                    )
-                )
+                run.attempts.append(_sent(ep, t0, "version-refused", describe(e), reused, conn))
                 return False  # not final: the walk tries the next server
             if not isinstance(e, KmipOperationFailure):
                 self._failed_request(ep, run, t0, e, reused, conn)
                 return False
-            run.attempts.append(
-                Attempt(
-                    ep.replica,
-                    ep.address,
-                    t0,
-                    time.monotonic(),
-                    "kmip-error",
-                    str(e),
-                    reused,
-                    conn.identity,
-                    sent=True,
-                )
-            )
+            run.attempts.append(_sent(ep, t0, "kmip-error", str(e), reused, conn))
             run.result = PolicyResult("fail", None, ep.replica, run.attempts, str(e))
             keep = True
             return False
         else:
             keep = True
-            run.attempts.append(
-                Attempt(
-                    ep.replica,
-                    ep.address,
-                    t0,
-                    time.monotonic(),
-                    "ok",
-                    identity=conn.identity,
-                    reused=reused,
-                    sent=True,
-                )
-            )
+            run.attempts.append(_sent(ep, t0, "ok", "", reused, conn))
             _record_created(self.keys, run.key_name, value or OpValue(), ep.replica)
             run.result = PolicyResult("ok", value, ep.replica, run.attempts)
             if self.spec.selection == "at-start":
@@ -284,21 +264,10 @@ class WalkingPolicy(FailoverPolicy):
         run stops the operation unless the policy sends it again."""
         outcome = classify(e, phase="request")
         detail = describe(e)
-        if self._aborted:
+        if self._aborted:  # `abort` ended the wait, not the server
+            self._aborted = False
             outcome, detail = "timeout", ABORTED
-        run.attempts.append(
-            Attempt(
-                ep.replica,
-                ep.address,
-                t0,
-                time.monotonic(),
-                outcome,
-                detail,
-                reused,
-                conn.identity,
-                sent=True,
-            )
-        )
+        run.attempts.append(_sent(ep, t0, outcome, detail, reused, conn))
         run.sent = True
         if run.op in MUTATING and not self.spec.resend_mutations:
             run.stop = True
