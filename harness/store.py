@@ -196,6 +196,10 @@ class StateFolder:
     def clients(self) -> Path:
         return self.root / "clients"
 
+    def balancer(self, name: str) -> Path:
+        """A load balancer's folder: its HAProxy configuration, log, client PEM."""
+        return self.root / "balancers" / name
+
     def client_conf(self, client: str) -> Path:
         """The ready-made PyKMIP config file of a client (`status --json`)."""
         return self.clients / f"{client}.pykmip.conf"

@@ -43,6 +43,7 @@ from harness.cluster.state import (
     CAP_RESTART,
     CAP_SIGNALS,
     CAP_TLS,
+    BalancerState,
     ClientState,
     ClusterError,
     ClusterState,
@@ -52,6 +53,7 @@ from harness.cluster.state import (
     save_state,
     state_path,
 )
+from harness.lb.runner import Balancers, NoBalancers
 from harness.links import Link, ToxiproxyAPI
 from harness.pki import CLIENT_IDENTITY, CertificateAuthority
 from harness.store import StateFolder
@@ -138,6 +140,7 @@ class BaseCluster(ABC):
     def __init__(self, state: ClusterState) -> None:
         self.state = state
         self._api: ToxiproxyAPI | None = None
+        self.balancers: Balancers = self._balancers()
         # keys on external replicas at stop: None = as recorded when the cluster started
         self.keep_keys: bool | None = None
         self.key_settlement: external.Settlement | None = None
@@ -161,6 +164,21 @@ class BaseCluster(ABC):
     @abstractmethod
     def replica_logs(self, name: str) -> str:
         """The last lines of what the replica logged, for error messages."""
+
+    def _balancers(self) -> Balancers:
+        """How this backend runs load balancers (`harness.lb.runner`); none by default."""
+        return NoBalancers(self)
+
+    def server_running(self, name: str) -> bool:
+        """A replica's or a load balancer's process (container) runs."""
+        if name in self.state.balancers:
+            return self.balancers.running(name)
+        return self.replica_running(name)
+
+    def server_logs(self, name: str) -> str:
+        if name in self.state.balancers:
+            return self.balancers.logs(name)
+        return self.replica_logs(name)
 
     @abstractmethod
     def anything_running(self) -> bool:
@@ -312,6 +330,22 @@ class BaseCluster(ABC):
             st.tls = external.client_tls(topo, folder.pki, str(ca.ca_path))
         else:
             st.tls = ca.issue("client", CLIENT_IDENTITY, server=False).to_dict()
+        lbs = self.state.topology.get("load_balancers") or {}
+        for j, (lb_name, lb) in enumerate(lbs.items(), start=1):
+            st.balancers[lb_name] = BalancerState(
+                name=lb_name,
+                site=lb["site"],
+                index=j,
+                client_host=f"{st.subnet}.{200 + j}",
+                host=f"{st.subnet}.{220 + j}",
+            )
+        # a replica behind a balancer also answers as the balancer (the VIP's name and
+        # addresses in its certificate, as a real deployment behind a VIP needs)
+        vip: dict[str, list[str]] = {}
+        for lb_name, lb in lbs.items():
+            for r in lb["replicas"]:
+                b = st.balancers[lb_name]
+                vip.setdefault(r, []).extend([lb_name, b.client_host, b.host])
         i = 0
         for site, names in self._sites().items():
             for name in names:
@@ -337,21 +371,54 @@ class BaseCluster(ABC):
                     host=f"{st.subnet}.{100 + i}",
                     data_dir=str(folder.replica(name).root),
                 )
+                as_vip = vip.get(name, [])
                 cert = ca.issue(
                     name,
                     name,
                     server=True,
-                    addresses=(rs.client_host, rs.host, "127.0.0.1"),
-                    dns_names=(name, "localhost", *extra_addresses),
+                    addresses=(rs.client_host, rs.host, "127.0.0.1", *as_vip[1::3], *as_vip[2::3]),
+                    dns_names=(name, "localhost", *extra_addresses, *as_vip[0::3]),
                 )
                 rs.cert, rs.key = cert.cert, cert.key
                 st.replicas[name] = rs
         self._save()
         return ca
 
-    def _plan_clients(self, upstream: Callable[[ReplicaState], str]) -> list[ClientPlan]:
+    def _plan_balancer_links(
+        self, upstream: Callable[[ReplicaState], str]
+    ) -> dict[str, list[Link]]:
+        """Each balancer's links to its replicas (its HAProxy servers), in order: one
+        port per balancer, free on every replica's client address, like a client's."""
+        st = self.state
+        lbs = st.topology.get("load_balancers") or {}
+        out: dict[str, list[Link]] = {}
+        taken: list[int] = []
+        for lb_name, lb in lbs.items():
+            hosts = [st.replicas[r].client_host for r in lb["replicas"]]
+            port = free_port(hosts, taken=taken)
+            taken.append(port)
+            out[lb_name] = [
+                Link(
+                    name=f"{lb_name}->{r}",
+                    client=lb_name,
+                    replica=r,
+                    listen=f"{st.replicas[r].client_host}:{port}",
+                    upstream=upstream(st.replicas[r]),
+                )
+                for r in lb["replicas"]
+            ]
+        return out
+
+    def _server(self, name: str) -> ReplicaState | BalancerState:
+        st = self.state
+        return st.balancers[name] if name in st.balancers else st.replicas[name]
+
+    def _plan_clients(
+        self, upstream: Callable[[ReplicaState | BalancerState], str]
+    ) -> list[ClientPlan]:
         """Each client's links and PyKMIP config: one port per client, free on every
-        client address it uses; `upstream` says where a link to a replica leads."""
+        client address it uses; `upstream` says where a link to a replica (or a
+        balancer) leads."""
         st = self.state
         folder = StateFolder(Path(st.state_dir))
         folder.clients.mkdir(parents=True, exist_ok=True)
@@ -359,15 +426,15 @@ class BaseCluster(ABC):
         plans: list[ClientPlan] = []
         for cname, c in st.topology["clients"].items():
             order: list[str] = c["order"]
-            hosts = [st.replicas[r].client_host for r in order]
+            hosts = [st.client_host(r) for r in order]
             port = free_port(hosts, taken=[p.state.port for p in plans])
             links = [
                 Link(
                     name=f"{cname}->{r}",
                     client=cname,
                     replica=r,
-                    listen=f"{st.replicas[r].client_host}:{port}",
-                    upstream=upstream(st.replicas[r]),
+                    listen=f"{st.client_host(r)}:{port}",
+                    upstream=upstream(self._server(r)),
                 )
                 for r in order
             ]
@@ -430,10 +497,10 @@ class BaseCluster(ABC):
         last = {"error": ""}
 
         def answered() -> bool:
-            if not self.replica_running(replica):
+            if not self.server_running(replica):
                 raise ClusterError(
                     f"replica {replica} stopped before {what} answered; last log lines:\n"
-                    + self.replica_logs(replica)
+                    + self.server_logs(replica)
                 )
             r = policy.execute("locate", None)
             detail = r.attempts[-1].detail if r.attempts else ""
@@ -452,7 +519,7 @@ class BaseCluster(ABC):
                 ) from None
             raise ClusterError(
                 f"{e} (last attempt: {last['error']}); last log lines of {replica}:\n"
-                + self.replica_logs(replica)
+                + self.server_logs(replica)
             ) from None
 
     # ---- state -------------------------------------------------------------------
@@ -485,6 +552,7 @@ class BaseCluster(ABC):
             fresh = load_state(Path(self.state.state_dir))
             if fresh.run_id == self.state.run_id:
                 self.state.replicas = fresh.replicas
+                self.state.balancers = fresh.balancers
 
     def _save(self) -> None:
         save_state(self.state)

@@ -43,10 +43,13 @@ from harness.cluster.state import (
     CAP_RESTART,
     CAP_SIGNALS,
     CAP_TLS,
+    BalancerState,
     ClusterError,
     ClusterState,
     ReplicaState,
 )
+from harness.lb.local import LocalBalancers
+from harness.lb.runner import Balancers
 from harness.links import Link, start_toxiproxy
 from harness.replica.peers import write_peers
 from harness.store import ReplicaFolder, StateFolder
@@ -56,7 +59,7 @@ from harness.wait import WaitTimeout, tail, wait_until
 PAUSE_DEADLINE_S = 2.0  # SIGSTOP takes effect in microseconds; this is a generous bound
 
 
-def _upstream(rs: ReplicaState) -> str:
+def _upstream(rs: ReplicaState | BalancerState) -> str:
     """Where a client link to the replica leads (its direct address)."""
     host = f"[{rs.host}]" if ":" in rs.host else rs.host
     return f"{host}:{rs.port}"
@@ -79,12 +82,17 @@ class LocalCluster(BaseCluster):
             caps.add(CAP_FIREWALL)
         self.capabilities = frozenset(caps)
 
+    def _balancers(self) -> Balancers:
+        return LocalBalancers(self)
+
     # ---- lifecycle ---------------------------------------------------------------
 
     def start(self, progress: bool = False) -> LocalCluster:
         st = self.state
         sdir = Path(st.state_dir)
         binary, _version = find_toxiproxy_server()
+        if st.topology.get("load_balancers"):
+            LocalBalancers.binary()  # haproxy missing: said before anything starts
         self._register()
         self._plan_replicas()
         names = list(st.replicas)
@@ -118,6 +126,11 @@ class LocalCluster(BaseCluster):
         self._save()
         if st.replication.get("profile", "none") != "none":
             self._create_replication_links(names)
+        for lb_links in self._plan_balancer_links(_upstream).values():
+            for link in lb_links:
+                self._open_link(link, st.links)
+        self._save()
+        self.balancers.start_all()
 
         for plan in self._plan_clients(_upstream):
             for link in plan.links:
@@ -173,6 +186,7 @@ class LocalCluster(BaseCluster):
         # PyKMIP's server only notices SIGTERM when its accept() times out (10 s), and
         # SQLite survives SIGKILL: replicas get SIGKILL at once, Toxiproxy a SIGTERM.
         registry.kill_pids([r.pid for r in st.replicas.values() if r.pid], grace_s=0)
+        registry.kill_pids([b.pid for b in st.balancers.values() if b.pid], grace_s=0)
         if st.toxiproxy_pid:
             registry.kill_pids([st.toxiproxy_pid])
         registry.reap_run(st.run_id)
@@ -180,6 +194,8 @@ class LocalCluster(BaseCluster):
         for r in st.replicas.values():
             r.status = "external" if r.name in self.external_replicas() else "stopped"
             r.pid = None
+        for b in st.balancers.values():
+            b.status, b.pid = "stopped", None
         st.toxiproxy_pid = None
         st.status = "down"
         with contextlib.suppress(OSError):
@@ -189,9 +205,8 @@ class LocalCluster(BaseCluster):
         st = self.state
         if st.toxiproxy_pid and registry.process_alive(st.toxiproxy_pid, st.toxiproxy_pid_start):
             return True
-        return any(
-            r.pid and registry.process_alive(r.pid, r.pid_start) for r in st.replicas.values()
-        )
+        procs: list[ReplicaState | BalancerState] = [*st.replicas.values(), *st.balancers.values()]
+        return any(p.pid and registry.process_alive(p.pid, p.pid_start) for p in procs)
 
     # ---- replicas ----------------------------------------------------------------
 

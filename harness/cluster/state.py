@@ -52,6 +52,27 @@ class ReplicaState:
 
 
 @dataclass
+class BalancerState:
+    """A load balancer (HAProxy): `client_host` is where clients' links to it listen,
+    `host:port` its frontend (the VIP); `stats` its stats socket, `config` and `log`
+    its files."""
+
+    name: str
+    site: str
+    index: int
+    client_host: str
+    host: str
+    port: int = 0
+    pid: int | None = None
+    pid_start: int | None = None
+    status: str = "stopped"  # running | paused | stopped
+    config: str = ""
+    stats: str = ""
+    log: str = ""
+    client_pem: str = ""
+
+
+@dataclass
 class ClientState:
     name: str
     site: str
@@ -78,6 +99,7 @@ class ClusterState:
     clients: dict[str, ClientState] = field(default_factory=dict)
     links: list[dict[str, str]] = field(default_factory=list)
     replication_links: list[dict[str, str]] = field(default_factory=list)
+    balancers: dict[str, BalancerState] = field(default_factory=dict)
     status: str = "starting"  # starting | ready | down
     created: float = 0.0
 
@@ -89,7 +111,20 @@ class ClusterState:
         d = dict(d)
         d["replicas"] = {k: ReplicaState(**v) for k, v in d.get("replicas", {}).items()}
         d["clients"] = {k: ClientState(**v) for k, v in d.get("clients", {}).items()}
+        d["balancers"] = {k: BalancerState(**v) for k, v in d.get("balancers", {}).items()}
         return cls(**d)
+
+    def client_host(self, server: str) -> str:
+        """Where clients' links to `server` (a replica or a balancer) listen."""
+        lb = self.balancers.get(server)
+        return lb.client_host if lb is not None else self.replicas[server].client_host
+
+    def site_of(self, name: str) -> str:
+        """The site of a client, replica or balancer of this cluster."""
+        for group in (self.clients, self.replicas, self.balancers):
+            if name in group:
+                return str(group[name].site)
+        raise KeyError(name)
 
     def endpoints(self, client: str) -> list[Endpoint]:
         c = self.clients[client]

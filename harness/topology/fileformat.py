@@ -36,6 +36,7 @@ DEFAULT_INTERVAL_MS = 250.0
 NAME_RE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,30}[a-z0-9])?$")
 MAX_TIME_SCALE = 10.0
 MAX_REPLICAS = 99  # replica i listens on 127.X.Y.i and 127.X.Y.(100+i)
+MAX_BALANCERS = 20  # balancer j listens on 127.X.Y.(200+j) and 127.X.Y.(220+j)
 KMIP_PORT = 5696
 # the protocol versions a replica speaks unless its `kmip_versions` says otherwise: all
 # that PyKMIP's server speaks (kmip/services/server/engine.py, docs/clients.md)
@@ -185,11 +186,67 @@ POLICY_MAPPING = Keys(
     ref="policy",
 )
 POLICY = AnyOf(options=(PRESET, POLICY_MAPPING), help="a preset name, or a mapping")
+BALANCER_NAME = Name(pattern=NAME_RE, rule=_NAME_RULE, what="balancer name", ref="name")
+# what a balancer's health check does (HAProxy), in words: `kmschaos lb-config`, docs
+CHECKS = {
+    "tcp": "a TCP connect only (blind to a frozen replica or broken TLS)",
+    "tls": "a TLS handshake with the client certificate",
+    "kmip": "a KMIP Discover Versions request over TLS; the answer must say Success",
+}
+BALANCES = {
+    "roundrobin": "each new connection to the next server in turn",
+    "leastconn": "to the server with the fewest connections",
+    "first": "to the first server with a free slot (in the listed order)",
+    "source": "by a hash of the client's address (one client, one server)",
+}
+BALANCER = Keys(
+    fields=(
+        Field("site", Text(), "the site it runs in (one of `sites`)", required=True),
+        Field(
+            "replicas",
+            ListOf(items=REPLICA_NAME, unique=True),
+            "the replicas behind it, in order",
+            required=True,
+        ),
+        Field(
+            "check",
+            Choice(values=tuple(CHECKS), what="health check", explain=CHECKS.__getitem__),
+            "its health check",
+            default="tcp",
+        ),
+        Field(
+            "interval_ms",
+            Number(lo=0, hi=600000, lo_open=True),
+            "milliseconds between health checks (HAProxy `inter`), before time_scale",
+            default=2000,
+        ),
+        Field("fall", Integer(lo=1, hi=100), "failed checks in a row that eject", default=3),
+        Field("rise", Integer(lo=1, hi=100), "passed checks in a row that restore", default=2),
+        Field(
+            "balance",
+            Choice(values=tuple(BALANCES), what="balance", explain=BALANCES.__getitem__),
+            "how connections are spread",
+            default="roundrobin",
+        ),
+        Field(
+            "idle_timeout_s",
+            Number(lo=0, hi=86400, lo_open=True),
+            "seconds an idle connection is kept (HAProxy client/server timeout), before time_scale",
+            default=300,
+        ),
+    ),
+    help="an L4 load balancer (a real HAProxy) in front of replicas: a VIP clients list",
+    ref="balancer",
+)
 _ORDER = ListOf(items=REPLICA_NAME, unique=True)
 CLIENT = Keys(
     fields=(
         Field("site", Text(), "the client's site (one of `sites`)", required=True),
-        Field("order", _ORDER, "the replicas it tries in turn (default: own site's first)"),
+        Field(
+            "order",
+            _ORDER,
+            "the replicas (or load balancers) it tries in turn (default: own site's first)",
+        ),
         Field("policy", POLICY, "how it fails over (`kmschaos policies`)", default=DEFAULT_POLICY),
     )
 )
@@ -219,6 +276,11 @@ TOPOLOGY_FILE = Keys(
         Field("name", Text(), "the topology's name (default: the file name)"),
         Field("sites", MapOf(names=SITE_NAME, values=SITE), "sites and replicas", required=True),
         Field("clients", MapOf(names=CLIENT_NAME, values=CLIENT), "clients", required=True),
+        Field(
+            "load_balancers",
+            MapOf(names=BALANCER_NAME, values=BALANCER),
+            "load balancers (HAProxy) in front of replicas; clients may list them in `order`",
+        ),
         Field("replication", REPLICATION),
         Field("timeouts", TIMEOUTS),
         Field("time_scale", TIME_SCALE, "multiplies every client timeout (CI: 0.05)", default=1.0),

@@ -11,6 +11,8 @@ from typing import Any
 
 from harness.client.policy_spec import POLICIES
 from harness.topology.fileformat import (
+    BALANCER,
+    BALANCER_NAME,
     CLIENT,
     CLIENT_NAME,
     DEFAULT_INTERVAL_MS,
@@ -18,6 +20,7 @@ from harness.topology.fileformat import (
     EXTERNAL,
     KMIP_PORT,
     KMIP_VERSION,
+    MAX_BALANCERS,
     MAX_REPLICAS,
     PORT,
     REPLICA,
@@ -33,6 +36,7 @@ from harness.topology.fileformat import (
     TOPOLOGY_FILE,
 )
 from harness.topology.model import (
+    BalancerSpec,
     ClientSpec,
     ExternalTarget,
     ReplicaInfo,
@@ -156,12 +160,17 @@ class _TopologyReader(Reader):
         if len(all_replicas) > MAX_REPLICAS:
             raise self.problem(sites_y, f"{len(all_replicas)} replicas; at most {MAX_REPLICAS}")
 
+        balancers = (
+            self.balancers(top["load_balancers"], sites, seen) if "load_balancers" in top else {}
+        )
+        servers = {**seen, **{n: b.site for n, b in balancers.items()}}
+
         clients_y = self.required(top, root, "clients", "add at least one client with its site")
         clients_raw = self.mapping(clients_y)
         if not clients_raw:
             raise self.problem(clients_y, "no clients; add at least one client with its site")
         clients = {
-            cname: self.client(cname, client_y, sites, seen)
+            cname: self.client(cname, client_y, sites, seen, servers)
             for cname, client_y in clients_raw.items()
         }
 
@@ -202,10 +211,49 @@ class _TopologyReader(Reader):
             replica_info=replica_info,
             allow_external=allow_external,
             tls=top_tls,
+            load_balancers=balancers,
         )
 
+    def balancers(
+        self, y: Y, sites: dict[str, tuple[str, ...]], seen: dict[str, str]
+    ) -> dict[str, BalancerSpec]:
+        """`load_balancers`: each on a known site, in front of known replicas."""
+        out: dict[str, BalancerSpec] = {}
+        raw = self.mapping(y)
+        if len(raw) > MAX_BALANCERS:
+            raise self.problem(y, f"{len(raw)} load balancers; at most {MAX_BALANCERS}")
+        for name, lb_y in raw.items():
+            self.key(lb_y, name, BALANCER_NAME)
+            if name in seen:
+                raise self.problem(
+                    lb_y,
+                    f"'{name}' is a replica's name already; give the balancer its own",
+                    at_key=True,
+                )
+            body = self.mapping(lb_y, BALANCER)
+            site_y = self.required(body, lb_y, "site", f"name its site ({', '.join(sites)})")
+            site = self.choice(site_y, sites, "site")
+            replicas: list[str] = []
+            for item in self.replica_list(body, lb_y, "replicas"):
+                r = self.choice(item, seen, "replica")
+                if r in replicas:
+                    raise self.problem(item, f"replica '{r}' listed twice")
+                replicas.append(r)
+            values = {
+                k: self.take(body[k], BALANCER.shape(k))
+                for k in ("check", "interval_ms", "fall", "rise", "balance", "idle_timeout_s")
+                if k in body
+            }
+            out[name] = BalancerSpec(name, site, tuple(replicas), **values)
+        return out
+
     def client(
-        self, cname: str, y: Y, sites: dict[str, tuple[str, ...]], seen: dict[str, str]
+        self,
+        cname: str,
+        y: Y,
+        sites: dict[str, tuple[str, ...]],
+        seen: dict[str, str],
+        servers: dict[str, str],
     ) -> ClientSpec:
         self.key(y, cname, CLIENT_NAME)
         body = self.mapping(y, CLIENT)
@@ -218,10 +266,11 @@ class _TopologyReader(Reader):
         csite = self.choice(site_y, sites, "site")
         if "order" in body:
             order: list[str] = []
+            what = "replica or load balancer" if len(servers) > len(seen) else "replica"
             for item in self.replica_list(body, y, "order"):
-                r = self.choice(item, seen, "replica")
+                r = self.choice(item, servers, what)
                 if r in order:
-                    raise self.problem(item, f"replica '{r}' listed twice")
+                    raise self.problem(item, f"{what} '{r}' listed twice")
                 order.append(r)
         else:
             order = [*sites[csite], *(r for r in seen if seen[r] != csite)]

@@ -105,6 +105,34 @@ class ReplicaInfo:
 
 
 @dataclass(frozen=True)
+class BalancerSpec:
+    """An L4 load balancer (HAProxy) in front of `replicas`: clients that list it reach
+    one of them per connection. Durations are before `time_scale`."""
+
+    name: str
+    site: str
+    replicas: tuple[str, ...]
+    check: str = "tcp"
+    interval_ms: float = 2000.0
+    fall: int = 3
+    rise: int = 2
+    balance: str = "roundrobin"
+    idle_timeout_s: float = 300.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "site": self.site,
+            "replicas": list(self.replicas),
+            "check": self.check,
+            "interval_ms": self.interval_ms,
+            "fall": self.fall,
+            "rise": self.rise,
+            "balance": self.balance,
+            "idle_timeout_s": self.idle_timeout_s,
+        }
+
+
+@dataclass(frozen=True)
 class ClientSpec:
     name: str
     site: str
@@ -132,6 +160,7 @@ class Topology:
     replica_info: dict[str, ReplicaInfo] = field(default_factory=dict)
     allow_external: bool = False
     tls: TlsPaths | None = None  # the top-level `tls`, for external targets
+    load_balancers: dict[str, BalancerSpec] = field(default_factory=dict)
 
     @property
     def replicas(self) -> tuple[str, ...]:
@@ -139,10 +168,23 @@ class Topology:
         return tuple(r for reps in self.sites.values() for r in reps)
 
     def site_of(self, replica: str) -> str:
+        """The site of a replica, or of a load balancer."""
         for site, reps in self.sites.items():
             if replica in reps:
                 return site
+        if replica in self.load_balancers:
+            return self.load_balancers[replica].site
         raise KeyError(replica)
+
+    def behind(self, server: str) -> tuple[str, ...]:
+        """The replicas a client reaches through `server`: a balancer's replicas, or
+        the replica itself."""
+        lb = self.load_balancers.get(server)
+        return lb.replicas if lb is not None else (server,)
+
+    def balancers_of(self, replica: str) -> tuple[str, ...]:
+        """The balancers in front of `replica`, in file order."""
+        return tuple(n for n, lb in self.load_balancers.items() if replica in lb.replicas)
 
     def info_of(self, replica: str) -> ReplicaInfo:
         """The replica's `ReplicaInfo`; host and encrypted_by unknown if not given."""
@@ -245,6 +287,11 @@ class Topology:
                 "connect_s": self.timeouts.connect_s,
             },
             "time_scale": self.time_scale,
+            **(
+                {"load_balancers": {n: b.to_dict() for n, b in self.load_balancers.items()}}
+                if self.load_balancers
+                else {}
+            ),
         }
 
 
