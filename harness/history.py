@@ -179,7 +179,29 @@ class ClientEvent:
     type: Literal["client"] = "client"
 
 
-Event = Invoke | Complete | FaultEvent | Note | Snapshot | Observation | ClientEvent
+@dataclass
+class BalancerEvent:
+    """A load balancer's view of one of its servers changed (or was first read): its
+    HAProxy `status` (UP, DOWN, ``UP 1/3`` going down, ``DOWN 1/2`` coming back), the
+    last health check's status and description, and the connections HAProxy had given
+    it in all (`sessions`), read from its stats socket at `t`."""
+
+    t: float
+    balancer: str
+    server: str
+    status: str
+    check: str = ""
+    detail: str = ""
+    sessions: int = 0
+    type: Literal["balancer"] = "balancer"
+
+    @property
+    def in_rotation(self) -> bool:
+        """HAProxy gives it new connections (UP, or UP and going down)."""
+        return self.status.startswith("UP")
+
+
+Event = Invoke | Complete | FaultEvent | Note | Snapshot | Observation | ClientEvent | BalancerEvent
 
 
 def event_to_dict(e: Event) -> dict[str, Any]:
@@ -204,6 +226,8 @@ def event_from_dict(d: dict[str, Any]) -> Event:
         return Observation(**body)
     if kind == "client":
         return ClientEvent(**body)
+    if kind == "balancer":
+        return BalancerEvent(**body)
     raise ValueError(f"unknown event type {kind!r}")
 
 

@@ -10,13 +10,13 @@ fixed times, and then runs the checkers. `expect()` records the expected status 
 verdict (a finding such as "PyKMIP does not fail over on a stalled response" is an
 expected `fail`, not a skipped test) and fails the test on any mismatch.
 
-Every fault proves its effect (`Fault.observe`), and a scenario that injected one is always
-judged by `fault_effect`, expected to pass unless the scenario says otherwise: a verdict
-about a fault that did not happen means nothing. A fault window that cannot end well ends
-fast and with verdicts: when a fault's observation says it had no effect, or every client
-keeps being served by the replicas it should have left, the scenario stops waiting at once;
-whenever a window ends in a `ScenarioError` (that, or a wait that timed out), the checkers
-run first, so the outcome carries their verdicts and the error names the failing ones.
+Every fault proves its effect (`Fault.observe`), and a scenario that injected one is always judged
+by `fault_effect`, expected to pass unless the scenario says otherwise: a verdict about a fault
+that did not happen means nothing. A fault window that cannot end well ends fast and with verdicts:
+when a fault's observation says it had no effect, or every client keeps being served by the
+replicas it should have left, the scenario stops waiting at once; whenever a window ends in a
+`ScenarioError` (that, or a wait that timed out), the checkers run first, so the outcome carries
+their verdicts and the error names the failing ones.
 """
 
 from __future__ import annotations
@@ -40,6 +40,7 @@ from harness.cluster.base import Cluster
 from harness.external import RunKeys
 from harness.faults import Fault, make_fault
 from harness.history import Complete, FaultEvent, History, Note
+from harness.lb.watch import BalancerWatch
 from harness.store import ScenarioFolder, StateFolder
 from harness.topology import Topology
 from harness.wait import WaitTimeout
@@ -131,6 +132,7 @@ class Scenario:
         self._workloads: list[Workload] = []
         self._clients: list[FailoverClient] = []
         self._keys = RunKeys.for_state(cluster.state)  # names (and records) created keys
+        self._watch = BalancerWatch(cluster, history).start()  # balancers' server states
 
     # ---- parts ------------------------------------------------------------------
 
@@ -586,6 +588,7 @@ class Scenario:
                 c.close()
             except Exception as e:  # noqa: BLE001
                 errors.append(e)
+        self._watch.stop()
         self.history.close()
         if self.report_dir is not None:
             self.report_dir.mkdir(parents=True, exist_ok=True)

@@ -16,6 +16,7 @@ from typing import Any, Literal, cast
 from harness.faults.base import IN_EFFECT_AT, INJECTING_FROM
 from harness.history import (
     Attempt,
+    BalancerEvent,
     ClientEvent,
     Complete,
     Event,
@@ -114,7 +115,9 @@ def event_times(e: Event) -> tuple[float, float]:
     """The earliest and latest time an event covers."""
     if isinstance(e, Complete):
         return e.start, e.end
-    if isinstance(e, Invoke | FaultEvent | Note | Snapshot | Observation | ClientEvent):
+    if isinstance(
+        e, Invoke | FaultEvent | Note | Snapshot | Observation | ClientEvent | BalancerEvent
+    ):
         return e.t, e.t
     raise TypeError(f"not a history event: {e!r}")
 

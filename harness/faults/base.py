@@ -48,8 +48,13 @@ from harness.store import StateFolder
 from harness.wait import WaitTimeout, wait_until
 
 # what a fault's TARGET names: one replica, one site, or groups of sites / replica lists
-TargetKind = Literal["replica", "site", "groups"]
-TARGET_USAGE: dict[str, str] = {"replica": "REPLICA", "site": "SITE", "groups": "GROUP GROUP..."}
+TargetKind = Literal["replica", "site", "groups", "balancer"]
+TARGET_USAGE: dict[str, str] = {
+    "replica": "REPLICA",
+    "site": "SITE",
+    "groups": "GROUP GROUP...",
+    "balancer": "BALANCER",
+}
 # what one failed attempt on an affected replica costs a client, in words
 WAIT_WORDS: dict[str | None, str] = {
     "none": "nothing: next server at once",

@@ -79,8 +79,11 @@ class SiteDown(LinkCut):
             raise FaultError(f"site-down: unknown site {self.target!r} (known: {known})")
 
     def cut_links(self) -> list[Link]:
+        st = self.cluster.state
+        # the site's replicas, and the balancers that run there
         reps = set(self._sites()[self.target])
-        return [link for link in self.cluster.state.link_objects() if link.replica in reps]
+        reps |= {b for b, lb in st.balancers.items() if lb.site == self.target}
+        return [link for link in st.link_objects() if link.replica in reps]
 
     def cut_replication_links(self) -> list[Link]:
         reps = set(self._sites()[self.target])
@@ -161,7 +164,8 @@ class Partition(LinkCut):
         return {r: i for i, g in enumerate(self.groups()) for r in g}
 
     def _group_of_client(self, client: str) -> int:
-        site = self.cluster.state.clients[client].site
+        """The group of a client, or of a balancer (which sits in its site too)."""
+        site = self.cluster.state.site_of(client)
         of = self._group_of_replica()
         for r in self._sites()[site]:
             if r in of:
@@ -173,7 +177,8 @@ class Partition(LinkCut):
         one_way = bool(self.params.get("one_way"))
         cut = []
         for link in self.cluster.state.link_objects():
-            cg, rg = self._group_of_client(link.client), of[link.replica]
+            cg = self._group_of_client(link.client)
+            rg = of[link.replica] if link.replica in of else self._group_of_client(link.replica)
             if cg == rg:
                 continue
             if one_way and cg != 0:

@@ -45,6 +45,14 @@ KMIP_CHECK_SUCCESS = bytes.fromhex("42007f05000000040000000000000000")
 MIN_CHECK_TIMEOUT_S = 0.05
 
 
+def check_timing(spec: BalancerSpec, time_scale: float) -> tuple[float, float]:
+    """(interval, check timeout) in seconds as the balancer's HAProxy runs them: the
+    interval at the time scale, and a check may take as long as one interval (HAProxy's
+    `timeout check`), at least `MIN_CHECK_TIMEOUT_S`."""
+    interval = spec.interval_ms / 1000.0 * time_scale
+    return interval, max(interval, MIN_CHECK_TIMEOUT_S)
+
+
 class HaproxyError(RuntimeError):
     """HAProxy is missing, refuses its configuration, or its stats cannot be read."""
 
@@ -86,12 +94,11 @@ class BalancerPlan:
 
     @property
     def interval_s(self) -> float:
-        return self.spec.interval_ms / 1000.0 * self.time_scale
+        return check_timing(self.spec, self.time_scale)[0]
 
     @property
     def check_timeout_s(self) -> float:
-        """How long one health check may take: the interval (HAProxy's `timeout check`)."""
-        return max(self.interval_s, MIN_CHECK_TIMEOUT_S)
+        return check_timing(self.spec, self.time_scale)[1]
 
     @property
     def idle_timeout_s(self) -> float:

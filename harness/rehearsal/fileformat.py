@@ -73,6 +73,7 @@ BOUND_SHAPES: dict[str, Shape] = {
 TARGET_HELP = {
     "replica": "a replica",
     "site": "a site",
+    "balancer": "a load balancer",
     "groups": "groups: sites or replica lists (`site-a site-b`, [site-a, [kms-d, kms-e]])",
 }
 

@@ -293,6 +293,10 @@ class _Validator(ExpectationReader):
             return y.value
         if target_kind == "replica":
             return self.choice(y, replicas, "replica")
+        if target_kind == "balancer":
+            if not self.topo.load_balancers:
+                raise self.problem(y, f"{kind} targets a load balancer; the topology has none")
+            return self.choice(y, list(self.topo.load_balancers), "load balancer")
         return self.groups(kind, y)
 
     def groups(self, kind: str, y: Y) -> str:

@@ -9,6 +9,7 @@ from typing import Any
 from harness.checkers import CHECKERS
 from harness.checkers.verdict import attempt_trail
 from harness.history import (
+    BalancerEvent,
     ClientEvent,
     Complete,
     Event,
@@ -75,6 +76,9 @@ def event_line(e: Event, origin: float) -> str:
     if isinstance(e, ClientEvent):
         why = f" ({e.detail})" if e.detail else ""
         return f"t+{e.t - origin:8.3f}s client {e.action} {e.client}#{e.worker}{why}"
+    if isinstance(e, BalancerEvent):
+        check = f" ({e.check}: {e.detail})" if e.check else ""
+        return f"t+{e.t - origin:8.3f}s balancer {e.balancer}: {e.server} {e.status}{check}"
     return f"t+{getattr(e, 't', origin) - origin:8.3f}s {type(e).__name__}"
 
 
