@@ -68,6 +68,11 @@ class CheckContext:
     def replicas(self) -> list[str]:
         return list(self.topology.replicas)
 
+    @property
+    def behind(self) -> dict[str, tuple[str, ...]]:
+        """Each load balancer's replicas: whose identity its answers may show."""
+        return {n: b.replicas for n, b in self.topology.load_balancers.items()}
+
 
 class Checker:
     """A checker; subclasses set the class attributes and implement `check`."""

@@ -73,6 +73,7 @@ def check_failover(
     orders: dict[str, list[str]] | None = None,
     replicas: Sequence[str] | None = None,
     external: Sequence[str] = (),
+    behind: dict[str, tuple[str, ...]] | None = None,
     policies: dict[str, PolicySpec] | None = None,
     client_timeouts: dict[str, tuple[float | None, float | None]] | None = None,
 ) -> Verdict:
@@ -102,7 +103,7 @@ def check_failover(
         policies or {},
         client_timeouts or {},
     )
-    problems = attempt_contradictions(evs, replicas=replicas, external=external)
+    problems = attempt_contradictions(evs, replicas=replicas, external=external, behind=behind)
     return distrust(verdict, problems, "attempts")
 
 
@@ -570,6 +571,7 @@ class FailoverChecker(Checker):
             orders=ctx.orders,
             replicas=ctx.replicas,
             external=ctx.topology.external_replicas,
+            behind=ctx.behind,
             policies={n: c.policy for n, c in ctx.topology.clients.items()},
             client_timeouts={n: c.timeouts(ctx.topology) for n, c in ctx.topology.clients.items()},
         )

@@ -22,7 +22,7 @@ saying why and what the evidence alone would have said. Pure: events in, lines o
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -154,11 +154,13 @@ def attempt_contradictions(
     *,
     replicas: Collection[str] | None = None,
     external: Collection[str] = (),
+    behind: Mapping[str, Collection[str]] | None = None,
 ) -> list[Contradiction]:
     """Attempts whose server answered with an identity that contradicts it: a replica
     kmschaos started that showed another name, an external one that showed the name of
     a replica kmschaos started (`replicas`: the topology's; default every server the
-    attempts name). One line per (client, server, identity shown)."""
+    attempts name); a load balancer answers with any of the replicas `behind` it. One
+    line per (client, server, identity shown)."""
     evs = list(events)
     ops = [e for e in evs if isinstance(e, Complete)]
     faulted = fault_identities(evs)
@@ -170,6 +172,8 @@ def attempt_contradictions(
         for a in c.attempts:
             shown = a.identity
             if shown is None or shown == a.server or shown in faulted.get(a.server, ()):
+                continue
+            if behind and shown in behind.get(a.server, ()):
                 continue
             if a.server in external and shown not in own:
                 continue

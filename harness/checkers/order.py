@@ -183,6 +183,7 @@ def check_order(
     orders: dict[str, list[str]],
     replicas: Sequence[str] | None = None,
     external: Sequence[str] = (),
+    behind: dict[str, tuple[str, ...]] | None = None,
     policies: dict[str, PolicySpec] | None = None,
     time_scale: float = 1.0,
 ) -> Verdict:
@@ -198,7 +199,7 @@ def check_order(
     """
     evs = as_events(events)
     verdict = _check_order(evs, orders, policies or {}, time_scale)
-    problems = attempt_contradictions(evs, replicas=replicas, external=external)
+    problems = attempt_contradictions(evs, replicas=replicas, external=external, behind=behind)
     return distrust(verdict, problems, "attempts")
 
 
@@ -286,6 +287,7 @@ class OrderChecker(Checker):
             orders=ctx.orders,
             replicas=ctx.replicas,
             external=ctx.topology.external_replicas,
+            behind=ctx.behind,
             policies={n: c.policy for n, c in ctx.topology.clients.items()},
             time_scale=ctx.topology.time_scale,
         )
