@@ -25,6 +25,7 @@ from harness.cluster.base import Cluster
 from harness.cluster.local import LocalCluster
 from harness.faults import FAULTS, Fault, make_fault
 from harness.faults import flap as flap_module
+from harness.faults.balancer import LbDown
 from harness.faults.blackhole import Blackhole
 from harness.faults.cert_expired import CertExpired
 from harness.faults.cert_not_yet_valid import CertNotYetValid
@@ -47,6 +48,7 @@ from harness.faults.stall import Stall
 from harness.faults.tls_stall import TlsStall
 from harness.faults.unreachable import Unreachable
 from harness.history import History
+from harness.lb.local import LocalBalancers
 from harness.toolchain import repo_root
 from harness.topology import load_topology
 
@@ -91,6 +93,15 @@ def _wrong_address(mp: pytest.MonkeyPatch) -> None:
 def _flapper_that_never_flaps(mp: pytest.MonkeyPatch) -> None:
     mp.setattr(flap_module, "_cycle", lambda cluster, target, down, up, stop: stop.wait())
     mp.setattr(flap_module, "START_S", 0.2)
+
+
+def _lb_sigcont(mp: pytest.MonkeyPatch) -> None:
+    def pause(self: LocalBalancers, name: str) -> None:
+        import os
+
+        os.killpg(self.balancer(name).pid or 0, signal.SIGCONT)
+
+    mp.setattr(LocalBalancers, "pause", pause)
 
 
 def _wipe_that_deletes_nothing(mp: pytest.MonkeyPatch) -> None:
@@ -250,8 +261,15 @@ TWO_SITES = [
 ]  # fmt: skip
 
 
+# the faults of a load balancer itself, on one with two replicas behind it
+BALANCERS = [
+    Sabotage("lb-down", "lb-a", "nothing killed", _noop(LbDown), said="is still running"),
+    Sabotage("lb-stall", "lb-a", "SIGCONT instead of SIGSTOP", _lb_sigcont, said="is running"),
+]
+
+
 def test_every_fault_is_proven_and_sabotaged_here() -> None:
-    assert sorted(s.kind for s in ONE_SITE + TWO_SITES) == sorted(FAULTS)
+    assert sorted(s.kind for s in ONE_SITE + TWO_SITES + BALANCERS) == sorted(FAULTS)
     for kind, cls in FAULTS.items():
         assert cls.proof, f"{kind} does not say how its effect is seen"
         assert cls.observe is not Fault.observe, f"{kind} does not observe its effect"
@@ -271,6 +289,11 @@ def one_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
 @pytest.fixture(scope="module")
 def two_sites(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     yield from _cluster("two-sites-async.yaml", tmp_path_factory.mktemp("two-sites"))
+
+
+@pytest.fixture(scope="module")
+def balancer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    yield from _cluster("one-site-balancer-idle.yaml", tmp_path_factory.mktemp("balancer"))
 
 
 def _inject(cluster: Cluster, s: Sabotage) -> tuple[History, Any, float]:
@@ -333,6 +356,18 @@ def test_a_broken_site_or_replication_fault_is_caught_by_fault_effect(
     two_sites: Cluster, s: Sabotage, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     _caught(two_sites, s, monkeypatch)
+
+
+@pytest.mark.parametrize("s", BALANCERS, ids=str)
+def test_a_balancer_fault_proves_its_effect(balancer: Cluster, s: Sabotage) -> None:
+    _proven(balancer, s)
+
+
+@pytest.mark.parametrize("s", BALANCERS, ids=str)
+def test_a_broken_balancer_fault_is_caught_by_fault_effect(
+    balancer: Cluster, s: Sabotage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _caught(balancer, s, monkeypatch)
 
 
 def test_status_shows_the_observed_state_and_pause_verifies_the_stop(

@@ -341,6 +341,16 @@ HARNESS_SABOTAGES = [
         "test_sabotage.py::test_sync_acknowledging_before_copying_is_caught_by_durability",
     ),
     (
+        "a balancer's kmip check configured as a TCP connect",
+        "lb_ejection",
+        "test_lb_sabotage.py::test_a_kmip_check_configured_as_tcp_is_caught_by_lb_ejection",
+    ),
+    (
+        "HAProxy ejecting after 9 failed checks where the topology says 3",
+        "lb_ejection",
+        "test_lb_sabotage.py::test_haproxy_failing_slower_than_configured_is_caught_by_lb_ejection",
+    ),
+    (
         "the auditor reads kms-a and labels it as every replica",
         "durability, convergence (unknown: who answered)",
         "test_identity.py::test_sabotaged_auditor_reading_kms_a_for_every_replica_gives_unknown_audit_verdicts",
@@ -349,9 +359,9 @@ HARNESS_SABOTAGES = [
 
 
 def sabotage_count() -> int:
-    from test_fault_effect import ONE_SITE, TWO_SITES
+    from test_fault_effect import BALANCERS, ONE_SITE, TWO_SITES
 
-    return len(HARNESS_SABOTAGES) + len(ONE_SITE) + len(TWO_SITES)
+    return len(HARNESS_SABOTAGES) + len(ONE_SITE) + len(TWO_SITES) + len(BALANCERS)
 
 
 def test_every_sabotage_names_an_existing_test_and_the_readme_counts_them() -> None:
