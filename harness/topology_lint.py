@@ -9,10 +9,10 @@ targets that expire soon, every replica trusted through one expiring CA. Each `F
 names a rule, the field, what is wrong and why, and a fix. No servers; the only files
 read are the TLS files a topology names for its external targets (their expiry; a file
 that is missing or not PEM is skipped here and refused when a cluster is created, so a
-topology can be linted on a machine without them). `resolve` asks the system resolver
-(with a deadline) for the addresses of external replicas' host names when a caller
-wants `same-server` to compare addresses (`kmschaos audit` does; `lint` itself compares
-the names as written).
+topology can be linted on a machine without them). The load balancers' rules are in
+`harness.lint_balancers`. `resolve` asks the system resolver (with a deadline) for the
+addresses of external replicas' host names when a caller wants `same-server` to compare
+addresses (`kmschaos audit` does; `lint` itself compares the names as written).
 
 The harness's own PKI is made at `kmschaos up` (fresh certificates each time), so the
 certificate rules look only at the files the topology names: the run's client identity
@@ -27,14 +27,13 @@ import threading
 import time
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Literal
 
+from harness.lint_balancers import RULES as BALANCER_RULES
+from harness.lint_balancers import balancer_findings
+from harness.lint_finding import Finding, Severity
 from harness.probe import Certificate, ProbeSetupError, expiry_problem, read_certificates
 from harness.topology import Topology
-
-Severity = Literal["error", "warning"]
 
 RULES = (
     "single-kms",
@@ -49,24 +48,13 @@ RULES = (
     "same-server",
     "expiring-certificate",
     "single-ca",
+    *BALANCER_RULES,
 )
 
 CERT_WARN_DAYS = 90.0  # a certificate the topology names that expires sooner is a warning
 
 # host name -> its addresses (sorted), or why it has none (a sentence)
 Resolved = Mapping[str, tuple[str, ...] | str]
-
-
-@dataclass(frozen=True)
-class Finding:
-    """One design problem. `where` is a field path in the file; message and fix are
-    single lines: what is wrong and why it matters, then what to change."""
-
-    rule: str
-    severity: Severity
-    where: str
-    message: str
-    fix: str
 
 
 def lint(
@@ -86,6 +74,7 @@ def lint(
         *_unspoken_version(topology),
         *same_server(topology, addresses),
         *certificate_expiry(topology, now or datetime.now(UTC)),
+        *balancer_findings(topology),
     ]
     return sorted(findings, key=_sort_key)
 
