@@ -7,6 +7,7 @@
     kmschaos down [--all]       stop the cluster (or every kmschaos run on this machine)
     kmschaos run [SCENARIO ...] run the scenario catalogue, print verdicts, write reports
     kmschaos lint TOPOLOGY      check a topology for design errors
+    kmschaos lb-config TOPOLOGY LB [--state-dir DIR]   a load balancer's HAProxy configuration
     kmschaos faults | policies  list the faults / client policies and what each does
     kmschaos audit              what every replica holds and who answered, after an incident
     kmschaos probe [HOST[:PORT] ...]   certificates, TLS, KMIP versions, clock of KMIP servers
@@ -30,7 +31,7 @@ import sys
 from typing import Any
 
 from harness import options
-from harness.cli import audit, catalogue, cluster, faults, probe
+from harness.cli import audit, catalogue, cluster, faults, lb, probe
 from harness.cli.common import EXIT_FAIL, EXIT_OK, EXIT_USAGE, UserError, print_err
 from harness.cli.faults import _fault_params, add_fault_arguments, join_signed_values
 
@@ -52,6 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
     cluster.add_parsers(sub)
     faults.add_parsers(sub)
     catalogue.add_parsers(sub)
+    lb.add_parsers(sub)
     add_matrix_parser(sub)
     add_report_parser(sub)
     add_images_parser(sub)
