@@ -38,6 +38,16 @@ help:
 
 setup: $(VENV)/.installed
 	@$(BIN)/python -m harness.toolchain install-toxiproxy
+	@# load-balancer topologies run Debian's HAProxy (harness/lb)
+	@if ! command -v haproxy >/dev/null 2>&1 && [ ! -x /usr/sbin/haproxy ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "make setup: installing haproxy (apt-get)"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq haproxy >/dev/null; \
+	  else \
+	    echo "make setup: haproxy missing and not installable here (needs root and apt-get):" \
+	      "topologies with load_balancers cannot start; install it: sudo apt-get install haproxy"; \
+	  fi; \
+	fi
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
