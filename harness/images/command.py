@@ -14,6 +14,7 @@ from harness.images.names import (
     KMS_REPO,
     cache_dir,
     engine_client,
+    haproxy_image,
     image_present,
     kms_image,
     missing_images,
@@ -26,9 +27,11 @@ if TYPE_CHECKING:
 
 
 def status(client: DockerClient, out: Log = print) -> int:
-    """Print which images exist; 0 when the Docker backend has all it needs."""
+    """Print which images exist; 0 when the Docker backend has all it needs (the
+    HAProxy image included: load balancers run it)."""
     kms, toxiproxy = kms_image(), toxiproxy_image(client)
-    for role, ref in (("kms", kms), ("toxiproxy", toxiproxy), ("base", BASE_OFFLINE)):
+    roles = (("kms", kms), ("toxiproxy", toxiproxy), ("haproxy", haproxy_image()))
+    for role, ref in (*roles, ("base", BASE_OFFLINE)):
         mark = "present" if image_present(client, ref) else "missing"
         out(f"{role:10} {ref:40} {mark}")
     stale = [
@@ -41,7 +44,7 @@ def status(client: DockerClient, out: Log = print) -> int:
         out(f"{len(stale)} older kms image(s) (remove: docker rmi {' '.join(sorted(stale))})")
     tarball = cache_dir() / BASE_TARBALL
     out(f"cache      {cache_dir()} (base tarball {'present' if tarball.exists() else 'absent'})")
-    missing = missing_images(client)
+    missing = missing_images(client, balancers=True)
     if missing:
         out(f"missing: {', '.join(missing)}; run `make images` (or `make images-offline`)")
         return 1
@@ -72,15 +75,16 @@ def add_images_parser(sub: Any) -> argparse.ArgumentParser:
     """Add `images` (verbs `build`, `status`) to an argparse subparsers object."""
     p: argparse.ArgumentParser = sub.add_parser(
         "images",
-        help="build the docker backend's images (kms, Toxiproxy), or show which exist",
-        description="The docker backend runs two images: kmschaos/kms:<hash of the replica "
-        "program> and Toxiproxy. `build` makes them online (python:3.12-slim and PyPI, the "
-        "official Toxiproxy image) when a registry answers, else offline (a debootstrapped "
-        "Debian base, wheels downloaded on the host, Toxiproxy built with Go); it says "
+        help="build the docker backend's images (kms, Toxiproxy, HAProxy), or show which exist",
+        description="The docker backend runs three images: kmschaos/kms:<hash of the replica "
+        "program>, Toxiproxy and kmschaos/haproxy (load balancers). `build` makes them online "
+        "(python:3.12-slim, PyPI and Debian, the official Toxiproxy image) when a registry "
+        "answers, else offline (a debootstrapped Debian base, wheels and HAProxy's .deb files "
+        "downloaded on the host, Toxiproxy built with Go); it says "
         f"which path it took and why. Cached inputs live in {cache_dir()} ($KMSCHAOS_CACHE).",
     )
     verbs = p.add_subparsers(dest="images_command", metavar="VERB", required=True)
-    b = verbs.add_parser("build", help="build the kms and Toxiproxy images")
+    b = verbs.add_parser("build", help="build the kms, Toxiproxy and HAProxy images")
     how = b.add_mutually_exclusive_group()
     how.add_argument(
         "--offline",
@@ -100,7 +104,7 @@ def add_images_parser(sub: Any) -> argparse.ArgumentParser:
         "--no-cache",
         action="store_true",
         help="rebuild present images without Docker's layer cache (the cached base "
-        "tarball, wheels and Toxiproxy binary are still used)",
+        "tarball, wheels, Toxiproxy binary and HAProxy packages are still used)",
     )
     verbs.add_parser("status", help="show which images exist (exit 1 if one is missing)")
     p.set_defaults(func=cmd_images, mode=None, no_cache=False)

@@ -23,6 +23,8 @@ KMS_REPO = "kmschaos/kms"
 TOXIPROXY_VERSION = PINNED_VERSION
 TOXIPROXY_OFFLINE = f"kmschaos/toxiproxy:{TOXIPROXY_VERSION}"
 TOXIPROXY_OFFICIAL = f"ghcr.io/shopify/toxiproxy:{TOXIPROXY_VERSION}"
+HAPROXY_REPO = "kmschaos/haproxy"
+HAPROXY_PACKAGE = "haproxy"  # Debian's (bookworm: 2.6), for the load balancers
 # The offline base's Debian packages (libfaketime: the `clock-skew` fault). Its tag and
 # cached tarball carry a digest of them, so a new package list makes a new base.
 BASE_PACKAGES = ("python3", "python3-venv", "ca-certificates", "libfaketime")
@@ -34,6 +36,7 @@ IMAGE_LABEL = "org.kmschaos.image"
 KMS_DOCKERFILE = "docker/kms/Dockerfile"
 KMS_REQUIREMENTS = "docker/kms/requirements.txt"
 TOXIPROXY_DOCKERFILE = "docker/toxiproxy/Dockerfile"
+HAPROXY_DOCKERFILE = "docker/haproxy/Dockerfile"
 
 # The replica program is a subpackage that imports nothing else of the harness
 # (tests/test_imports.py checks it): only its files and the harness package's __init__
@@ -99,9 +102,24 @@ def toxiproxy_image(client: DockerClient | None = None) -> str:
     return TOXIPROXY_OFFICIAL if official else TOXIPROXY_OFFLINE
 
 
-def missing_images(client: DockerClient) -> list[str]:
-    """The images the Docker backend needs that the engine does not have."""
+def haproxy_image(root: Path | None = None) -> str:
+    """`$KMSCHAOS_HAPROXY_IMAGE`, else ``kmschaos/haproxy:<hash>``: a hash of its
+    Dockerfile, the package and the offline base it is built on."""
+    env = os.environ.get("KMSCHAOS_HAPROXY_IMAGE")
+    if env:
+        return env
+    root = root or repo_root()
+    h = hashlib.sha256(f"{BASE_OFFLINE}\0{HAPROXY_PACKAGE}\0".encode())
+    h.update((root / HAPROXY_DOCKERFILE).read_bytes())
+    return f"{HAPROXY_REPO}:{h.hexdigest()[:12]}"
+
+
+def missing_images(client: DockerClient, *, balancers: bool = False) -> list[str]:
+    """The images the Docker backend needs that the engine does not have; with
+    `balancers`, the HAProxy image too (only a topology with load balancers runs it)."""
     wanted = [kms_image(), toxiproxy_image(client)]
+    if balancers:
+        wanted.append(haproxy_image())
     return [ref for ref in wanted if not image_present(client, ref)]
 
 
