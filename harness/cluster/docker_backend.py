@@ -19,6 +19,9 @@ network makes the address itself unreachable. Everything carries the labels
 ``kmschaos.run`` and ``kmschaos.registry``; `reap_docker` removes what a killed run left
 (this module registers it with `harness.registry` when it is imported).
 
+A topology's load balancers are HAProxy containers (`harness.lb.docker`), started once
+the replicas answer, behind the clients' links and in front of their own links.
+
 The engine itself (client, readiness, port publishing, labels, the reaper) is
 `harness.cluster.docker_engine`; its names are re-exported here.
 """
@@ -42,6 +45,7 @@ from harness.cluster.docker_engine import (
     LABEL_RUN,
     docker_client,
     docker_run_ids,
+    observe_container,
     reap_docker,
     run_labels,
     unavailable_reason,
@@ -63,9 +67,12 @@ from harness.cluster.state import (
     CAP_RESTART,
     CAP_SIGNALS,
     CAP_TLS,
+    BalancerState,
     ClusterError,
     ClusterState,
+    ReplicaState,
 )
+from harness.lb.docker import DockerBalancers, holding
 from harness.links import Link, ToxiproxyError, await_api
 from harness.replica.peers import write_peers
 from harness.store import ReplicaFolder
@@ -80,6 +87,7 @@ class DockerCluster(BaseCluster):
     """A running (or starting) docker cluster; same interface as `LocalCluster`."""
 
     backend = "docker"
+    balancers: DockerBalancers
 
     def __init__(self, state: ClusterState) -> None:
         super().__init__(state)
@@ -92,6 +100,9 @@ class DockerCluster(BaseCluster):
         if not userland_proxy():
             caps.add(CAP_RESETS)
         self.capabilities = frozenset(caps)
+
+    def _balancers(self) -> DockerBalancers:
+        return DockerBalancers(self, self)
 
     @property
     def docker(self) -> Any:
@@ -138,7 +149,7 @@ class DockerCluster(BaseCluster):
 
         st = self.state
         client = self.docker
-        missing = images.missing_images(client)
+        missing = images.missing_images(client, balancers=bool(st.topology.get("load_balancers")))
         if missing:
             raise ClusterError(
                 f"docker image(s) {', '.join(missing)} not found in the local engine: run "
@@ -156,13 +167,14 @@ class DockerCluster(BaseCluster):
         profile = str(st.replication.get("profile", "none"))
 
         # links: the host side is the local plan; inside, Toxiproxy listens on port C
-        plans = self._plan_clients(lambda rs: f"{self.holder_name(rs.name)}:{KMIP_PORT}")
-        inner: dict[str, int] = {}  # link name -> Toxiproxy's port inside the container
-        next_port = FIRST_LINK_PORT
-        for plan in plans:
-            for link in plan.links:
-                inner[link.name] = next_port
-                next_port += 1
+        # (balancers' links first, held while the clients' ports are chosen beside them)
+        lb_links = [lk for lks in self._plan_balancer_links(self._upstream).values() for lk in lks]
+        with holding([lk.listen for lk in lb_links]):
+            plans = self._plan_clients(self._upstream)
+        links = [*lb_links, *(lk for plan in plans for lk in plan.links)]
+        # link name -> Toxiproxy's port inside the container
+        inner = {lk.name: FIRST_LINK_PORT + n for n, lk in enumerate(links)}
+        next_port = FIRST_LINK_PORT + len(links)
         # replication links: the agents reach them inside Docker (peers.json names
         # Toxiproxy's container); the state records where the host reaches the same
         # listener, S.253:P as on the local backend, so a probe can try the link itself
@@ -203,10 +215,7 @@ class DockerCluster(BaseCluster):
         api_host = f"{st.subnet}.254"
         api_port = free_port([api_host])
         ports: dict[str, tuple[str, int]] = {f"{TOXIPROXY_API_PORT}/tcp": (api_host, api_port)}
-        for plan in plans:
-            for link in plan.links:
-                ports[f"{inner[link.name]}/tcp"] = (link.host, link.port)
-        for link in repl_links:
+        for link in [*links, *repl_links]:
             ports[f"{inner[link.name]}/tcp"] = (link.host, link.port)
         site_list = list(sites)
         toxi = client.containers.run(
@@ -245,6 +254,8 @@ class DockerCluster(BaseCluster):
             list(pool.map(holder, names))
         self._save()
         self._await_toxiproxy()
+        for link in lb_links:
+            self._open_link(link, inner[link.name], st.links)
         for plan in plans:
             for link in plan.links:
                 self._open_link(link, inner[link.name], st.links)
@@ -255,11 +266,18 @@ class DockerCluster(BaseCluster):
         with ThreadPoolExecutor(max_workers=min(8, len(names))) as pool:
             list(pool.map(self._await_replica, names))
         self._save()
+        self.balancers.start_all()
         with ThreadPoolExecutor(max_workers=4) as pool:
             list(pool.map(self.await_link, st.link_objects()))
         st.status = "ready"
         self._save()
         return self
+
+    def _upstream(self, server: ReplicaState | BalancerState) -> str:
+        """Where a link to a replica or a balancer leads, inside Docker."""
+        if isinstance(server, BalancerState):
+            return self.balancers.upstream(server)
+        return f"{self.holder_name(server.name)}:{KMIP_PORT}"
 
     def _config_dir(self, name: str) -> Path:
         return ReplicaFolder(Path(self.state.replicas[name].data_dir)).control
@@ -314,6 +332,8 @@ class DockerCluster(BaseCluster):
         for r in st.replicas.values():
             r.status = "stopped"
             r.pid = None
+        for b in st.balancers.values():
+            b.status = "stopped"
         st.status = "down"
         if self._client is not None:
             with contextlib.suppress(Exception):
@@ -376,17 +396,8 @@ class DockerCluster(BaseCluster):
     def observe_replica(self, name: str) -> ReplicaObservation:
         """The replica container's state as the engine reports it now (`docker inspect`)."""
         self._replica(name)
-        c = self._container(self.container_name(name))
-        if c is None:
-            gone = f"container {self.container_name(name)} gone"
-            return ReplicaObservation("stopped", None, gone)
-        st = c.attrs.get("State", {})
-        status = str(st.get("Status", "unknown"))
-        state = {"running": "running", "paused": "paused"}.get(status, "stopped")
-        incarnation = None
-        if state != "stopped":
-            incarnation = f"container {c.id[:12]} started {st.get('StartedAt', '?')}"
-        return ReplicaObservation(state, incarnation, f"container {c.name} {status}")
+        container = self.container_name(name)
+        return observe_container(self._container(container), container)
 
     def store_witness(self, name: str) -> StoreWitness:
         """A mark left in the replica's volume (``/data``): a wipe gives the replica a

@@ -1,8 +1,9 @@
 """The Docker engine as the docker backend meets it: the client (`docker_client`),
 whether the backend can run here (`unavailable_reason`), how the engine publishes ports
-(`userland_proxy`), the labels every object of a run carries, and the reaper that finds
-and removes what a run left (`docker_run_ids`, `reap_docker`; `docker_backend`
-registers them with `harness.registry`)."""
+(`userland_proxy`), the labels every object of a run carries, what a container is seen
+to be (`observe_container`), and the reaper that finds and removes what a run left
+(`docker_run_ids`, `reap_docker`; `docker_backend` registers them with
+`harness.registry`)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from harness import registry
+from harness.cluster.observed import ReplicaObservation
 from harness.cluster.state import ClusterError
 
 LABEL_RUN = "kmschaos.run"
@@ -84,6 +86,20 @@ def userland_proxy() -> bool:
 def run_labels(run_id: str, role: str) -> dict[str, str]:
     """The labels of an object of run `run_id` (the reaper finds it by them)."""
     return {LABEL_RUN: run_id, LABEL_REGISTRY: registry.registry_tag(), LABEL_ROLE: role}
+
+
+def observe_container(c: Any, name: str) -> ReplicaObservation:
+    """Container `c` (named `name`; None when gone) as the engine reports it now:
+    running, paused, or stopped (any other engine state)."""
+    if c is None:
+        return ReplicaObservation("stopped", None, f"container {name} gone")
+    st = c.attrs.get("State", {})
+    status = str(st.get("Status", "unknown"))
+    state = {"running": "running", "paused": "paused"}.get(status, "stopped")
+    incarnation = None
+    if state != "stopped":
+        incarnation = f"container {c.id[:12]} started {st.get('StartedAt', '?')}"
+    return ReplicaObservation(state, incarnation, f"container {c.name} {status}")
 
 
 # ---- reaping ---------------------------------------------------------------------------
