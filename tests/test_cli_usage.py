@@ -44,6 +44,8 @@ FAULT_NAMES = (
     "idle-reap",
     "lost-response",
     "clock-skew",
+    "lb-down",
+    "lb-stall",
 )
 
 BAD_ORDER = """\

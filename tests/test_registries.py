@@ -220,6 +220,7 @@ def test_registries_list_the_shipped_ones_in_catalogue_order() -> None:
         "order",
         "availability",
         "slowdown",
+        "lb_ejection",
         "durability",
         "convergence",
         "lost_update",

@@ -173,8 +173,8 @@ def test_a_full_rehearsal_is_modelled_step_by_step() -> None:
         (
             "steps:\n  - expect: {liveness: pass}\n",
             "r.yaml: line 5: steps[0].expect.liveness: unknown key 'liveness' (known: "
-            "fault_effect, failover, order, availability, slowdown, durability, convergence, "
-            "lost_update, site_availability)",
+            "fault_effect, failover, order, availability, slowdown, lb_ejection, durability, "
+            "convergence, lost_update, site_availability)",
         ),
         (
             "steps:\n  - expect:\n      durability: passed\n",

@@ -163,8 +163,8 @@ def test_every_shipped_topology_loads(path: Path) -> None:
     misordered = MISORDERED.get(path.name, set())
     assert misordered <= set(topo.clients)
     for client in topo.clients.values():
-        assert set(client.order) <= set(topo.replicas)
-        local_first = client.order[0] in topo.sites[client.site]
+        assert set(client.order) <= set(topo.replicas) | set(topo.load_balancers)
+        local_first = topo.site_of(client.order[0]) == client.site
         assert local_first is (client.name not in misordered)
 
 
@@ -303,7 +303,8 @@ def test_unknown_top_level_key_typo(tmp_path: Path) -> None:
     err = load_error(tmp_path, text)
     assert err.field_path == "timeout"
     assert err.message == (
-        "unknown key (known: name, sites, clients, replication, timeouts, time_scale, "
+        "unknown key (known: name, sites, clients, load_balancers, replication, timeouts, "
+        "time_scale, "
         "allow_external, tls)"
     )
 

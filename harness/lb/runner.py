@@ -13,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 from abc import ABC, abstractmethod
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from harness.cluster.observed import ReplicaObservation
 from harness.cluster.state import BalancerState, ClusterError, ClusterState, locked
@@ -30,8 +30,15 @@ from harness.store import StateFolder
 from harness.topology.model import BalancerSpec
 from harness.wait import WaitTimeout, wait_until
 
-if TYPE_CHECKING:
-    from harness.cluster.base import BaseCluster
+
+class _Cluster(Protocol):
+    """What balancers need of their cluster (`harness.cluster.base.BaseCluster`)."""
+
+    state: ClusterState
+
+    def _save(self) -> None: ...
+
+    def _reload(self) -> None: ...
 
 READY_DEADLINE_S = 60.0
 # a check that has not run yet: HAProxy's status before the first check completes
@@ -52,7 +59,7 @@ def spec_of(state: ClusterState, name: str) -> BalancerSpec:
 class Balancers(ABC):
     """The HAProxies of one cluster."""
 
-    def __init__(self, cluster: BaseCluster) -> None:
+    def __init__(self, cluster: _Cluster) -> None:
         self.cluster = cluster
 
     @property
@@ -103,7 +110,7 @@ class Balancers(ABC):
         b.log = str(folder / "haproxy.log")
         self._validate(b)
 
-    def plan(self, name: str, *, for_humans: bool = False) -> BalancerPlan:
+    def plan(self, name: str) -> BalancerPlan:
         """The balancer's HAProxy plan as this backend runs it."""
         b = self.balancer(name)
         return BalancerPlan(
