@@ -15,7 +15,8 @@ DOCKER_SCENARIOS := scenarios/test_steady_state.py scenarios/test_refuse.py \
 	scenarios/test_kill.py scenarios/test_unreachable.py scenarios/test_async_partition.py \
 	scenarios/test_async_crash_window.py scenarios/test_tls_certificates.py \
 	scenarios/test_idle_and_clock.py scenarios/test_kmip_go_resend.py \
-	scenarios/test_client_presets.py scenarios/test_key_cache.py
+	scenarios/test_client_presets.py scenarios/test_key_cache.py \
+	scenarios/test_lb_health_checks.py scenarios/test_lb_down.py scenarios/test_lb_idle_timeout.py
 
 .PHONY: setup demo test test-unit test-scenarios up down status bench lint clean help \
 	images images-offline test-docker matrix-full
@@ -73,7 +74,7 @@ test: setup
 
 test-docker: images
 	KMSCHAOS_REQUIRE_DOCKER=1 $(BIN)/python -m pytest tests/test_docker_backend.py \
-		tests/test_images.py tests/test_compose.py $(DOCKER_SCENARIOS) --kms-backend docker -n $(WORKERS) \
+		tests/test_docker_balancers.py tests/test_images.py tests/test_compose.py $(DOCKER_SCENARIOS) --kms-backend docker -n $(WORKERS) \
 		--kms-time-scale $(TIME_SCALE) --kms-report-dir reports/test-docker -q -rs
 
 test-unit: setup
