@@ -5,7 +5,9 @@ that run but fail their users: a single KMS, a client that goes remote while its
 site is healthy, replicas that share a hypervisor, a KMS whose storage is encrypted
 with its own keys, a client whose KMIP version a KMS in its order does not speak, two
 external replicas that are one server, certificates of external
-targets that expire soon, every replica trusted through one expiring CA. Each `Finding`
+targets that expire soon, every replica trusted through one expiring CA. A client's order
+may list load balancers: the rules about replicas read it through them (`Topology.behind`:
+a listed balancer's replicas are reached), and a balancer's site is its own. Each `Finding`
 names a rule, the field, what is wrong and why, and a fix. No servers; the only files
 read are the TLS files a topology names for its external targets (their expiry; a file
 that is missing or not PEM is skipped here and refused when a cluster is created, so a
@@ -26,14 +28,14 @@ import socket
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 
 from harness.lint_balancers import RULES as BALANCER_RULES
 from harness.lint_balancers import balancer_findings
 from harness.lint_finding import Finding, Severity
 from harness.probe import Certificate, ProbeSetupError, expiry_problem, read_certificates
-from harness.topology import Topology
+from harness.topology import ClientSpec, Topology
 
 RULES = (
     "single-kms",
@@ -150,38 +152,50 @@ def _thin_site(t: Topology) -> list[Finding]:
 
 
 def _client_order(t: Topology) -> list[Finding]:
+    """A client that tries a server of another site before one of its own site (a
+    balancer's site is its own `site`), or that reaches not every replica of its own
+    site, listed or behind a balancer it lists (`Topology.behind`)."""
     out: list[Finding] = []
     for c in t.clients.values():
-        local = t.sites[c.site]
         path = f"clients.{c.name}.order"
-        local_listed = [r for r in c.order if r in local]
-        for i, r in enumerate(c.order):
+        local_listed = [s for s in c.order if t.site_of(s) == c.site]
+        for i, s in enumerate(c.order):
             remaining = [x for x in local_listed if x not in c.order[:i]]
-            if r in local or not remaining:
+            if t.site_of(s) == c.site or not remaining:
                 continue
-            fixed = local_listed + [x for x in c.order if x not in local]
+            fixed = local_listed + [x for x in c.order if t.site_of(x) != c.site]
+            kinds = "servers" if any(x in t.load_balancers for x in fixed) else "replicas"
             out.append(
                 Finding(
                     "remote-before-local",
                     "error",
                     f"{path}[{i}]",
-                    f"'{r}' (site '{t.site_of(r)}') is tried before local "
+                    f"'{s}' (site '{t.site_of(s)}') is tried before local "
                     f"{', '.join(remaining)}: requests cross sites while site '{c.site}' "
                     "is healthy, and a cut between sites makes every request fail over first",
-                    f"list site '{c.site}' replicas first: order: [{', '.join(fixed)}]",
+                    f"list site '{c.site}' {kinds} first: order: [{', '.join(fixed)}]",
                 )
             )
             break
-        missing = [r for r in local if r not in c.order]
+        reached = {r for s in c.order for r in t.behind(s)}
+        missing = [r for r in t.sites[c.site] if r not in reached]
         if missing:
+            fronts = [b for b in t.load_balancers if set(missing) & set(t.behind(b))]
+            via = f" (or a balancer in front of them: {', '.join(fronts)})" if fronts else ""
+            nor = (
+                ", listed or behind a balancer it lists"
+                if any(s in t.load_balancers for s in c.order)
+                else ""
+            )
             out.append(
                 Finding(
                     "local-missing",
                     "warning",
                     path,
                     f"omits {', '.join(repr(r) for r in missing)} of its own site "
-                    f"'{c.site}': the client goes remote (or fails) while a local KMS is up",
-                    f"add {', '.join(missing)} after the other site '{c.site}' replicas",
+                    f"'{c.site}'{nor}: the client goes remote (or fails) while a local KMS "
+                    "is up",
+                    f"add {', '.join(missing)}{via} after the other site '{c.site}' replicas",
                 )
             )
     return out
@@ -263,20 +277,24 @@ def _unreplicated_copies(t: Topology) -> list[Finding]:
 
 
 def _unused_replica(t: Topology) -> list[Finding]:
-    used = {r for c in t.clients.values() for r in c.order}
+    """A replica no client reaches: in no client's order, nor behind a balancer one lists."""
+    used = {r for c in t.clients.values() for s in c.order for r in t.behind(s)}
     out: list[Finding] = []
     for site, reps in t.sites.items():
         for i, r in enumerate(reps):
             if r in used:
                 continue
+            fronts = t.balancers_of(r)
+            nor = f", nor behind a balancer one lists ({', '.join(fronts)})" if fronts else ""
+            via = f" (or {_names(fronts, or_=True)})" if fronts else ""
             out.append(
                 Finding(
                     "unreachable-replica",
                     "warning",
                     f"sites.{site}.replicas[{i}]",
-                    f"'{r}' is in no client's order: no client ever reaches it, so it adds "
-                    "no availability",
-                    f"add '{r}' to the order of the clients that should fail over to it, "
+                    f"'{r}' is in no client's order{nor}: no client ever reaches it, so it "
+                    "adds no availability",
+                    f"add '{r}'{via} to the order of the clients that should fail over to it, "
                     "or remove it",
                 )
             )
@@ -284,18 +302,24 @@ def _unused_replica(t: Topology) -> list[Finding]:
 
 
 def _unspoken_version(t: Topology) -> list[Finding]:
-    """A client whose policy's KMIP version a replica of its order does not speak (its
-    `kmip_versions`): every request there is refused (`version-refused`)."""
+    """A client whose policy's KMIP version a replica of its order, or behind a balancer
+    of its order, does not speak (its `kmip_versions`): every request there is refused
+    (`version-refused`). One finding per server of the order."""
     out: list[Finding] = []
     for c in t.clients.values():
         version = c.policy.kmip_version
-        deaf = [r for r in c.order if version not in t.info_of(r).speaks]
+        deaf = {
+            s: d
+            for s in c.order
+            if (d := [r for r in t.behind(s) if version not in t.info_of(r).speaks])
+        }
         if not deaf:
             continue
-        speaking = [r for r in c.order if r not in deaf]
-        for r in deaf:
-            spoken = ", ".join(t.info_of(r).speaks)
-            i = c.order.index(r)
+        reached = [r for s in c.order for r in t.behind(s)]
+        speaking = any(version in t.info_of(r).speaks for r in reached)
+        for i, s in enumerate(c.order):
+            if s not in deaf:
+                continue
             if speaking:
                 effect = (
                     "PyKMIP's client, connected there, raises it: operations fail (no "
@@ -305,20 +329,61 @@ def _unspoken_version(t: Topology) -> list[Finding]:
                 )
             else:
                 effect = f"no server in its order speaks {version}: every operation fails"
+            if s in t.load_balancers:
+                out.append(_unspoken_behind(t, c, i, s, deaf[s], effect))
+                continue
+            spoken = ", ".join(t.info_of(s).speaks)
             out.append(
                 Finding(
                     "unspoken-version",
                     "warning",
                     f"clients.{c.name}.order[{i}]",
-                    f"client '{c.name}' ({c.policy.label}) sends KMIP {version}, which '{r}' "
+                    f"client '{c.name}' ({c.policy.label}) sends KMIP {version}, which '{s}' "
                     f"does not speak (kmip_versions: {spoken}): every request to it is "
                     f"refused (version-refused), and {effect}",
-                    f"add {version} to the kmip_versions of '{r}' if that KMS speaks it, set "
-                    f"the client's policy kmip_version to one '{r}' speaks, or remove '{r}' "
+                    f"add {version} to the kmip_versions of '{s}' if that KMS speaks it, set "
+                    f"the client's policy kmip_version to one '{s}' speaks, or remove '{s}' "
                     "from its order",
                 )
             )
     return out
+
+
+def _unspoken_behind(
+    t: Topology, c: ClientSpec, i: int, lb: str, deaf: list[str], effect: str
+) -> Finding:
+    """`unspoken-version` for the replicas `deaf` behind balancer `lb`, `c.order[i]`."""
+    version = c.policy.kmip_version
+    by_versions: dict[tuple[str, ...], list[str]] = defaultdict(list)
+    for r in deaf:
+        by_versions[t.info_of(r).speaks].append(r)
+    if len(by_versions) == 1:
+        spoken = f"kmip_versions: {', '.join(next(iter(by_versions)))}"
+    else:
+        spoken = "; ".join(
+            f"{_names(names)}: {', '.join(versions)}" for versions, names in by_versions.items()
+        )
+        spoken = f"kmip_versions of {spoken}"
+    one_deaf = len(deaf) == 1
+    them = "it" if one_deaf else "them"
+    speakers = [r for r in t.behind(lb) if r not in deaf]
+    spare = (
+        f" (not to {_names(speakers)}, which {'speaks' if len(speakers) == 1 else 'speak'} it)"
+        if speakers
+        else ""
+    )
+    return Finding(
+        "unspoken-version",
+        "warning",
+        f"clients.{c.name}.order[{i}]",
+        f"client '{c.name}' ({c.policy.label}) sends KMIP {version}, which {_names(deaf)} "
+        f"behind '{lb}' {'does' if one_deaf else 'do'} not speak ({spoken}): every request "
+        f"'{lb}' sends to {them}{spare} is refused (version-refused), and {effect}",
+        f"add {version} to the kmip_versions of {_names(deaf)} if "
+        f"{'that KMS speaks' if one_deaf else 'those KMSs speak'} it, set "
+        f"the client's policy kmip_version to one {them} {'speaks' if one_deaf else 'speak'}, "
+        f"or take {them} out of '{lb}' (or '{lb}' out of the client's order)",
+    )
 
 
 def same_server(t: Topology, addresses: Resolved | None = None) -> list[Finding]:
@@ -504,6 +569,14 @@ def _sort_key(f: Finding) -> tuple[int, list[tuple[str, int]], str]:
     """Errors first; then the field path with indexes compared as numbers ([2] < [10])."""
     parts = [(text, int(num) if num else -1) for text, num in re.findall(r"(\D*)(\d*)", f.where)]
     return (0 if f.severity == "error" else 1, parts, f.rule)
+
+
+def _names(names: Sequence[str], or_: bool = False) -> str:
+    """``'a', 'b' and 'c'`` (or ``or 'c'``)."""
+    quoted = [f"'{n}'" for n in names]
+    if len(quoted) < 2:
+        return "".join(quoted)
+    return f"{', '.join(quoted[:-1])} {'or' if or_ else 'and'} {quoted[-1]}"
 
 
 def _plural(n: int, word: str) -> str:

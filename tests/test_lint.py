@@ -128,6 +128,16 @@ def test_no_rule_fires_on_the_good_topology(rule: str) -> None:
         ("single-kms.yaml", ["single-kms"]),
         ("two-sites-misordered.yaml", ["remote-before-local", "unreplicated-copies"]),
         ("one-site-versions.yaml", ["unspoken-version"]),
+        # vc-solo lists one balancer; the replicas behind the balancers are reached
+        ("two-sites-balancers.yaml", ["single-balancer"]),
+        (
+            "one-site-balancers.yaml",
+            ["single-balancer"] * 3 + ["tcp-check"],  # one balancer per client; lb-tcp
+        ),
+        (
+            "one-site-balancer-idle.yaml",
+            ["single-balancer", "single-balancer", "idle-timeout", "thin-site"],
+        ),
     ],
 )
 def test_shipped_topologies_lint_as_designed(name: str, expected: list[str]) -> None:

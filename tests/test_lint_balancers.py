@@ -1,6 +1,8 @@
 """The load balancers' lint rules (`harness.lint_balancers`): unit tests on hand-written
 topologies, no servers. Each rule fires (rule, severity, field, figures pinned) and
-stays quiet on the layout it accepts; `kmschaos lint` prints them.
+stays quiet on the layout it accepts; `kmschaos lint` prints them. The replica rules of
+`harness.topology_lint` read a client's order through its balancers: no false finding for
+a replica reached through one, the true ones still found.
 """
 
 from __future__ import annotations
@@ -261,6 +263,134 @@ def test_cross_site_balancer_first_is_a_fallback_only_after_the_local_replicas()
     assert found(topo(lb_a=last), "cross-site-balancer") == []
     first = {"replicas": ["kms-d", "kms-a", "kms-b"], "balance": "first"}
     assert one(topo(lb_a=first), "cross-site-balancer").where == "load_balancers.lb-a.replicas[0]"
+
+
+# ---- the replica rules read a client's order through its balancers ---------------------------
+
+
+def lint_rule(t: Topology, rule: str) -> list[Finding]:
+    assert rule in RULES and rule not in BALANCER_RULES
+    return [f for f in lint(t) if f.rule == rule]
+
+
+def test_the_good_layout_has_no_findings_at_all() -> None:
+    # the replicas behind lb-a and lb-b are reached, and each client's own VIP is local
+    assert lint(topo()) == []
+
+
+@pytest.mark.parametrize("order", ["[lb-b, kms-d]", "[lb-b, lb-a]", "[kms-d, lb-b, kms-a]"])
+def test_no_remote_before_local_for_the_clients_own_balancer(order: str) -> None:
+    clients = (
+        f"  vc-a: {{site: site-a, order: [lb-a, lb-b]}}\n  vc-b: {{site: site-b, order: {order}}}\n"
+    )
+    assert lint_rule(topo(clients), "remote-before-local") == []
+
+
+def test_remote_before_local_through_a_remote_balancer() -> None:
+    clients = (
+        "  vc-a: {site: site-a, order: [lb-a, lb-b]}\n  vc-b: {site: site-b, order: [lb-a, lb-b]}\n"
+    )
+    (f,) = lint_rule(topo(clients), "remote-before-local")
+    assert (f.severity, f.where) == ("error", "clients.vc-b.order[0]")
+    assert "'lb-a' (site 'site-a') is tried before local lb-b:" in f.message
+    assert f.fix == "list site 'site-b' servers first: order: [lb-b, lb-a]"
+    mixed = "  vc-b: {site: site-b, order: [kms-a, lb-b]}\n"
+    (f,) = lint_rule(topo(mixed), "remote-before-local")
+    assert f.where == "clients.vc-b.order[0]" and "'kms-a' (site 'site-a')" in f.message
+
+
+@pytest.mark.parametrize("rule", ["local-missing", "unreachable-replica"])
+def test_replicas_behind_a_listed_balancer_are_reached(rule: str) -> None:
+    one_each = (
+        "  vc-a: {site: site-a, order: [lb-a, kms-d]}\n  vc-b: {site: site-b, order: [lb-b]}\n"
+    )
+    assert lint_rule(topo(one_each), rule) == []
+
+
+def test_local_missing_for_a_local_replica_behind_no_listed_balancer() -> None:
+    t = topo(lb_a={"replicas": ["kms-a", "kms-b"]})  # kms-c behind no balancer, in no order
+    (f,) = lint_rule(t, "local-missing")
+    assert (f.severity, f.where) == ("warning", "clients.vc-a.order")
+    assert "omits 'kms-c' of its own site 'site-a', listed or behind a balancer it lists" in (
+        f.message
+    )
+    assert f.fix == "add kms-c after the other site 'site-a' replicas"
+    direct = topo("  vc-a: {site: site-a, order: [kms-a, kms-b, lb-b]}\n")
+    (f,) = lint_rule(direct, "local-missing")
+    assert (
+        f.fix
+        == "add kms-c (or a balancer in front of them: lb-a) after the other site 'site-a' replicas"
+    )
+
+
+def test_unreachable_replica_behind_no_balancer_and_in_no_order() -> None:
+    t = topo(lb_a={"replicas": ["kms-a", "kms-b"]})
+    (f,) = lint_rule(t, "unreachable-replica")
+    assert (f.severity, f.where) == ("warning", "sites.site-a.replicas[2]")
+    assert f.message.startswith("'kms-c' is in no client's order: no client ever reaches it")
+    assert f.fix.startswith("add 'kms-c' to the order")
+
+
+def test_unreachable_replica_behind_a_balancer_no_client_lists() -> None:
+    found = lint_rule(topo("  vc-a: {site: site-a, order: [lb-a]}\n"), "unreachable-replica")
+    assert [f.where for f in found] == [f"sites.site-b.replicas[{i}]" for i in range(3)]
+    assert "'kms-d' is in no client's order, nor behind a balancer one lists (lb-b):" in (
+        found[0].message
+    )
+    assert found[0].fix.startswith("add 'kms-d' (or 'lb-b') to the order")
+
+
+def versioned(site_b: str, clients: str = GOOD_CLIENTS) -> Topology:
+    """`topo(clients)` with site-b's replicas written as `site_b` (a YAML list)."""
+    text = SITES.replace("[kms-d, kms-e, kms-f]", site_b) + (
+        f"load_balancers:\n  lb-a: {json.dumps(LB_A)}\n  lb-b: {json.dumps(LB_B)}\n"
+        + "clients:\n"
+        + clients
+    )
+    return parse_topology(text, "t.yaml")
+
+
+ONLY_12 = "{name: kms-%s, kmip_versions: ['1.2']}"
+
+
+def test_unspoken_version_behind_a_balancer() -> None:
+    t = versioned(f"[{', '.join(ONLY_12 % x for x in 'def')}]")
+    assert t.clients["vc-a"].policy.kmip_version == "1.1"
+    found = {f.where: f for f in lint_rule(t, "unspoken-version")}
+    assert set(found) == {"clients.vc-a.order[1]", "clients.vc-b.order[0]"}
+    f = found["clients.vc-a.order[1]"]
+    assert f.severity == "warning"
+    assert f.message == (
+        "client 'vc-a' (vcenter) sends KMIP 1.1, which 'kms-d', 'kms-e' and 'kms-f' behind "
+        "'lb-b' do not speak (kmip_versions: 1.2): every request 'lb-b' sends to them is "
+        "refused (version-refused), and each operation spends an attempt there before it "
+        "moves on"
+    )
+    assert f.fix.startswith("add 1.1 to the kmip_versions of 'kms-d', 'kms-e' and 'kms-f'")
+    assert "take them out of 'lb-b' (or 'lb-b' out of the client's order)" in f.fix
+
+
+def test_unspoken_version_for_some_replicas_of_a_balancer_and_for_nobody() -> None:
+    mixed = versioned(f"[kms-d, {ONLY_12 % 'e'}, {{name: kms-f, kmip_versions: ['1.4']}}]")
+    f = lint_rule(mixed, "unspoken-version")[0]
+    assert "'kms-e' and 'kms-f' behind 'lb-b' do not speak (kmip_versions of 'kms-e': 1.2; " in (
+        f.message
+    )
+    assert "'kms-f': 1.4)" in f.message
+    assert "every request 'lb-b' sends to them (not to 'kms-d', which speaks it) is" in f.message
+    alone = versioned(
+        f"[{', '.join(ONLY_12 % x for x in 'def')}]", "  vc-b: {site: site-b, order: [lb-b]}\n"
+    )
+    (f,) = lint_rule(alone, "unspoken-version")
+    assert f.where == "clients.vc-b.order[0]"
+    assert "no server in its order speaks 1.1: every operation fails" in f.message
+
+
+def test_no_unspoken_version_behind_a_balancer_whose_replicas_speak_it() -> None:
+    clients = "  px-a: {site: site-a, order: [lb-a, lb-b], policy: pykmip}\n"
+    t = versioned(f"[{', '.join(ONLY_12 % x for x in 'def')}]", clients)
+    assert t.clients["px-a"].policy.kmip_version == "1.2"
+    assert lint_rule(t, "unspoken-version") == []
 
 
 # ---- kmschaos lint ---------------------------------------------------------------------------
