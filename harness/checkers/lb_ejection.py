@@ -113,6 +113,17 @@ def judge(
     failed = [a for a in routed if a.outcome != "ok"]
     fig |= {"routed_attempts": len(routed), "failed_attempts": len(failed)}
     if down is None:
+        if w.healed and w.end - w.start < latest:
+            fig["ejected"] = None
+            return (
+                "unknown",
+                fig,
+                [
+                    f"{label}: the fault lasted {w.end - w.start:.2f} s, less than {lb.name} may "
+                    f"take to eject it ({latest:.2f} s): too short to judge its check; "
+                    f"{len(failed)} of {len(routed)} attempts through {lb.name} failed meanwhile"
+                ],
+            )
         if not failed:
             fig["ejected"] = False
             return (

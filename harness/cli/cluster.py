@@ -13,6 +13,7 @@ from harness.cli.common import (
     UserError,
     add_external_options,
     check_backend,
+    check_balancers,
     lint_warnings,
     state_dir,
 )
@@ -26,6 +27,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     if args.time_scale is not None:
         topo = topo.with_time_scale(args.time_scale)
     check_backend(args.backend)
+    check_balancers(topo, args.backend)
     sdir = state_dir(args)
     cluster = cluster_class(args.backend).create(
         topo,
@@ -84,6 +86,21 @@ def _print_status(doc: dict[str, Any]) -> None:
     for name, r in doc["replicas"].items():
         t.add_row(name, r["site"], f"{r['host']}:{r['port']}", r["client_host"], r["state"])
     con.print(t)
+    if doc.get("balancers"):
+        b = Table(title="load balancers (HAProxy)", title_justify="left")
+        for col in ("balancer", "site", "frontend", "client address", "check", "replicas", "state"):
+            b.add_column(col)
+        for name, lb in doc["balancers"].items():
+            b.add_row(
+                name,
+                lb["site"],
+                f"{lb['host']}:{lb['port']}",
+                lb["client_host"],
+                str(lb["check"]),
+                ", ".join(lb["replicas"]),
+                lb["state"],
+            )
+        con.print(b)
     c = Table(
         title="clients (endpoints in order; one shared port per client)", title_justify="left"
     )

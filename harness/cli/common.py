@@ -38,6 +38,19 @@ def check_backend(backend: str) -> None:
         )
 
 
+def check_balancers(topology: Any, backend: str) -> None:
+    """A topology with load balancers needs HAProxy on the local backend: said before
+    anything starts (exit 2)."""
+    if not topology.load_balancers or backend != "local":
+        return
+    from harness.lb.haproxy import HaproxyError, find_haproxy
+
+    try:
+        find_haproxy()
+    except HaproxyError as e:
+        raise UserError(f"{topology.source}: {e}", EXIT_USAGE) from None
+
+
 def attach(args: argparse.Namespace) -> Any:
     from harness.backends import attach_cluster
 

@@ -621,7 +621,27 @@ class BaseCluster(ABC):
                 "state": seen.state,
                 "external": name in ext,
             }
-        return status_document(self.state, replicas, bool(ext))
+        return status_document(self.state, replicas, bool(ext), self._balancer_status())
+
+    def _balancer_status(self) -> dict[str, dict[str, Any]]:
+        """Each load balancer as observed now: where clients' links to it listen, its
+        frontend (VIP), its replicas and check, its process or container state."""
+        out = {}
+        lbs = self.state.topology.get("load_balancers") or {}
+        for name, b in self.state.balancers.items():
+            seen = self.balancers.observe(name)
+            out[name] = {
+                "site": b.site,
+                "replicas": list(lbs.get(name, {}).get("replicas", [])),
+                "check": lbs.get(name, {}).get("check"),
+                "client_host": b.client_host,
+                "host": b.host,
+                "port": b.port,
+                "stats": b.stats,
+                "config": b.config,
+                "state": seen.state,
+            }
+        return out
 
 
 def backend_classes() -> dict[str, type[BaseCluster]]:

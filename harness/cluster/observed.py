@@ -40,10 +40,13 @@ class StoreWitness:
 
 
 def status_document(
-    st: ClusterState, replicas: dict[str, dict[str, Any]], has_external: bool
+    st: ClusterState,
+    replicas: dict[str, dict[str, Any]],
+    has_external: bool,
+    balancers: dict[str, dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """The `status --json` document of `st`, with `replicas` as the backend observed them
-    (the same shape on every backend)."""
+    """The `status --json` document of `st`, with `replicas` (and `balancers`) as the
+    backend observed them (the same shape on every backend)."""
     return {
         "run_id": st.run_id,
         "backend": st.backend,
@@ -76,6 +79,7 @@ def status_document(
             for name, c in st.clients.items()
         },
         "replicas": replicas,
+        "balancers": balancers or {},
     }
 
 

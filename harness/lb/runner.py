@@ -40,6 +40,7 @@ class _Cluster(Protocol):
 
     def _reload(self) -> None: ...
 
+
 READY_DEADLINE_S = 60.0
 # a check that has not run yet: HAProxy's status before the first check completes
 UNCHECKED = ("", "INI")

@@ -25,6 +25,16 @@ RECOVERY_OPS = 3
 RATE_PER_S = 20.0
 
 
+def _failovers(topo: Any, target: str) -> int:
+    """Operations to wait for when clients reach the target only through balancers: as
+    many as the workload makes while the slowest of them may take to eject it, so that
+    the fault lasts long enough for their health checks to act."""
+    from harness.checkers.lb_ejection import eject_bounds
+
+    latest = max(eject_bounds(topo.load_balancers[b], topo)[1] for b in topo.balancers_of(target))
+    return FAILOVERS + int(latest * RATE_PER_S) + 1
+
+
 def run_cell(spec: CellSpec) -> CellResult:
     """Run one cell on a fresh cluster; everything injected is healed and the cluster
     stopped before this returns (or raises)."""
@@ -37,6 +47,7 @@ def run_cell(spec: CellSpec) -> CellResult:
     folder = spec.folder
     folder.root.mkdir(parents=True, exist_ok=True)
     replicated = topo.replication_profile != "none"
+    through_balancer = not any(spec.target in topo.clients[c].order for c in spec.clients)
     cluster = cluster_class(spec.backend).create(topo, folder.cluster)
     history = History(
         folder.history,
@@ -59,7 +70,7 @@ def run_cell(spec: CellSpec) -> CellResult:
                     spec.target,
                     clients=list(spec.clients),
                     policy=spec.policy,
-                    failovers=FAILOVERS,
+                    failovers=_failovers(topo, spec.target) if through_balancer else FAILOVERS,
                     baseline_ops=BASELINE_OPS,
                     recovery_ops=RECOVERY_OPS,
                     rate_per_s=RATE_PER_S,
@@ -70,6 +81,8 @@ def run_cell(spec: CellSpec) -> CellResult:
                 stalled = str(e).splitlines()[0]
                 sc.note(f"matrix: {stalled}")
             include: tuple[str, ...] = ("failover", "order", "availability", "fault_effect")
+            if through_balancer:  # the balancer's ejection is the failover
+                include = ("lb_ejection", *include[1:])
             if replicated:  # and every checker that reads an audit of the replicas
                 sc.audit_until_converged()
                 include += tuple(n for n, c in CHECKERS.items() if c.needs_audit)

@@ -79,7 +79,10 @@ def add_matrix_parser(sub: Any) -> argparse.ArgumentParser:
     p.add_argument(
         "--target",
         metavar="REPLICA",
-        help="the replica to fault (default: the first of the first client's order)",
+        help="the replica to fault (default: the first of the first client's order; behind "
+        "a load balancer listed first, its first replica: then the balancer's ejection "
+        "(lb_ejection) is the cell's failover, and the fault lasts as long as its health "
+        "check may take)",
     )
     p.add_argument(
         "--all-clients",

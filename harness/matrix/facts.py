@@ -106,6 +106,20 @@ def summarise_cell(
         elif fo.get("status") == "unknown":
             unknowns.append(f"failover: {fo.get('summary', '')}")
 
+    lb = verdicts.get("lb_ejection")
+    if lb is not None:
+        ejected = [
+            f["detect_s"]
+            for f in (lb.get("figures") or {}).values()
+            if isinstance(f, dict) and isinstance(f.get("detect_s"), int | float)
+        ]
+        if r.detect_s is None and ejected:  # through a balancer: its health check detects
+            r.detect_s = max(ejected)
+        if lb.get("status") == "fail":
+            problems.append(f"balancer: {lb.get('summary', '')}")
+        elif lb.get("status") == "unknown":
+            unknowns.append(f"lb_ejection: {lb.get('summary', '')}")
+
     av = verdicts.get("availability")
     if av is not None:
         union = av.get("figures", {}).get("union") or {}

@@ -188,7 +188,8 @@ def plan_matrix(args: argparse.Namespace) -> MatrixPlan:
         topo = topo.with_time_scale(args.time_scale)
     first = next(iter(topo.clients.values()))
     clients = list(topo.clients) if args.all_clients else [first.name]
-    target = args.target or first.order[0]
+    # a client that lists a load balancer first: the first replica behind it
+    target = args.target or topo.behind(first.order[0])[0]
     if target not in topo.replicas:
         raise MatrixError(
             f"--target {target}: unknown replica in {args.topology} "
@@ -196,7 +197,7 @@ def plan_matrix(args: argparse.Namespace) -> MatrixPlan:
         )
     for c in clients:
         order = topo.clients[c].order
-        if target not in order:
+        if not any(target in topo.behind(s) for s in order):
             raise MatrixError(
                 f"--target {target}: not in the order of client {c} ({', '.join(order)}), "
                 "so it would never fail over from it; pick one of those"
