@@ -20,6 +20,7 @@ import pytest
 
 from harness.history import (
     Attempt,
+    BalancerEvent,
     Complete,
     Event,
     FaultEvent,
@@ -37,6 +38,7 @@ from harness.report import (
     load_report,
     render_report,
 )
+from harness.report.timeline import GOING_DOWN, OUT_OF_ROTATION, timeline_svg
 from harness.store import safe_name
 from harness.toolchain import repo_root
 
@@ -683,3 +685,85 @@ def test_real_run_report_opens_in_chromium_with_the_timeline_colours(tmp_path: P
     assert first_replica > 200, f"kms-a {REPLICA_COLOURS[0]}: {first_replica} pixels"
     colours = {row[x : x + 3] for row in rows[::7] for x in range(0, len(row), bpp * 7)}
     assert len(colours) > 30, f"a near-blank page: {len(colours)} colours"
+
+
+# ---- balancers in the timeline ------------------------------------------------------------
+
+
+def lb_states(lb: str, server: str, *states: tuple[float, str, str, str]) -> list[Event]:
+    """A balancer's account of one server: (seconds from T0, status, check, detail)."""
+    return [BalancerEvent(T0 + t, lb, server, st, ck, de) for t, st, ck, de in states]
+
+
+def always_up(lb: str, *servers: str) -> list[Event]:
+    out: list[Event] = []
+    for s in servers:
+        out += lb_states(lb, s, (-0.1, "UP", "L7OK", "Layer7 check passed"))
+    return out
+
+
+def test_a_server_out_of_rotation_gets_a_balancer_row_with_its_band(tmp_path: Path) -> None:
+    ev = refuse_history() + always_up("lb-a", "kms-b", "kms-c")
+    ev += lb_states(
+        "lb-a",
+        "kms-a",
+        (-0.1, "UP", "L7OK", "Layer7 check passed"),
+        (0.35, "UP 2/3", "L6TOUT", "Layer6 timeout"),
+        (0.45, "UP 1/3", "L6TOUT", "Layer6 timeout"),
+        (0.5, "DOWN", "L6TOUT", "Layer6 timeout"),
+        (0.9, "DOWN 1/2", "L7OK", "Layer7 check passed"),
+        (1.56, "UP", "L7OK", "Layer7 check passed"),
+    )
+    ev += lb_states(  # out until the end: the band runs to the end of the history
+        "lb-b",
+        "kms-a",
+        (-0.1, "UP", "L4OK", "Layer4 check passed"),
+        (0.4, "DOWN", "L4CON", ""),
+    )
+    ev += lb_states(  # went down and came back without leaving: no row of its own
+        "lb-b",
+        "kms-b",
+        (-0.1, "UP", "L4OK", ""),
+        (0.4, "UP 2/3", "L4CON", ""),
+        (0.6, "UP", "L4OK", ""),
+    )
+    row = write_scenario(tmp_path, "scenarios/test_lb.py::test_lb", ev)
+    write_summary(tmp_path, [row])
+    page = render(tmp_path)
+    svg = page.split('<svg class="timeline"')[1].split("</svg>")[0]
+    assert "lb-a → kms-a" in svg and "lb-b → kms-a" in svg
+    assert "lb-a → kms-b" not in svg and "lb-a → kms-c" not in svg  # always UP
+    assert "lb-b → kms-b" not in svg  # never out of rotation
+    assert "lb-a → kms-a out of rotation 1.06 s (L6TOUT: Layer6 timeout)" in svg
+    assert "checks passing again from t+0.900s (DOWN 1/2)" in svg  # origin: the first op
+    assert "lb-a → kms-a going down 0.15 s (L6TOUT: Layer6 timeout)" in svg
+    assert "lb-b → kms-a out of rotation" in svg and "still out at the end" in svg
+    assert "(L4CON)" in svg  # a check without a description
+    assert svg.count(f'fill="{OUT_OF_ROTATION}"') == 2
+    assert svg.count(f'fill="{GOING_DOWN}"') == 1
+    assert "out of the balancer" in page and "going down (checks failing" in page  # legend
+    # the fault band covers the balancer rows too: they line up with the fault
+    band = re.search(
+        rf'<rect x="[\d.]+" y="(\d+)" width="[\d.]+" height="(\d+)" fill="{FAULT_BAND}"', svg
+    )
+    assert band is not None
+    out_band = re.search(
+        rf'<rect x="[\d.]+" y="([\d.]+)" width="[\d.]+" height="12" fill="{OUT_OF_ROTATION}"', svg
+    )
+    assert out_band is not None
+    assert int(band[1]) < float(out_band[1]) < int(band[1]) + int(band[2])
+
+
+def test_without_a_server_out_of_rotation_the_timeline_is_as_before(tmp_path: Path) -> None:
+    ev = refuse_history()
+    origin = T0
+    before, _ = timeline_svg(ev, {"kms-a": REPLICA_COLOURS[0]}, origin)
+    after, _ = timeline_svg(
+        ev + always_up("lb-a", "kms-a", "kms-b"), {"kms-a": REPLICA_COLOURS[0]}, origin
+    )
+    assert after == before
+    row = write_scenario(tmp_path, "scenarios/test_refuse.py::test_refuse", ev)
+    write_summary(tmp_path, [row])
+    page = render(tmp_path)
+    assert "out of rotation" not in page and "rotation</span>" not in page
+    assert OUT_OF_ROTATION not in page and GOING_DOWN not in page

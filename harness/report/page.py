@@ -21,7 +21,7 @@ from harness.report.history_view import replicas_seen, timeline_origin
 from harness.report.lag import lag_svg
 from harness.report.load import ReportData, ScenarioData
 from harness.report.style import CSS, JS, esc, replica_palette
-from harness.report.timeline import legend_html, timeline_svg
+from harness.report.timeline import has_balancer_rows, legend_html, timeline_svg
 from harness.report.topology_view import topology_html, topology_view
 from harness.report.verdicts import (
     badge,
@@ -251,8 +251,12 @@ def _drawings(sc: ScenarioData, colours: dict[str, str], replicas: list[str], or
     has_rounds = any(isinstance(e, Snapshot) for e in sc.events)
     has_cache = any(isinstance(e, Complete) and e.cached for e in sc.events)
     has_lifecycle = any(isinstance(e, ClientEvent) for e in sc.events)
+    has_balancers = has_balancer_rows(sc.events)
     if svg:
-        out.append(legend_html(colours, has_faults, has_rounds, has_cache, has_lifecycle) + svg)
+        out.append(
+            legend_html(colours, has_faults, has_rounds, has_cache, has_lifecycle, has_balancers)
+            + svg
+        )
     out += [f'<p class="muted">{esc(r)}</p>' for r in remarks]
     out.append("<h3>Replication lag (audit rounds)</h3>")
     lag, lag_summary = lag_svg(sc.events, replicas, origin)

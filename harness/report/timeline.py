@@ -1,7 +1,12 @@
 """The timeline of one scenario as inline SVG: a row per client with its operations
 coloured by the replica that served them, failed operations and attempts marked, fault
 windows as bands across the rows (and labelled bars above them), notes and audit rounds
-on the axis. A row with too many operations is thinned, and the page says so."""
+on the axis. A row with too many operations is thinned, and the page says so.
+
+Below the clients, a row per (balancer, server) that HAProxy ever took out of rotation
+(`BalancerEvent`s): a band while the server was out, from the first state not in rotation
+to the next fully UP one, and a thin mark while its checks failed but it still took
+connections (``UP 1/3``, going down). A server always UP adds no row."""
 
 from __future__ import annotations
 
@@ -9,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from harness.checkers.verdict import fault_windows
-from harness.history import ClientEvent, Complete, Event, Note, Snapshot
+from harness.history import BalancerEvent, ClientEvent, Complete, Event, Note, Snapshot
 from harness.report.history_view import event_line
 from harness.report.style import (
     FAULT_BAND,
@@ -27,6 +32,9 @@ CACHE_KEY = "\0cache"  # its place among the servers a row colours by
 LIFECYCLE = {"restart": "↻", "stop": "■", "start": "▶"}
 MAX_OP_MARKS = 400  # per client row; beyond it, adjacent ok ops of one replica merge
 MAX_FAILED_MARKS = 400  # failed ops and failed attempts drawn per client
+OUT_OF_ROTATION = "#5b6778"  # a balancer gives the server no new connection
+GOING_DOWN = "#aab4c2"  # its checks fail, but it still takes new connections
+MAX_ROTATION_MARKS = 200  # out-of-rotation and going-down periods drawn per balancer row
 
 
 @dataclass
@@ -169,6 +177,104 @@ def _failure_marks(
     return out, remark
 
 
+@dataclass
+class _Rotation:
+    """A period a balancer's server spent out of rotation (`out`) or going down, from the
+    state that began it to the one that ended it (None: still so at the end)."""
+
+    began: BalancerEvent
+    out: bool
+    ended: BalancerEvent | None = None
+    # out of rotation: the first state of a return (``DOWN 1/2``, checks pass again)
+    returning: BalancerEvent | None = None
+
+
+def _rotations(evs: list[BalancerEvent]) -> list[_Rotation]:
+    """One (balancer, server)'s states, in time order, as its periods out of rotation and
+    going down; a going-down period ends where the server goes out or is UP again."""
+    periods: list[_Rotation] = []
+    cur: _Rotation | None = None
+    for e in evs:
+        transitional = e.status != "UP" and "/" in e.status  # UP 1/3, DOWN 1/2
+        if cur is not None and (e.status == "UP" or cur.out != (not e.in_rotation)):
+            cur.ended = e
+            periods.append(cur)
+            cur = None
+        if e.status == "UP":
+            continue
+        if cur is None:
+            cur = _Rotation(e, out=not e.in_rotation)
+        elif cur.out:
+            cur.returning = (cur.returning or e) if transitional else None
+    if cur is not None:
+        periods.append(cur)
+    return periods
+
+
+def _balancer_rows(events: Sequence[Event]) -> dict[tuple[str, str], list[_Rotation]]:
+    """The periods of every (balancer, server) that was ever out of rotation."""
+    states: dict[tuple[str, str], list[BalancerEvent]] = {}
+    for e in events:
+        if isinstance(e, BalancerEvent):
+            states.setdefault((e.balancer, e.server), []).append(e)
+    return {
+        key: _rotations(sorted(evs, key=lambda e: e.t))
+        for key, evs in sorted(states.items())
+        if any(not e.in_rotation for e in evs)
+    }
+
+
+def has_balancer_rows(events: Sequence[Event]) -> bool:
+    """The timeline draws a balancer row: some balancer took a server out of rotation."""
+    return bool(_balancer_rows(events))
+
+
+def _check(e: BalancerEvent) -> str:
+    what = ": ".join(x for x in (e.check, e.detail) if x)
+    return f" ({what})" if what else ""
+
+
+def _rotation_marks(
+    label: str, periods: list[_Rotation], y0: float, scale: _Scale, origin: float
+) -> tuple[list[str], str]:
+    """A row's bands (out of rotation) and thin marks (going down), with their titles."""
+    out: list[str] = []
+    end_of_history = scale.t1 + origin
+    for p in periods[:MAX_ROTATION_MARKS]:
+        t_end = p.ended.t if p.ended is not None else end_of_history
+        x0 = scale.x(p.began.t - origin)
+        wd = max(scale.x(t_end - origin) - x0, 2.0)
+        span = f"t+{p.began.t - origin:.3f}s → " + (
+            f"t+{p.ended.t - origin:.3f}s" if p.ended is not None else "the end of the history"
+        )
+        if p.out:
+            title = f"{label} out of rotation {t_end - p.began.t:.2f} s{_check(p.began)}, {span}"
+            if p.returning is not None:
+                title += (
+                    f"; checks passing again from t+{p.returning.t - origin:.3f}s "
+                    f"({p.returning.status})"
+                )
+            if p.ended is None:
+                title += "; still out at the end"
+            y, h, fill = y0 + 4, 12, OUT_OF_ROTATION
+        else:
+            title = (
+                f"{label} going down {t_end - p.began.t:.2f} s{_check(p.began)}, {span}: "
+                f"checks failing ({p.began.status}), still in rotation"
+            )
+            if p.ended is not None and p.ended.status == "UP":
+                title += "; back UP without leaving rotation"
+            y, h, fill = y0 + 8, 4, GOING_DOWN
+        out.append(
+            f'<rect x="{x0:.1f}" y="{y}" width="{wd:.1f}" height="{h}" fill="{fill}">'
+            f"<title>{esc(title)}</title></rect>"
+        )
+    if len(periods) <= MAX_ROTATION_MARKS:
+        return out, ""
+    n = len(periods)
+    return out, f"{label}: {n} periods out of or going down, the first {MAX_ROTATION_MARKS} drawn"
+
+
 def timeline_svg(
     events: Sequence[Event], colours: dict[str, str], origin: float
 ) -> tuple[str, list[str]]:
@@ -177,12 +283,15 @@ def timeline_svg(
     windows = fault_windows(list(events))
     notes_ev = [e for e in events if isinstance(e, Note)]
     lifecycle = [e for e in events if isinstance(e, ClientEvent)]
+    balancers = _balancer_rows(events)
     rounds: dict[int, float] = {}
     for s in (e for e in events if isinstance(e, Snapshot)):
         rounds[s.round] = min(rounds.get(s.round, s.t), s.t)
     times = [c.start for c in ops] + [c.end for c in ops]
     times += [w.start for w in windows] + [w.end for w in windows]
     times += [n.t for n in notes_ev] + list(rounds.values()) + [e.t for e in lifecycle]
+    for periods in balancers.values():
+        times += [p.began.t for p in periods] + [p.ended.t for p in periods if p.ended]
     remarks: list[str] = []
     if not times:
         return "", ["no operation, fault or note in the history: nothing to draw"]
@@ -197,10 +306,12 @@ def timeline_svg(
         policy_of.setdefault(c.client, c.policy)
     fault_h = 14
     row_h = 36
+    lb_h = 20
     top = 8
     lane_top = top
     rows_top = lane_top + len(windows) * fault_h + (6 if windows else 0)
-    rows_bottom = rows_top + max(1, len(clients)) * row_h
+    lb_top = rows_top + max(1, len(clients)) * row_h
+    rows_bottom = lb_top + len(balancers) * lb_h
     axis_y = rows_bottom + 4
     height = axis_y + 34
     out = [
@@ -284,6 +395,19 @@ def timeline_svg(
             f'<text x="{LEFT + 4}" y="{rows_top + 20}" class="muted">no client operation '
             "in this history</text>"
         )
+    if balancers:
+        out.append(
+            f'<line x1="{LEFT}" y1="{lb_top}" x2="{LEFT + scale.width}" y2="{lb_top}" '
+            'class="axis"/>'
+        )
+    for bi, ((lb, server), periods) in enumerate(balancers.items()):
+        y0 = lb_top + bi * lb_h
+        label = f"{lb} → {server}"
+        out.append(svg_label(LEFT - 8, y0 + 14, label, 19, "rlabel"))
+        drawn, remark = _rotation_marks(label, periods, y0, scale, origin)
+        out += drawn
+        if remark:
+            thinned.append(remark)
     for note in notes_ev:
         x = scale.x(note.t - origin)
         out.append(
@@ -308,6 +432,7 @@ def legend_html(
     has_rounds: bool,
     has_cache: bool = False,
     has_lifecycle: bool = False,
+    has_balancers: bool = False,
 ) -> str:
     """The timeline's legend; a client row is labelled with its name and its policy."""
     items = [
@@ -331,10 +456,19 @@ def legend_html(
         items.append(
             '<span class="key"><b class="kn">↻ ■ ▶</b>client restarted, stopped, started</span>'
         )
+    if has_balancers:
+        items.append(
+            f'<span class="key"><i style="background:{OUT_OF_ROTATION}"></i>out of the '
+            "balancer's rotation</span>"
+        )
+        items.append(
+            f'<span class="key"><i style="background:{GOING_DOWN};height:4px;'
+            'vertical-align:2px"></i>going down (checks failing, still in rotation)</span>'
+        )
     items.append('<span class="key"><b class="kn">▾</b>note</span>')
     if has_rounds:
         items.append('<span class="key"><b class="kr">◆</b>audit round</span>')
     return '<div class="legend">' + "".join(items) + "</div>"
 
 
-__all__ = ["legend_html", "timeline_svg"]
+__all__ = ["has_balancer_rows", "legend_html", "timeline_svg"]
