@@ -55,15 +55,17 @@ def test_a_kmip_check_configured_as_tcp_is_caught_by_lb_ejection(
 ) -> None:
     _config_with(monkeypatch, check="tcp")
     sc: Scenario = request.getfixturevalue("kms_scenario")
+    latest = eject_bounds(sc.topology.load_balancers["lb-a"], sc.topology)[1]
 
-    def a_failed_op(t0: float) -> None:
+    def failing_past_the_bound(t0: float) -> None:
+        # operations still fail after the kmip check should have ejected kms-b
         sc._workloads[0].wait_for(
-            lambda cs: any(c.outcome != "ok" and c.start >= t0 for c in cs),
-            sc.op_deadline(6),
-            "an operation through lb-a to fail while kms-b is frozen",
+            lambda cs: any(c.outcome != "ok" and c.start >= t0 + latest for c in cs),
+            latest + sc.op_deadline(6),
+            f"an operation through lb-a to fail {latest:.2f} s after kms-b froze",
         )
 
-    _stall_kms_b(sc, a_failed_op)
+    _stall_kms_b(sc, failing_past_the_bound)
     _failed(
         sc, "lb-a never took kms-b out of rotation", "kmip check", "attempts through lb-a failed"
     )
