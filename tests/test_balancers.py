@@ -191,7 +191,12 @@ def test_an_ejection_within_its_bound_passes_with_its_figures() -> None:
     [
         ([], [_op(1, T0 + 0.5, "timeout")], "fail", "never took kms-b out of rotation"),
         ([], [_op(1, T0 + 0.5)], "pass", "nothing to eject"),
-        ([(LATEST + 0.5, "DOWN")], [], "fail", "later than fall × (interval + check timeout)"),
+        (
+            [(LATEST + 0.5, "DOWN")],
+            [],
+            "fail",
+            "later than check timeout + fall × (interval + check timeout)",
+        ),
         ([(0.01, "DOWN")], [], "fail", "out for another reason?"),
         ([(LATEST / 2 + 0.1, "DOWN")], [_op(1, T0 + LATEST + 0.5, "eof")], "fail", "disagree"),
     ],

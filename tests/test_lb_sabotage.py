@@ -84,4 +84,4 @@ def test_haproxy_failing_slower_than_configured_is_caught_by_lb_ejection(
         await_rotation(sc.history, "lb-a", "kms-b", False, t0, 3 * latest + sc.op_deadline(1))
 
     _stall_kms_b(sc, ejected)
-    _failed(sc, "lb-a → kms-b", "later than fall × (interval + check timeout)")
+    _failed(sc, "lb-a → kms-b", "later than check timeout + fall × (interval + check timeout)")

@@ -7,10 +7,11 @@ For each fault window and each balancer in front of an affected replica:
 
 - **ejected**: the first time HAProxy reported the replica out of rotation (DOWN) after
   the fault began. Its bound derives from the balancer's check settings: the fault may
-  arrive just after a check passed, so `fall` failed checks end at most
-  ``fall × (interval + check timeout)`` later (HAProxy schedules the next check one
-  interval after the last one ended; a check of a silent server ends at its timeout),
-  plus the watch's poll period. It cannot be sooner than ``(fall − 1) × interval``:
+  arrive while a check is still passing (it ends within its timeout), and HAProxy
+  schedules the next check one interval after the last one ended, a check of a silent
+  server ending at its timeout; so `fall` failed checks end at most
+  ``check timeout + fall × (interval + check timeout)`` after the fault, plus the
+  watch's poll period. It cannot be sooner than ``(fall − 1) × interval``:
   fall failures take that long at least; sooner means the replica was out for another
   reason.
 - **routed meanwhile**: the attempts through the balancer that began between the fault
@@ -63,7 +64,7 @@ SLACK_S = 0.05  # scheduling on a loaded 2-core machine: a check or a poll that 
 def eject_bounds(spec: BalancerSpec, topology: Topology) -> tuple[float, float]:
     """(earliest, latest) seconds from a fault to the balancer's ejecting the replica."""
     interval, timeout = check_timing(spec, topology.time_scale)
-    latest = spec.fall * (interval + timeout) + poll_period(topology) + SLACK_S
+    latest = timeout + spec.fall * (interval + timeout) + poll_period(topology) + SLACK_S
     return max(0.0, (spec.fall - 1) * interval - SLACK_S), latest
 
 
@@ -154,7 +155,8 @@ def judge(
     if detect > latest:
         status = "fail"
         lines.append(
-            f"{label}: {said}: later than fall × (interval + check timeout) = {latest:.3f} s"
+            f"{label}: {said}: later than check timeout + fall × (interval + check timeout) "
+            f"= {latest:.3f} s"
         )
     elif detect < earliest:
         status = "fail"
@@ -227,8 +229,9 @@ def check_lb_ejection(events: History | Iterable[Event], topology: Topology) -> 
         summary,
         figures,
         capped(lines),
-        bound="ejected within fall × (interval + check timeout) + poll; no new connection "
-        "fails through the balancer after it; back within rise checks after an immediate heal",
+        bound="ejected within check timeout + fall × (interval + check timeout) + poll; no "
+        "new connection fails through the balancer after it; back within rise checks after "
+        "an immediate heal",
     )
 
 
