@@ -11,9 +11,9 @@ For each fault window and each balancer in front of an affected replica:
   schedules the next check one interval after the last one ended, a check of a silent
   server ending at its timeout; so `fall` failed checks end at most
   ``check timeout + fall × (interval + check timeout)`` after the fault, plus the
-  watch's poll period. It cannot be sooner than ``(fall − 1) × interval``:
-  fall failures take that long at least; sooner means the replica was out for another
-  reason.
+  watch's poll period. It cannot be sooner than ``(fall − 1) × interval`` after the
+  harness began applying the fault: fall failures take that long at least; sooner means
+  the replica was out for another reason.
 - **routed meanwhile**: the attempts through the balancer that began between the fault
   and the ejection, and how many failed — the clients' price of the check's delay.
 - **cross-check**: once HAProxy says the replica is out, a new connection through the
@@ -158,7 +158,7 @@ def judge(
             f"{label}: {said}: later than check timeout + fall × (interval + check timeout) "
             f"= {latest:.3f} s"
         )
-    elif detect < earliest:
+    elif down.t - w.began < earliest:  # from when applying the fault began
         status = "fail"
         lines.append(
             f"{label}: {said}: sooner than (fall − 1) × interval = {earliest:.3f} s allows: "
