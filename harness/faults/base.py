@@ -137,6 +137,7 @@ class Fault:
         self.fault_id = fault_id or f"{self.kind}-{slug}-{secrets.token_hex(3)}"
         self.active = False
         self.injected_at: float | None = None
+        self.in_effect_at: float | None = None  # when `_inject` returned
         self.healed_at: float | None = None
         self._inject_began: float | None = None
         self.observation: Observation | None = None
@@ -234,7 +235,7 @@ class Fault:
                 self._heal()
             self._unpersist()
             raise
-        in_effect = time.monotonic()
+        in_effect = self.in_effect_at = time.monotonic()
         self.injected_at = started if self.window_from_start else in_effect
         self.active = True
         self._persist()  # again: `extra()` may name what `_inject` started

@@ -138,6 +138,8 @@ class ExpectationReader(Reader):
         dest_bound = dests[0]
         dest = values[dest_bound.into]
         wanted = set(self.topo.sites[dest]) if dest_bound.kind == "site" else {dest}
+        if dest_bound.kind == "site":  # a balancer of that site leads there too
+            wanted |= {n for n, b in self.topo.load_balancers.items() if b.site == dest}
         client = next(
             (values[b.into] for b in declared if b.kind == "client" and b.into in values), None
         )

@@ -377,14 +377,16 @@ class RehearsalRun:
             e,
             fault_ids=[f.fault_id for f in faults],
             clients=self.traffic.clients,
-            site_of={r: topo.site_of(r) for r in topo.replicas},
+            site_of={r: topo.site_of(r) for r in (*topo.replicas, *topo.load_balancers)},
         )
 
     def _await_failover(self, e: Expectation, faults: list[Fault]) -> None:
         """Wait until the clients are served by an unaffected replica after the fault,
         or its deadline: `within` (and as long again, to measure a late one), else the
         time one operation may take walking every replica."""
-        times = [f.injected_at for f in faults if f.injected_at is not None]
+        # what the failover checker judges: operations that began once the fault was in
+        # effect (a kill's window opens when it starts; an operation may beat it)
+        times = [f.in_effect_at for f in faults if f.in_effect_at is not None]
         if not times:
             return
         t0 = min(times)
