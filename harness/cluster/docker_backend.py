@@ -45,6 +45,7 @@ from harness.cluster.docker_engine import (
     LABEL_RUN,
     docker_client,
     docker_run_ids,
+    kill_container,
     observe_container,
     reap_docker,
     run_labels,
@@ -77,7 +78,7 @@ from harness.links import Link, ToxiproxyError, await_api
 from harness.replica.peers import write_peers
 from harness.store import ReplicaFolder
 from harness.toolchain import firewall_capability
-from harness.wait import WaitTimeout, wait_until
+from harness.wait import WaitTimeout
 
 TOXIPROXY_API_PORT = 8474
 FIRST_LINK_PORT = 20000
@@ -423,18 +424,7 @@ class DockerCluster(BaseCluster):
         self._set_status(name, "running")
 
     def kill_replica(self, name: str) -> None:
-        c = self._replica_container(name)
-        if c.status == "paused":
-            c.unpause()
-            c.reload()
-        if c.status == "running":
-            c.kill()
-
-            def dead() -> bool:
-                c.reload()
-                return bool(c.status != "running")
-
-            wait_until(dead, 10, f"container {c.name} to stop after docker kill")
+        kill_container(self._replica_container(name))
         self._update_replica(name, pid=None, status="stopped")
 
     def start_replica(self, name: str) -> None:

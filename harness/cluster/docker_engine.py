@@ -105,6 +105,28 @@ def observe_container(c: Any, name: str) -> ReplicaObservation:
 # ---- reaping ---------------------------------------------------------------------------
 
 
+KILL_DEADLINE_S = 10.0
+
+
+def kill_container(c: Any) -> None:
+    """``docker kill`` (SIGKILL; a paused container is unpaused first), then wait until
+    the engine says it no longer runs."""
+    from harness.wait import wait_until
+
+    if c.status == "paused":
+        c.unpause()
+        c.reload()
+    if c.status != "running":
+        return
+    c.kill()
+
+    def dead() -> bool:
+        c.reload()
+        return bool(c.status not in ("running", "paused"))
+
+    wait_until(dead, KILL_DEADLINE_S, f"container {c.name} to stop after docker kill")
+
+
 def _run_filter(run_id: str | None) -> dict[str, str]:
     if run_id:
         return {"label": f"{LABEL_RUN}={run_id}"}

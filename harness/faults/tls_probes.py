@@ -30,6 +30,7 @@ from harness.client.transport import (
 )
 from harness.cluster.base import Cluster
 from harness.faults.probes import CONTROL_TIMEOUT_S, _probe_context
+from harness.lb.haproxy import KMIP_CHECK_REQUEST
 
 KMIP_HEADER = 8  # tag (3), type (1), length (4)
 
@@ -102,20 +103,9 @@ def client_handshake(
 
 
 def _discover_versions(conn: ssl.SSLSocket) -> bytes:
-    """Send a KMIP Discover Versions request; the raw response."""
-    from kmip.core import enums, utils
-    from kmip.core.messages import contents, messages, payloads
-
-    header = messages.RequestHeader(
-        protocol_version=contents.ProtocolVersion(1, 2), batch_count=contents.BatchCount(1)
-    )
-    item = messages.RequestBatchItem(
-        operation=contents.Operation(enums.Operation.DISCOVER_VERSIONS),
-        request_payload=payloads.DiscoverVersionsRequestPayload(),
-    )
-    stream = utils.BytearrayStream()
-    messages.RequestMessage(request_header=header, batch_items=[item]).write(stream)
-    conn.sendall(bytes(stream.buffer))
+    """Send a KMIP 1.2 Discover Versions request (the one balancers' kmip check sends);
+    the raw response."""
+    conn.sendall(KMIP_CHECK_REQUEST)
     head = _read(conn, KMIP_HEADER)
     return head + _read(conn, struct.unpack("!I", head[4:])[0])
 

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from harness.cluster.base import BaseCluster, free_port
-from harness.cluster.docker_engine import observe_container, run_labels
+from harness.cluster.docker_engine import kill_container, observe_container, run_labels
 from harness.cluster.observed import ReplicaObservation
 from harness.cluster.state import BalancerState, ClusterError
 from harness.lb.runner import Balancers
@@ -36,7 +36,6 @@ FRONTEND_PORT = 5696  # the VIP inside the container: KMIP's port
 STATS_PORT = 8404
 BALANCER_MOUNT = "/etc/kmschaos/balancer"  # the balancer's folder, read-only
 CA_MOUNT = "/etc/kmschaos/ca.pem"
-KILL_DEADLINE_S = 10.0
 
 
 class DockerRun(Protocol):
@@ -158,18 +157,7 @@ class DockerBalancers(Balancers):
 
     def kill(self, name: str) -> None:
         """``docker kill`` (SIGKILL), then wait until the engine says it is not running."""
-        c = self._existing(name)
-        if c.status == "paused":
-            c.unpause()
-            c.reload()
-        if c.status == "running":
-            c.kill()
-
-            def dead() -> bool:
-                c.reload()
-                return bool(c.status not in ("running", "paused"))
-
-            wait_until(dead, KILL_DEADLINE_S, f"container {c.name} to stop after docker kill")
+        kill_container(self._existing(name))
         self._update(name, status="stopped")
 
     def pause(self, name: str) -> None:
