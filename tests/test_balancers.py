@@ -273,6 +273,16 @@ def test_pykmip_works_through_a_vip_and_down_leaves_no_haproxy(tmp_path: Path) -
         finally:
             client.close()
         run_id = status["run_id"]
+        # a balancer's faults from the command line; heal --all brings it back
+        for fault, seen in (("lb-stall", "paused"), ("lb-down", "stopped")):
+            r = _kmschaos("inject", fault, "lb-a", "--state-dir", sdir)
+            assert r.returncode == 0 and r.stdout.startswith(f"{fault}-lb-a-"), r.stderr
+            assert r.stderr.startswith("effect seen: lb-a is"), r.stderr
+            status = json.loads(_kmschaos("status", "--json", "--state-dir", sdir).stdout)
+            assert status["balancers"]["lb-a"]["state"] == seen
+            assert _kmschaos("heal", "--all", "--state-dir", sdir).returncode == 0
+            status = json.loads(_kmschaos("status", "--json", "--state-dir", sdir).stdout)
+            assert status["balancers"]["lb-a"]["state"] == "running"
     finally:
         assert _kmschaos("down", "--state-dir", sdir).returncode == 0
     left = registry.labelled_processes(run_id)

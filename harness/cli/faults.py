@@ -175,7 +175,7 @@ def cmd_heal(args: argparse.Namespace) -> int:
 
 def _heal_everything(cluster: Any) -> None:
     """Belt and braces after `heal --all`: no toxic, no disabled link, no frozen or
-    stopped replica, no firewall rule of this run."""
+    stopped replica or load balancer, no firewall rule of this run."""
     from harness import registry
 
     cluster.api.reset()
@@ -186,6 +186,12 @@ def _heal_everything(cluster: Any) -> None:
         else:
             print(f"starting {name} again")
             cluster.start_replica(name)
+    for name in cluster.state.balancers:
+        if cluster.balancers.running(name):
+            cluster.balancers.resume(name)
+        else:
+            print(f"starting load balancer {name} again")
+            cluster.balancers.start(name)
 
 
 def cmd_faults(args: argparse.Namespace) -> int:
