@@ -112,12 +112,19 @@ def test_balancer_container_serves_through_its_vip_pauses_kills_starts_and_is_re
         lb = st.balancers["lb-a"]
         name = cluster.balancers.container_name("lb-a")
 
-        # one HAProxy container, labelled, on its site's network, published on 127.* only
+        # HAProxy in its holder's network namespace; the holder on its site's network,
+        # published on 127.* only; both labelled
         c = engine.containers.get(name)
-        assert c.labels["kmschaos.run"] == run_id and c.labels["kmschaos.role"] == "balancer"
-        assert list(c.attrs["NetworkSettings"]["Networks"]) == [cluster.network_name("site-a")]
+        holder = engine.containers.get(cluster.balancers.holder_name("lb-a"))
+        for each in (c, holder):
+            assert each.labels["kmschaos.run"] == run_id
+            assert each.labels["kmschaos.role"] == "balancer"
+        assert c.attrs["HostConfig"]["NetworkMode"] == f"container:{holder.id}"
+        assert list(holder.attrs["NetworkSettings"]["Networks"]) == [cluster.network_name("site-a")]
         published = [
-            b["HostIp"] for bs in c.attrs["NetworkSettings"]["Ports"].values() for b in bs or []
+            b["HostIp"]
+            for bs in holder.attrs["NetworkSettings"]["Ports"].values()
+            for b in bs or []
         ]
         assert published and all(ip == lb.host for ip in published), published
         assert lb.host.startswith("127.") and lb.stats.startswith(f"{lb.host}:")

@@ -1,10 +1,17 @@
-"""Load balancers on the docker backend: one HAProxy container per balancer, on its
-site's network, next to the Toxiproxy container that every site network shares.
+"""Load balancers on the docker backend: per balancer, a *holder* container on its
+site's network that owns the address and the published ports, and the HAProxy container
+in its network namespace (as a replica is run), next to the Toxiproxy container that
+every site network shares.
 
-    host client ──> S.(200+j):P ──(published)──> toxiproxy:C ──[toxics]──> <lb>-haproxy:5696
-    <lb>-haproxy ──> toxiproxy:C' ──[toxics]──> kms-a:5696        (its servers: its links)
-    harness ──> S.(220+j):Q ──(published)──> <lb>-haproxy:5696    (the VIP, direct)
-    harness ──> S.(220+j):R ──(published)──> <lb>-haproxy:8404    (stats socket)
+    host client ──> S.(200+j):P ──(published)──> toxiproxy:C ──[toxics]──> <lb>-haproxy-net:5696
+    HAProxy ──> toxiproxy:C' ──[toxics]──> kms-a:5696             (its servers: its links)
+    harness ──> S.(220+j):Q ──(published)──> <lb>-haproxy-net:5696    (the VIP, direct)
+    harness ──> S.(220+j):R ──(published)──> <lb>-haproxy-net:8404    (stats socket)
+
+The holder keeps the address up while HAProxy is killed, so a connect to it is refused
+at once and a client's link closes (EOF), as on the local backend; without it the
+address vanished and Toxiproxy's dial hung until the client's timeout (measured: every
+operation through the dead VIP took 3 s, the response timeout at time scale 0.05).
 
 So every path through a balancer crosses two links, as on the local backend, and the
 balancer's links are published on the host too (the harness awaits each). The container
@@ -69,9 +76,12 @@ class DockerBalancers(Balancers):
     def container_name(self, name: str) -> str:
         return self.run.container_name(f"{name}-haproxy")  # the run's name for `name`
 
+    def holder_name(self, name: str) -> str:
+        return self.run.container_name(f"{name}-haproxy-net")
+
     def upstream(self, b: BalancerState) -> str:
-        """Where a client's link to the balancer leads, inside Docker."""
-        return f"{self.container_name(b.name)}:{FRONTEND_PORT}"
+        """Where a client's link to the balancer leads, inside Docker: its holder."""
+        return f"{self.holder_name(b.name)}:{FRONTEND_PORT}"
 
     # ---- the plan ------------------------------------------------------------------
 
@@ -117,17 +127,26 @@ class DockerBalancers(Balancers):
         else:
             folder = StateFolder(Path(self.state.state_dir)).balancer(name)
             stats_host, stats_port = b.stats.rsplit(":", 1)
-            self.run.docker.containers.run(
+            labels = {**run_labels(self.state.run_id, "balancer"), "kmschaos.balancer": name}
+            holder = self.run.docker.containers.run(
                 images.haproxy_image(),
-                ["haproxy", "-db", "-f", f"{BALANCER_MOUNT}/{Path(b.config).name}"],
-                name=self.container_name(name),
+                ["sleep", "infinity"],
+                name=self.holder_name(name),
                 hostname=name,
-                labels={**run_labels(self.state.run_id, "balancer"), "kmschaos.balancer": name},
+                labels=labels,
                 network=self.run.network_name(b.site),
                 ports={
                     f"{FRONTEND_PORT}/tcp": (b.host, b.port),
                     f"{STATS_PORT}/tcp": (stats_host, int(stats_port)),
                 },
+                detach=True,
+            )
+            self.run.docker.containers.run(
+                images.haproxy_image(),
+                ["haproxy", "-db", "-f", f"{BALANCER_MOUNT}/{Path(b.config).name}"],
+                name=self.container_name(name),
+                labels=labels,
+                network_mode=f"container:{holder.id}",
                 volumes={
                     str(folder): {"bind": BALANCER_MOUNT, "mode": "ro"},
                     self.state.tls["ca"]: {"bind": CA_MOUNT, "mode": "ro"},
