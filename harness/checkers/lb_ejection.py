@@ -79,18 +79,16 @@ def _through(attempts: Iterable[Attempt], lb: str, t0: float, t1: float) -> list
 
 
 def judge(
-    w: FaultWindow, lb: BalancerSpec, replica: str, evs: list[Event], topology: Topology
+    w: FaultWindow,
+    lb: BalancerSpec,
+    replica: str,
+    states: list[BalancerEvent],
+    attempts: list[Attempt],
+    topology: Topology,
 ) -> tuple[Status, dict[str, Any], list[str]]:
-    """One (fault, balancer, replica): its status, figures and evidence lines."""
-    mine = sorted(
-        (
-            e
-            for e in evs
-            if isinstance(e, BalancerEvent) and (e.balancer, e.server) == (lb.name, replica)
-        ),
-        key=lambda e: e.t,
-    )
-    attempts = [a for c in completes(evs) for a in c.attempts]
+    """One (fault, balancer, replica): its status, figures and evidence lines, from the
+    history's balancer states (in time order) and every client attempt."""
+    mine = [e for e in states if (e.balancer, e.server) == (lb.name, replica)]
     earliest, latest = eject_bounds(lb, topology)
     label = f"{w.kind} {w.target}: {lb.name} → {replica}"
     fig: dict[str, Any] = {
@@ -210,11 +208,13 @@ def check_lb_ejection(events: History | Iterable[Event], topology: Topology) -> 
     figures: dict[str, Any] = {}
     lines: list[str] = []
     failing: list[str] = []
+    states = sorted((e for e in evs if isinstance(e, BalancerEvent)), key=lambda e: e.t)
+    attempts = [a for c in completes(evs) for a in c.attempts]
     for w in fault_windows(evs):
         for replica in w.replicas:
             for lb_name in topology.balancers_of(replica):
                 lb = topology.load_balancers[lb_name]
-                status, fig, said = judge(w, lb, replica, evs, topology)
+                status, fig, said = judge(w, lb, replica, states, attempts, topology)
                 statuses.append(status)
                 figures[f"{w.fault_id}/{lb_name}/{replica}"] = fig
                 lines += said

@@ -573,7 +573,9 @@ class BaseCluster(ABC):
             self._api = None
 
     def links_into(self, replica: str) -> list[Link]:
-        self._replica(replica)
+        """The client links into a replica, or into a load balancer."""
+        if replica not in self.state.balancers:
+            self._replica(replica)
         return [link for link in self.state.link_objects() if link.replica == replica]
 
     def client_tls(self) -> TlsFiles:

@@ -17,7 +17,7 @@ HAProxy process in state T (docker: its container paused).
 from __future__ import annotations
 
 from harness.faults.base import Fault, FaultError
-from harness.faults.probes import CLOSED, Effect, handshake_through, probe_timeout
+from harness.faults.probes import Effect, stopped_and_closed
 
 
 class BalancerFault(Fault):
@@ -47,15 +47,7 @@ class LbDown(BalancerFault):
 
     def observe(self) -> Effect:
         seen = self.cluster.balancers.observe(self.target)
-        if seen.state != "stopped":
-            return False, f"{self.target} is still {seen.state}: {seen.detail}"
-        links = [lk for lk in self.cluster.state.link_objects() if lk.replica == self.target]
-        if not links:
-            return True, f"{self.target} is stopped ({seen.detail}); no client lists it"
-        through = handshake_through(self.cluster, links[0], probe_timeout(self.cluster))
-        if through.outcome not in CLOSED:
-            return False, f"{self.target} is stopped ({seen.detail}), but {through.words()}"
-        return True, f"{self.target} is stopped ({seen.detail}); {through.words()}"
+        return stopped_and_closed(self.cluster, self.target, seen)
 
     def _inject(self) -> None:
         self.cluster.balancers.kill(self.target)

@@ -18,7 +18,7 @@ from typing import ClassVar
 
 from harness.cluster.base import CAP_RESTART, ReplicaObservation
 from harness.faults.base import Fault
-from harness.faults.probes import CLOSED, Effect, handshake_through, probe_timeout
+from harness.faults.probes import Effect, stopped_and_closed
 
 
 class Kill(Fault):
@@ -40,16 +40,9 @@ class Kill(Fault):
     observe_within_s = 2.0
 
     def observe(self) -> Effect:
-        seen = self.cluster.observe_replica(self.target)
-        if seen.state != "stopped":
-            return False, f"{self.target} is still {seen.state}: {seen.detail}"
-        links = self.cluster.links_into(self.target)
-        if not links:
-            return True, f"{self.target} is stopped ({seen.detail}); no client link to probe"
-        through = handshake_through(self.cluster, links[0], probe_timeout(self.cluster))
-        if through.outcome not in CLOSED:
-            return False, f"{self.target} is stopped ({seen.detail}), but {through.words()}"
-        return True, f"{self.target} is stopped ({seen.detail}); {through.words()}"
+        return stopped_and_closed(
+            self.cluster, self.target, self.cluster.observe_replica(self.target)
+        )
 
     def _inject(self) -> None:
         self.cluster.kill_replica(self.target)

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Literal
 
-from harness.cluster.base import CAP_RESETS, Cluster
+from harness.cluster.base import CAP_RESETS, Cluster, ReplicaObservation
 from harness.links import Link
 from harness.topology import topology_from_dict
 
@@ -296,6 +296,21 @@ def links_cut(cluster: Cluster, links: list[Link]) -> Effect:
     if len(links) == 1:
         return True, first.words()
     return True, f"all {len(links)} cut links refused a TCP connect ({first.words()}, …)"
+
+
+def stopped_and_closed(cluster: Cluster, target: str, seen: ReplicaObservation) -> Effect:
+    """A process that was killed: `seen` (its process or container, just observed) says
+    stopped, and a TLS handshake through a link into `target` is closed (Toxiproxy
+    accepts, then its dial fails: EOF, or a reset when the hello was still unread)."""
+    if seen.state != "stopped":
+        return False, f"{target} is still {seen.state}: {seen.detail}"
+    links = cluster.links_into(target)
+    if not links:
+        return True, f"{target} is stopped ({seen.detail}); no client link to probe"
+    through = handshake_through(cluster, links[0], probe_timeout(cluster))
+    if through.outcome not in CLOSED:
+        return False, f"{target} is stopped ({seen.detail}), but {through.words()}"
+    return True, f"{target} is stopped ({seen.detail}); {through.words()}"
 
 
 def link_silent(cluster: Cluster, link: Link) -> Effect:
