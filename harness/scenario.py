@@ -24,7 +24,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +40,7 @@ from harness.external import RunKeys
 from harness.faults import Fault, make_fault
 from harness.history import Complete, FaultEvent, History, Note
 from harness.lb.watch import BalancerWatch
+from harness.outcome import Outcome
 from harness.store import ScenarioFolder, StateFolder
 from harness.topology import Topology
 from harness.wait import WaitTimeout
@@ -73,39 +73,6 @@ class NoFailover(Exception):
     """The evidence is clear that a client does not fail over: its operations keep
     failing on the faulted replica without trying another, so waiting for it to be served
     elsewhere is pointless."""
-
-
-@dataclass
-class Outcome:
-    """What a scenario measured: the verdicts and their expectations."""
-
-    name: str
-    verdicts: dict[str, Verdict] = field(default_factory=dict)
-    expected: dict[str, str] = field(default_factory=dict)
-    findings: list[str] = field(default_factory=list)
-    figures: dict[str, Any] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "verdicts": {
-                k: {**v.to_dict(), "expected": self.expected.get(k)}
-                for k, v in self.verdicts.items()
-            },
-            "findings": self.findings,
-            "figures": self.figures,
-            "regressions": self.regressions(),
-        }
-
-    def regressions(self) -> list[str]:
-        out = []
-        for name, want in self.expected.items():
-            got = self.verdicts.get(name)
-            if got is None:
-                out.append(f"{name}: expected {want}, but the checker did not run")
-            elif got.status != want:
-                out.append(f"{name}: expected {want}, got {got.status}: {got.summary}")
-        return out
 
 
 class Scenario:
