@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 from docker_ready import docker_engine_or_skip, unavailable
+from test_balancers import BASE
 
 from harness import images
 from harness.cluster.docker_backend import DockerCluster
@@ -26,17 +27,8 @@ from harness.topology import load_topology
 
 pytestmark = [pytest.mark.integration, pytest.mark.docker]
 
-TOPOLOGY = """\
-name: lb-on-docker
-sites:
-  site-a: {replicas: [kms-a, kms-b, kms-c]}
-  site-b: {replicas: [kms-d]}
-load_balancers:
-  lb-a: {site: site-a, replicas: [kms-a, kms-b, kms-c], check: kmip, interval_ms: 2000, fall: 3}
-clients:
-  vc-a: {site: site-a, order: [lb-a, kms-d]}
-time_scale: 0.05
-"""
+# the topology of tests/test_balancers.py: three replicas behind a kmip-checked lb-a
+TOPOLOGY = BASE
 
 
 @pytest.fixture(scope="module")
