@@ -173,6 +173,12 @@ class StateFolder:
         return self.root / "toxiproxy.log"
 
     @property
+    def spawner(self) -> Path:
+        """The replica spawner's folder (`harness.replica.spawner`): its working folder
+        (a clock without offset) and its log."""
+        return self.root / "spawner"
+
+    @property
     def ledger(self) -> Path:
         return self.root / LEDGER
 

@@ -21,8 +21,8 @@ import contextlib
 import os
 import signal
 import subprocess
-import sys
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
 
 from harness import registry
@@ -33,8 +33,9 @@ from harness.cluster.base import (
     StoreWitness,
     free_port,
 )
-from harness.cluster.controls import ReplicaControls, faketime_env, faketime_library
+from harness.cluster.controls import ReplicaControls, faketime_library
 from harness.cluster.docker_replica import kmip_versions_args
+from harness.cluster.local_spawn import ReplicaLauncher
 from harness.cluster.state import (
     CAP_CLOCK,
     CAP_FIREWALL,
@@ -52,6 +53,7 @@ from harness.lb.local import LocalBalancers
 from harness.lb.runner import Balancers
 from harness.links import Link, start_toxiproxy
 from harness.replica.peers import write_peers
+from harness.replica.spawner import is_replica_process
 from harness.store import ReplicaFolder, StateFolder
 from harness.toolchain import find_toxiproxy_server, firewall_capability
 from harness.wait import WaitTimeout, tail, wait_until
@@ -75,6 +77,7 @@ class LocalCluster(BaseCluster):
     def __init__(self, state: ClusterState) -> None:
         super().__init__(state)
         self._procs: dict[str, subprocess.Popen[bytes]] = {}
+        self.launcher = ReplicaLauncher(state)
         caps = {CAP_LINKS, CAP_SIGNALS, CAP_RESTART, CAP_RESETS, CAP_TLS}
         if faketime_library():
             caps.add(CAP_CLOCK)
@@ -103,6 +106,9 @@ class LocalCluster(BaseCluster):
         for name in external:
             self.await_direct(name)
 
+        if own:
+            self.launcher.start_spawner()  # imports while Toxiproxy starts
+            self._save()
         api_host = f"{st.subnet}.254"
         api_port = free_port([api_host])
         proc = start_toxiproxy(
@@ -117,6 +123,8 @@ class LocalCluster(BaseCluster):
         st.toxiproxy_pid_start = registry.process_start_time(proc.pid)
         self._save()
 
+        if own:
+            self.launcher.await_spawner()
         for name in own:
             self._spawn(name)
         self._save()
@@ -187,6 +195,7 @@ class LocalCluster(BaseCluster):
         # SQLite survives SIGKILL: replicas get SIGKILL at once, Toxiproxy a SIGTERM.
         registry.kill_pids([r.pid for r in st.replicas.values() if r.pid], grace_s=0)
         registry.kill_pids([b.pid for b in st.balancers.values() if b.pid], grace_s=0)
+        self.launcher.stop_spawner()
         if st.toxiproxy_pid:
             registry.kill_pids([st.toxiproxy_pid])
         registry.reap_run(st.run_id)
@@ -205,6 +214,8 @@ class LocalCluster(BaseCluster):
         st = self.state
         if st.toxiproxy_pid and registry.process_alive(st.toxiproxy_pid, st.toxiproxy_pid_start):
             return True
+        if self.launcher.running():
+            return True
         procs: list[ReplicaState | BalancerState] = [*st.replicas.values(), *st.balancers.values()]
         return any(p.pid and registry.process_alive(p.pid, p.pid_start) for p in procs)
 
@@ -218,62 +229,48 @@ class LocalCluster(BaseCluster):
         port_file = data.port_file
         with contextlib.suppress(FileNotFoundError):
             port_file.unlink()
-        log = data.stdout_log.open("ab")
-        env = registry.labelled_python_env(st.run_id)
-        env["PYTHONWARNINGS"] = "ignore"
         controls = ReplicaControls(rs)
-        controls.seed()
-        faketime = faketime_library()
-        if faketime:
-            env.update(faketime_env(faketime, str(controls.dir)))
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "harness.replica",
-                "--name",
-                name,
-                "--host",
-                rs.host,
-                "--port",
-                str(rs.port),
-                "--port-file",
-                str(port_file),
-                "--data-dir",
-                str(data.root),
-                "--cert",
-                rs.cert,
-                "--key",
-                rs.key,
-                "--ca",
-                st.tls["ca"],
-                "--index",
-                str(rs.index),
-                "--replication",
-                str(st.replication.get("profile", "none")),
-                "--interval-ms",
-                str(st.replication.get("interval_ms", 250)),
-                "--repl-port",
-                str(rs.repl_port),
-                "--primary",
-                str(st.replication.get("primary", "")),
-                "--replicas",
-                str(len(st.replicas)),
-                "--control-dir",
-                str(controls.dir),
-                *kmip_versions_args(st.topology, name),
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            env=env,
-            start_new_session=True,
-        )
-        log.close()
-        rs.pid = proc.pid
-        rs.pid_start = registry.process_start_time(proc.pid)
+        argv = [
+            "--name",
+            name,
+            "--host",
+            rs.host,
+            "--port",
+            str(rs.port),
+            "--port-file",
+            str(port_file),
+            "--data-dir",
+            str(data.root),
+            "--cert",
+            rs.cert,
+            "--key",
+            rs.key,
+            "--ca",
+            st.tls["ca"],
+            "--index",
+            str(rs.index),
+            "--replication",
+            str(st.replication.get("profile", "none")),
+            "--interval-ms",
+            str(st.replication.get("interval_ms", 250)),
+            "--repl-port",
+            str(rs.repl_port),
+            "--primary",
+            str(st.replication.get("primary", "")),
+            "--replicas",
+            str(len(st.replicas)),
+            "--control-dir",
+            str(controls.dir),
+            *kmip_versions_args(st.topology, name),
+        ]
+        pid, proc = self.launcher.launch(rs, argv)
+        rs.pid = pid
+        rs.pid_start = registry.process_start_time(pid)
         rs.status = "starting"
-        self._procs[name] = proc
+        if proc is not None:
+            self._procs[name] = proc
+        else:
+            self._procs.pop(name, None)
 
     def _logs(self, name: str) -> list[Path]:
         data = ReplicaFolder(Path(self.state.replicas[name].data_dir))
@@ -379,10 +376,11 @@ class LocalCluster(BaseCluster):
 
     def _replica_processes(self, name: str) -> dict[int, tuple[str, int]]:
         """pid -> (state letter, start time) of every live process of the replica, found
-        in the process table — the processes whose command line runs the replica program
-        on this replica's data folder, and every member of their process groups —
+        in the process table — the replica program on this replica's data folder (by its
+        command line, or forked by the spawner and working in its folder), and every
+        member of their process groups —
         not from what the state recorded. Zombies are dead and left out."""
-        data_dir = self._replica(name).data_dir
+        data_dir = os.path.realpath(self._replica(name).data_dir)
         leaders: set[int] = set()
         procs: dict[int, tuple[str, int, int]] = {}  # pid -> (state, pgrp, start)
         for d in Path("/proc").iterdir():
@@ -398,7 +396,7 @@ class LocalCluster(BaseCluster):
                 continue
             pid = int(d.name)
             procs[pid] = (fields[0], int(fields[2]), int(fields[19]))
-            if b"harness.replica" in args and data_dir.encode() in args:
+            if is_replica_process(args, partial(os.readlink, d / "cwd"), data_dir):
                 leaders.add(int(fields[2]))
         return {
             pid: (state, start) for pid, (state, pgrp, start) in procs.items() if pgrp in leaders

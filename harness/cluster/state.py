@@ -95,6 +95,8 @@ class ClusterState:
     toxiproxy_api: str = ""
     toxiproxy_pid: int | None = None
     toxiproxy_pid_start: int | None = None
+    spawner_pid: int | None = None  # the replica spawner (local backend)
+    spawner_pid_start: int | None = None
     replicas: dict[str, ReplicaState] = field(default_factory=dict)
     clients: dict[str, ClientState] = field(default_factory=dict)
     links: list[dict[str, str]] = field(default_factory=list)

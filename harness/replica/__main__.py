@@ -16,9 +16,10 @@ timeout, which only paces its serve loop.
 PyKMIP's server speaks, 1.0–2.0); a request in another is refused as PyKMIP refuses an
 unknown version (`versions`).
 
-PyKMIP's server starts helper processes (a multiprocessing manager, a policy
-monitor); the harness starts every replica in its own session and signals the whole
-process group, so a kill, a SIGSTOP and a teardown reach all of them.
+PyKMIP's server would start helper processes (a multiprocessing manager, a policy
+monitor); here its policies live in its own process (`inprocess`), so a replica is one
+process. The harness still starts every replica in its own session and signals the
+whole process group, so a kill, a SIGSTOP and a teardown reach anything it starts.
 """
 
 from __future__ import annotations
@@ -83,9 +84,10 @@ def main(argv: list[str] | None = None) -> int:
 
     from kmip.services.server import KmipServer
 
-    from harness.replica import control
+    from harness.replica import control, inprocess
 
     control.patch_sleep()
+    inprocess.install()
 
     if args.replication != "none":
         from harness.replica.store import install_id_hook
