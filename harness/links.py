@@ -51,10 +51,12 @@ class ToxiproxyAPI:
         self._session = requests.Session()
         self._session.headers["User-Agent"] = "kmschaos"
 
-    def _call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+    def _call(
+        self, method: str, path: str, body: Any = None, timeout_s: float | None = None
+    ) -> Any:
         url = f"{self.base}{path}"
         try:
-            r = self._session.request(method, url, json=body, timeout=self.timeout_s)
+            r = self._session.request(method, url, json=body, timeout=timeout_s or self.timeout_s)
         except requests.RequestException as e:
             raise ToxiproxyError(f"Toxiproxy API {method} {url} failed: {e}") from e
         if r.status_code >= 300:
@@ -77,6 +79,18 @@ class ToxiproxyAPI:
             "/proxies",
             {"name": name, "listen": listen, "upstream": upstream, "enabled": enabled},
         )
+
+    def populate(self, links: Sequence[Link]) -> None:
+        """Create (or replace) the proxies of `links` in one call (Toxiproxy's
+        ``/populate``): a 40-replica cluster has 1,760 of them."""
+        if not links:
+            return
+        body = [
+            {"name": lk.name, "listen": lk.listen, "upstream": lk.upstream, "enabled": True}
+            for lk in links
+        ]
+        # each proxy starts listening before the call returns: about 2 ms each when busy
+        self._call("POST", "/populate", body, timeout_s=self.timeout_s + 0.01 * len(links))
 
     def set_enabled(self, name: str, enabled: bool) -> None:
         self._call("POST", f"/proxies/{name}", {"enabled": enabled})

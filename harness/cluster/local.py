@@ -135,14 +135,13 @@ class LocalCluster(BaseCluster):
         if st.replication.get("profile", "none") != "none":
             self._create_replication_links(names)
         for lb_links in self._plan_balancer_links(_upstream).values():
-            for link in lb_links:
-                self._open_link(link, st.links)
+            self._open_links(lb_links, st.links)
         self._save()
         self.balancers.start_all()
 
-        for plan in self._plan_clients(_upstream):
-            for link in plan.links:
-                self._open_link(link, st.links)
+        plans = self._plan_clients(_upstream)
+        self._open_links([link for plan in plans for link in plan.links], st.links)
+        for plan in plans:
             st.clients[plan.state.name] = plan.state
         self._save()
         # every link answers a real KMIP round trip
@@ -152,32 +151,39 @@ class LocalCluster(BaseCluster):
         self._save()
         return self
 
-    def _open_link(self, link: Link, into: list[dict[str, str]]) -> None:
-        """Create the link's Toxiproxy proxy and record it in the state."""
-        self.api.create_proxy(link.name, link.listen, link.upstream)
-        self._record_link(link, into)
+    def _open_links(self, links: list[Link], into: list[dict[str, str]]) -> None:
+        """Create the links' Toxiproxy proxies (one API call) and record them."""
+        self.api.populate(links)
+        for link in links:
+            self._record_link(link, into)
 
     def _create_replication_links(self, names: list[str]) -> None:
         """One Toxiproxy link per replica pair and direction; each replica's agent finds
         its peers (through those links) in its ``peers.json``."""
         st = self.state
         host = f"{st.subnet}.253"
+        links: list[Link] = []
+        peers: dict[str, dict[str, str]] = {src: {} for src in names}
+        ports: set[int] = set()  # chosen, not bound until the proxies are created
         for src in names:
-            peers = {}
             for dst in names:
                 if src == dst:
                     continue
                 d = st.replicas[dst]
+                port = free_port([host], ports)
+                ports.add(port)
                 link = Link(
                     name=f"{src}=>{dst}",
                     client=src,
                     replica=dst,
-                    listen=f"{host}:{free_port([host])}",
+                    listen=f"{host}:{port}",
                     upstream=f"{d.host}:{d.repl_port}",
                 )
-                self._open_link(link, st.replication_links)
-                peers[dst] = link.listen
-            write_peers(Path(st.replicas[src].data_dir), src, peers)
+                links.append(link)
+                peers[src][dst] = link.listen
+        self._open_links(links, st.replication_links)
+        for src, addresses in peers.items():
+            write_peers(Path(st.replicas[src].data_dir), src, addresses)
         self._save()
 
     def stop(self) -> None:
