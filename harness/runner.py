@@ -23,7 +23,7 @@ from harness.checkers import CHECKERS, brief
 from harness.live import LiveStatus
 from harness.report.page import short_name
 from harness.store import ReportFolder
-from harness.toolchain import repo_root
+from harness.toolchain import repo_root, source_commit
 
 
 class Progress:
@@ -184,7 +184,9 @@ def write_summary(
 ) -> dict[str, Any]:
     """``summary.json`` and the merged ``history.jsonl`` from the scenarios' folders. The
     run's `time_scale` is the override, else the one every scenario ran at (None when
-    they differ; each row has its own)."""
+    they differ; each row has its own); `started` (seconds since the epoch) and `commit`
+    (`source_commit`, None outside a git checkout) place the run among others
+    (`kmschaos trend`)."""
     folder = ReportFolder(report_dir)
     rows = []
     with folder.history.open("w", encoding="utf-8") as merged:
@@ -218,6 +220,7 @@ def write_summary(
     scales = {row["time_scale"] for row in rows if row["time_scale"] is not None}
     summary = {
         "started": time.time() - elapsed,
+        "commit": source_commit(),
         "duration_s": round(elapsed, 2),
         "time_scale": time_scale if time_scale is not None else _only(scales),
         "backend": backend,

@@ -29,6 +29,23 @@ def repo_root() -> Path:
     return Path(__file__).resolve().parent.parent
 
 
+def source_commit() -> str | None:
+    """The commit the harness runs from (``git describe --always --dirty``: a short hash,
+    ``-dirty`` when the work tree has changes); None outside a git checkout."""
+    try:
+        r = subprocess.run(
+            ["git", "-C", str(repo_root()), "describe", "--always", "--dirty", "--abbrev=12"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if r.returncode != 0:
+        return None
+    return r.stdout.strip() or None
+
+
 def tools_dir() -> Path:
     return Path(os.environ.get("KMSCHAOS_TOOLS") or repo_root() / ".tools" / "bin")
 

@@ -12,6 +12,7 @@
     kmschaos audit              what every replica holds and who answered, after an incident
     kmschaos probe [HOST[:PORT] ...]   certificates, TLS, KMIP versions, clock of KMIP servers
     kmschaos schema topology|rehearsal [-o FILE]   JSON Schema of a file format (editors)
+    kmschaos trend RUN_DIR... [--fail-on-drift]   figures over several runs, drift flagged
 
     kmschaos matrix | report | images | compose   see each one's --help
 
@@ -31,7 +32,7 @@ import sys
 from typing import Any
 
 from harness import options
-from harness.cli import audit, catalogue, cluster, faults, lb, probe
+from harness.cli import audit, catalogue, cluster, faults, lb, probe, trend
 from harness.cli.common import EXIT_FAIL, EXIT_OK, EXIT_USAGE, UserError, print_err
 from harness.cli.faults import _fault_params, add_fault_arguments, join_signed_values
 
@@ -60,6 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_compose_parser(sub)
     audit.add_parsers(sub)
     probe.add_parsers(sub)
+    trend.add_parsers(sub)
     return ap
 
 
