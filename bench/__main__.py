@@ -1,6 +1,8 @@
-"""kmschaos benchmarks: sections 1–4 on local clusters, section 5 on docker.
+"""kmschaos benchmarks: sections 1–4 on local clusters, 5 on docker, 6 the catalogue.
 
-    .venv/bin/python -m bench [--quick] [--docker-cold | --no-docker]
+    .venv/bin/python -m bench [--quick] [--docker-cold | --no-docker] [--no-catalogue]
+    .venv/bin/python -m bench --only catalogue
+    .venv/bin/python -m bench --only proxy [--quick]
 
 Writes ``bench/results/latest.json`` and ``bench/results/latest.md`` and prints the
 table. Every figure is reported with its target and the ratio against it; see
@@ -20,14 +22,16 @@ from pathlib import Path
 from typing import Any
 
 from bench import TOPOLOGIES
+from bench.catalogue import bench_catalogue
 from bench.clusters import running_cluster
 from bench.docker_backend import bench_docker
 from bench.failover import bench_failover
 from bench.figures import Figure, markdown
 from bench.machine import load_and_runs, machine_facts
 from bench.profiles import FULL, QUICK, Profile
-from bench.proxy import bench_proxy, bench_raw_rtt
+from bench.proxy import bench_local_proxy
 from bench.replication import ASYNC_TOPOLOGY, bench_replication
+from bench.scale import bench_scale
 from bench.startup import bench_startup
 from harness.cluster.docker_backend import unavailable_reason
 from harness.cluster.local import LocalCluster
@@ -98,9 +102,27 @@ def main(argv: list[str] | None = None) -> int:
         "KMSCHAOS_CACHE, no layer cache; about a minute)",
     )
     ap.add_argument("--no-docker", action="store_true", help="skip the docker section")
+    ap.add_argument(
+        "--no-catalogue",
+        action="store_true",
+        help="skip section 6, the scenario catalogue with -n 1 and -n 2 (about 12 minutes; "
+        "--quick skips it too)",
+    )
+    ap.add_argument(
+        "--only",
+        choices=("catalogue", "proxy", "scale"),
+        help="run only this section (proxy: section 1, with --quick's profile if given); "
+        "results in <section>.json and <section>.md (latest.* are kept)",
+    )
     args = ap.parse_args(argv)
     prof = QUICK if args.quick else FULL
     signal.signal(signal.SIGTERM, _sigterm)
+    if args.only == "catalogue":
+        return only_catalogue(args.out)
+    if args.only == "proxy":
+        return only_proxy(args.out, prof)
+    if args.only == "scale":
+        return only_scale(args.out, prof)
 
     t_start = time.perf_counter()
     doc: dict[str, Any] = {
@@ -114,14 +136,14 @@ def main(argv: list[str] | None = None) -> int:
     startup_figs, doc["startup"] = bench_startup(prof)
     topo = load_topology(TOPOLOGIES / "one-site.yaml").with_time_scale(prof.time_scale)
     with running_cluster(LocalCluster, topo) as (cluster, conf):
-        fig, doc["proxy"] = bench_proxy(cluster, topo, prof, conf)
-        figures += fig
-        fig, doc["proxy"]["raw_tcp_echo"] = bench_raw_rtt(cluster, prof)
+        fig, doc["proxy"] = bench_local_proxy(cluster, topo, prof, conf)
         figures += fig
         fig, doc["failover"] = bench_failover(cluster, topo, prof, conf)
         figures += fig
     figures += startup_figs
     fig, doc["replication"] = bench_replication(prof)
+    figures += fig
+    fig, doc["scale"] = bench_scale(prof)
     figures += fig
 
     docker_error = None
@@ -136,6 +158,12 @@ def main(argv: list[str] | None = None) -> int:
             docker_error = f"{type(e).__name__}: {e}"
             doc["docker"]["error"] = docker_error
 
+    if prof.catalogue and not args.no_catalogue:
+        fig, doc["catalogue"] = bench_catalogue()
+        figures += fig
+    else:
+        doc["catalogue"] = {"skipped": "--no-catalogue" if args.no_catalogue else "--quick"}
+
     doc["noise_after"] = load_and_runs()
     doc["elapsed_s"] = time.perf_counter() - t_start
     doc["figures"] = [f.to_dict() for f in figures]
@@ -147,6 +175,9 @@ def main(argv: list[str] | None = None) -> int:
     doc["targets_missed"] = missed
 
     lines = header(doc, prof, topo.response_timeout, args.docker_cold, skipped, docker_error)
+    for what in ("skipped", "error"):
+        if what in doc["catalogue"]:
+            lines.append(f"\n**Catalogue section (6) {what}:** {doc['catalogue'][what]}")
     table = markdown(figures, lines)
     if missed:
         table += "\nTargets missed: " + "; ".join(missed) + "\n"
@@ -154,7 +185,105 @@ def main(argv: list[str] | None = None) -> int:
     (args.out / "latest.json").write_text(json.dumps(doc, indent=2) + "\n")
     (args.out / "latest.md").write_text(table)
     print(table)
-    return 1 if docker_error is not None else 0
+    return 1 if docker_error is not None or "error" in doc["catalogue"] else 0
+
+
+def only_catalogue(out: Path) -> int:
+    """`--only catalogue`: section 6 alone, into catalogue.json and catalogue.md."""
+    t_start = time.perf_counter()
+    doc: dict[str, Any] = {
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "machine": machine_facts(),
+        "noise_before": load_and_runs(),
+    }
+    figures, doc["catalogue"] = bench_catalogue()
+    doc["noise_after"] = load_and_runs()
+    doc["elapsed_s"] = time.perf_counter() - t_start
+    doc["figures"] = [f.to_dict() for f in figures]
+    doc["targets_missed"] = [f"{f.section}: {f.name}" for f in figures if f.met is False]
+    m = doc["machine"]
+    lines = [
+        "# kmschaos benchmarks (catalogue only)",
+        "",
+        f"{doc['started']}, commit {m.get('git_commit', '?')}, {m['cpu_count']} CPUs "
+        f"({m.get('cpu_model', '?')}), Python {m['python']}; load average before/after "
+        f"{doc['noise_before']['loadavg'][0]:.2f}/{doc['noise_after']['loadavg'][0]:.2f}; "
+        f"run took {doc['elapsed_s']:.0f} s.",
+    ]
+    if "error" in doc["catalogue"]:
+        lines.append(f"\n**Catalogue section failed:** {doc['catalogue']['error']}")
+    table = markdown(figures, lines)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "catalogue.json").write_text(json.dumps(doc, indent=2) + "\n")
+    (out / "catalogue.md").write_text(table)
+    print(table)
+    return 1 if "error" in doc["catalogue"] else 0
+
+
+def only_proxy(out: Path, prof: Profile) -> int:
+    """`--only proxy`: section 1 alone, on its own one-site cluster, into proxy.json and
+    proxy.md."""
+    t_start = time.perf_counter()
+    doc: dict[str, Any] = {
+        "profile": asdict(prof),
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "machine": machine_facts(),
+        "noise_before": load_and_runs(),
+    }
+    topo = load_topology(TOPOLOGIES / "one-site.yaml").with_time_scale(prof.time_scale)
+    with running_cluster(LocalCluster, topo) as (cluster, conf):
+        figures, doc["proxy"] = bench_local_proxy(cluster, topo, prof, conf)
+    doc["noise_after"] = load_and_runs()
+    doc["elapsed_s"] = time.perf_counter() - t_start
+    doc["figures"] = [f.to_dict() for f in figures]
+    doc["targets_missed"] = [f"{f.section}: {f.name}" for f in figures if f.met is False]
+    m = doc["machine"]
+    lines = [
+        f"# kmschaos benchmarks (proxy only, {prof.name})",
+        "",
+        f"{doc['started']}, commit {m.get('git_commit', '?')}, {m['cpu_count']} CPUs "
+        f"({m.get('cpu_model', '?')}), Python {m['python']}, "
+        f"Toxiproxy {m['toxiproxy']['version']}; load average before/after "
+        f"{doc['noise_before']['loadavg'][0]:.2f}/{doc['noise_after']['loadavg'][0]:.2f}; "
+        f"run took {doc['elapsed_s']:.0f} s.",
+    ]
+    table = markdown(figures, lines)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "proxy.json").write_text(json.dumps(doc, indent=2) + "\n")
+    (out / "proxy.md").write_text(table)
+    print(table)
+    return 0
+
+
+def only_scale(out: Path, prof: Profile) -> int:
+    """`--only scale`: section 7 alone (6, 20, 40 replicas), into scale.json / scale.md."""
+    t_start = time.perf_counter()
+    doc: dict[str, Any] = {
+        "profile": asdict(prof),
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "machine": machine_facts(),
+        "noise_before": load_and_runs(),
+    }
+    figures, doc["scale"] = bench_scale(prof)
+    doc["noise_after"] = load_and_runs()
+    doc["elapsed_s"] = time.perf_counter() - t_start
+    doc["figures"] = [f.to_dict() for f in figures]
+    doc["targets_missed"] = [f"{f.section}: {f.name}" for f in figures if f.met is False]
+    m = doc["machine"]
+    lines = [
+        f"# kmschaos benchmarks (scale only, {prof.name})",
+        "",
+        f"{doc['started']}, commit {m.get('git_commit', '?')}, {m['cpu_count']} CPUs "
+        f"({m.get('cpu_model', '?')}), Python {m['python']}; time scale {prof.time_scale}; "
+        f"load average before/after {doc['noise_before']['loadavg'][0]:.2f}/"
+        f"{doc['noise_after']['loadavg'][0]:.2f}; run took {doc['elapsed_s']:.0f} s.",
+    ]
+    table = markdown(figures, lines)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "scale.json").write_text(json.dumps(doc, indent=2) + "\n")
+    (out / "scale.md").write_text(table)
+    print(table)
+    return 0
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ import importlib.metadata
 import os
 import platform
 import subprocess
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +60,9 @@ def load_and_runs() -> dict[str, Any]:
     return {"loadavg": list(os.getloadavg()), "other_kmschaos_runs": others}
 
 
+SPAWNER = "spawner"  # the replica spawner's entry in a `memory_snapshot`
+
+
 def _proc_table() -> dict[int, tuple[int, int]]:
     """pid -> (ppid, pgid) of every process."""
     out = {}
@@ -80,6 +84,22 @@ def _group(root: int, table: dict[int, tuple[int, int]]) -> set[int]:
         members |= grown
         changed = bool(grown)
     return {p for p in members if p in table}
+
+
+def process_tree(root: int) -> set[int]:
+    """`root`, its process group and all their descendants, as they are now."""
+    return _group(root, _proc_table())
+
+
+def cpu_seconds(pids: Iterable[int]) -> float:
+    """User + system CPU time `pids` have used so far, their ended threads included
+    (/proc's stat: clock-tick resolution, so measure over many operations)."""
+    ticks = 0
+    for pid in pids:
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            ticks += int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def _status_kb(pid: int, field: str) -> int:
@@ -107,11 +127,15 @@ def memory_snapshot(cluster: LocalCluster) -> dict[str, Any]:
     st = cluster.state
     roots = {name: rs.pid for name, rs in st.replicas.items()}
     roots["toxiproxy"] = st.toxiproxy_pid
+    if st.spawner_pid:
+        roots[SPAWNER] = st.spawner_pid
     out: dict[str, Any] = {}
     for name, pid in roots.items():
         if not pid:
             raise BenchError(f"{name} has no pid in a ready cluster")
         pids = _group(pid, table)
+        if name == SPAWNER:
+            pids = {pid}  # its children are the replicas, counted on their own
         out[name] = {
             "processes": len(pids),
             "rss_mb": sum(_status_kb(p, "VmRSS") for p in pids) / 1024,
@@ -123,5 +147,15 @@ def memory_snapshot(cluster: LocalCluster) -> dict[str, Any]:
 
 
 def replica_memory(snapshot: dict[str, Any]) -> list[dict[str, Any]]:
-    """The replicas' entries of a `memory_snapshot` (every one but Toxiproxy's)."""
-    return [m for name, m in snapshot.items() if name != "toxiproxy"]
+    """The replicas' entries of a `memory_snapshot` (every one but Toxiproxy's and the
+    spawner's)."""
+    return [m for name, m in snapshot.items() if name not in ("toxiproxy", SPAWNER)]
+
+
+def replica_pss(snapshot: dict[str, Any]) -> list[float]:
+    """Each replica's PSS (MB) with its share of the spawner's (the pages they share
+    are counted in both, each process's part of them in its own PSS; the spawner's own
+    part is split evenly among the replicas it forked)."""
+    replicas = replica_memory(snapshot)
+    share = snapshot.get(SPAWNER, {}).get("pss_mb", 0.0) / max(1, len(replicas))
+    return [m["pss_mb"] + share for m in replicas]

@@ -23,8 +23,15 @@ from typing import Any
 
 from bench import REPO, BenchError
 from bench.clusters import direct_endpoint, running_cluster
-from bench.figures import RSS_PER_REPLICA_TARGET_MB, Figure, ms, pct, rss_total_target_mb
-from bench.machine import memory_snapshot, replica_memory
+from bench.figures import (
+    PSS_1000_KEYS_TARGET_MB,
+    RSS_PER_REPLICA_TARGET_MB,
+    Figure,
+    ms,
+    pct,
+    rss_total_target_mb,
+)
+from bench.machine import memory_snapshot, replica_memory, replica_pss
 from bench.profiles import Profile
 from bench.startup import startup_case
 from bench.writes import Visibility, creates_summary, locate_all, paced_creates
@@ -300,6 +307,9 @@ def bench_partition(
                len(acked), ">=", "listed by Locate without maximum_items"),
         Figure(sec, f"RSS per replica (max) with {len(acked)} keys", max(replica_rss), "MB",
                RSS_PER_REPLICA_TARGET_MB, "<=", "after the audit"),
+        Figure(sec, f"PSS per replica (max) with {len(acked)} keys",
+               max(replica_pss(mem)), "MB", PSS_1000_KEYS_TARGET_MB, "<=",
+               "after the audit; with its share of the spawner"),
         Figure(sec, "peak RSS per replica (max)", max(replica_hwm), "MB",
                RSS_PER_REPLICA_TARGET_MB, "<=", "VmHWM summed over its processes"),
         Figure(sec, f"RSS total with {len(acked)} keys", total_rss, "MB",

@@ -16,6 +16,7 @@ from typing import Any
 from bench import REPO, TOPOLOGIES, BenchError
 from bench.clusters import scratch
 from bench.figures import (
+    PSS_PER_REPLICA_TARGET_MB,
     RSS_PER_REPLICA_TARGET_MB,
     RSS_TOXIPROXY_TARGET_MB,
     STARTUP_TARGETS_S,
@@ -23,7 +24,7 @@ from bench.figures import (
     Figure,
     rss_total_target_mb,
 )
-from bench.machine import memory_snapshot, replica_memory
+from bench.machine import memory_snapshot, replica_memory, replica_pss
 from bench.profiles import Profile
 from harness import registry
 from harness.cluster.local import LocalCluster
@@ -90,7 +91,10 @@ def startup_case(
         Figure(sec, "stop", statistics.median(stops), "s", STOP_TARGET_S, "<=", runs_note),
         Figure(sec, "RSS per replica (max)", max(replica_rss), "MB",
                RSS_PER_REPLICA_TARGET_MB, "<=",
-               f"{procs} processes each"),
+               f"{procs} process(es) each; pages shared with the spawner counted in full"),
+        Figure(sec, "PSS per replica (max)", max(replica_pss(peak)), "MB",
+               PSS_PER_REPLICA_TARGET_MB, "<=",
+               "its own + its share of the spawner that forked it"),
         Figure(sec, "RSS Toxiproxy", peak["toxiproxy"]["rss_mb"], "MB",
                RSS_TOXIPROXY_TARGET_MB, "<="),
         Figure(sec, "RSS total", max(totals), "MB", rss_total_target_mb(n), "<=",

@@ -199,9 +199,10 @@ class LocalCluster(BaseCluster):
         st = self.state
         # PyKMIP's server only notices SIGTERM when its accept() times out (10 s), and
         # SQLite survives SIGKILL: replicas get SIGKILL at once, Toxiproxy a SIGTERM.
-        registry.kill_pids([r.pid for r in st.replicas.values() if r.pid], grace_s=0)
+        replicas = [r.pid for r in st.replicas.values() if r.pid]
+        registry.kill_pids(replicas, grace_s=0)
         registry.kill_pids([b.pid for b in st.balancers.values() if b.pid], grace_s=0)
-        self.launcher.stop_spawner()
+        self.launcher.stop_spawner(replicas)
         if st.toxiproxy_pid:
             registry.kill_pids([st.toxiproxy_pid])
         registry.reap_run(st.run_id)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 from harness import registry
@@ -24,6 +25,7 @@ from harness.store import ReplicaFolder, StateFolder
 from harness.wait import WaitTimeout, tail, wait_until
 
 SPAWNER_READY_S = 30.0  # the imports take about 0.7 s on an idle machine
+REAP_WITHIN_S = 5.0  # a SIGKILLed replica is gone in milliseconds
 
 
 def _python_env(run_id: str) -> dict[str, str]:
@@ -93,8 +95,18 @@ class ReplicaLauncher:
         self.start_spawner()
         self.await_spawner()
 
-    def stop_spawner(self) -> None:
+    def stop_spawner(self, children: Sequence[int] = ()) -> None:
+        """Kill the spawner; first let it reap `children` (killed already): a child
+        that outlives it is reparented to PID 1, which in some containers never reaps."""
         st = self.state
+        if st.spawner_pid and children and self.running():
+            with contextlib.suppress(WaitTimeout):
+                wait_until(
+                    lambda: not any(Path(f"/proc/{pid}").exists() for pid in children),
+                    REAP_WITHIN_S,
+                    "the spawner to reap the killed replicas",
+                    poll_s=0.01,
+                )
         if st.spawner_pid:
             registry.kill_pids([st.spawner_pid], grace_s=0)
         if self._proc is not None:
