@@ -46,9 +46,14 @@ class Progress:
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         nodeid = report.nodeid
         r = self.results.setdefault(
-            nodeid, {"outcome": "interrupted", "duration": 0.0, "longrepr": ""}
+            nodeid, {"outcome": "interrupted", "duration": 0.0, "longrepr": "", "phases": {}}
         )
         r["duration"] += report.duration
+        # when and where it ran: the bench's catalogue section reads where the time went
+        r["phases"][report.when] = round(report.duration, 3)
+        r.setdefault("start", report.start)
+        r["stop"] = report.stop
+        r["worker"] = getattr(report, "worker_id", None)  # xdist's gwN; None with -n 1
         if report.when == "call" and report.passed and r["outcome"] == "interrupted":
             r["outcome"] = "passed"
         if report.failed:
@@ -209,6 +214,10 @@ def write_summary(
                     "id": nodeid,
                     "outcome": r["outcome"],
                     "duration_s": round(r["duration"], 3),
+                    "phases_s": r.get("phases", {}),  # setup (cluster start), call, teardown
+                    "start": r.get("start"),  # epoch seconds, first phase began
+                    "stop": r.get("stop"),  # epoch seconds, last phase ended
+                    "worker": r.get("worker"),
                     "detail": r["longrepr"] if r["outcome"] != "passed" else "",
                     "verdicts": outcome.get("verdicts", {}),
                     "findings": outcome.get("findings", []),

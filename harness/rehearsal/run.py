@@ -183,6 +183,9 @@ class RehearsalRun:
             "expectations": [],
             "schedule": {},
             "runs": [],
+            # every deliberate wait (`wait`, a random draw's hold and gap, a certificates
+            # step's pause) as [start, start + seconds] on the history's clock
+            "holds": [],
         }
 
     def run(self) -> None:
@@ -263,6 +266,8 @@ class RehearsalRun:
             raise
 
     def _hold(self, seconds: float) -> None:
+        t = time.monotonic()
+        self.figures["holds"].append([t, t + seconds])
         self._clock.wait(seconds)
 
     def _inject(self, step: InjectStep) -> None:
