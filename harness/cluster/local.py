@@ -126,7 +126,7 @@ class LocalCluster(BaseCluster):
         if own:
             self.launcher.await_spawner()
         for name in own:
-            self._spawn(name)
+            self._spawn(name, with_cluster=True)
         self._save()
         if own:
             with ThreadPoolExecutor(max_workers=len(own)) as pool:
@@ -228,7 +228,9 @@ class LocalCluster(BaseCluster):
 
     # ---- replicas ----------------------------------------------------------------
 
-    def _spawn(self, name: str) -> None:
+    def _spawn(self, name: str, with_cluster: bool = False) -> None:
+        """Start the replica program; `with_cluster`: as the cluster starts (no peer
+        knows an older epoch of it)."""
         st = self.state
         rs = st.replicas[name]
         data = ReplicaFolder(Path(rs.data_dir))
@@ -269,6 +271,7 @@ class LocalCluster(BaseCluster):
             "--control-dir",
             str(controls.dir),
             *kmip_versions_args(st.topology, name),
+            *(["--no-announce"] if with_cluster else []),
         ]
         pid, proc = self.launcher.launch(rs, argv)
         rs.pid = pid

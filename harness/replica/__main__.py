@@ -57,6 +57,12 @@ def main(argv: list[str] | None = None) -> int:
         "(default: DATA_DIR/peers.json)",
     )
     ap.add_argument(
+        "--no-announce",
+        action="store_true",
+        help="async: started with its cluster, so no peer knows an older epoch of it: do "
+        "not push to a peer before there is something to send",
+    )
+    ap.add_argument(
         "--control-dir",
         default="",
         help="the folder the harness writes live controls into (tls.json, clock; "
@@ -140,6 +146,7 @@ def main(argv: list[str] | None = None) -> int:
             data,
             args.interval_ms / 1000,
             Path(args.peers_file) if args.peers_file else None,
+            announce=not args.no_announce,
         )
         if args.replication in ("sync", "quorum"):
             from harness.replica.replication import WriteGate

@@ -18,9 +18,10 @@ Runs inside each replica process, beside PyKMIP's server:
 - **Idle peers are not pushed.** Once a peer acknowledged everything in its current
   epoch, the loop sends it nothing until there is something to send. An agent always
   pushes to a peer it has not exchanged with since its own start (even with nothing to
-  send), so a restarted peer announces its new epoch and is refilled. (Forty replicas
-  pushing empty batches to 39 peers every interval were 1,560 HTTP requests a second:
-  what kept a 40-replica cluster from starting on 2 cores.)
+  send), so a restarted peer announces its new epoch and is refilled; a replica started
+  with its cluster (``--no-announce``: no peer knows an older epoch of it) does not.
+  (Forty replicas pushing empty batches to 39 peers every interval were 1,560 HTTP
+  requests a second: what kept a 40-replica cluster from starting on 2 cores.)
 - **Write gate** (`WriteGate`): `sync` and `quorum` answer a write only once their
   promise holds.
 
@@ -51,6 +52,9 @@ from harness.replica.peers import PEERS_FILE, read_peers
 from harness.replica.store import Store, Version
 
 log = logging.getLogger("kmschaos.replication")
+# the loop's pushes in flight at once: after a partition of 40 replicas heals, each has
+# something for most of its 39 peers, and 1,560 pushes at once starve 2 cores
+PUSHES_AT_ONCE = 8
 
 
 def _post(address: str, path: str, body: dict[str, Any], timeout_s: float) -> Any:
@@ -76,8 +80,10 @@ class Agent:
         data_dir: Path,
         interval_s: float,
         peers_file: Path | None = None,
+        announce: bool = True,
     ) -> None:
         self.name = name
+        self.announce = announce
         self.data_dir = data_dir
         self.peers_file = peers_file or data_dir / PEERS_FILE
         self.interval_s = interval_s
@@ -168,10 +174,21 @@ class Agent:
             mine.update(newer)
             applied = len(newer)
             sender = str(body.get("from", ""))
+            epoch = body.get("epoch")
             known = self.acked.get(sender)
-            if known is not None and body.get("epoch") not in (None, known[0]):
+            if known is not None and epoch not in (None, known[0]):
                 # the sender restarted since it last answered us: send it everything
                 self.acked.pop(sender, None)
+                known = None
+            if known is None and epoch is not None:
+                known = self.acked.setdefault(sender, (str(epoch), {}))
+            if known is not None:
+                # the sender holds what it sent: where that is what we hold now, it
+                # need not get it back from us (no echo of every relayed object)
+                for uid_s, obj in body.get("objects", {}).items():
+                    uid = int(uid_s)
+                    if mine.get(uid) == tuple(obj["version"]):
+                        known[1][uid] = mine[uid]
             # the sender holds a version that lost: forget that it acknowledged ours, so
             # the next push sends it the winner (else both keep their own for ever)
             _, acked = self.acked.get(sender, ("", {}))
@@ -207,7 +224,7 @@ class Agent:
         timeout_s: float | None,
         skip_idle: bool,
     ) -> None:
-        known = self.acked.get(peer)
+        known = self._known(peer)
         epoch, acked = known if known is not None else ("", {})
         todo = [u for u, v in versions.items() if acked.get(u) != v]
         if skip_idle and not todo and known is not None:
@@ -227,9 +244,17 @@ class Agent:
             acked[int(uid_s)] = tuple(v)
         self.acked[peer] = (answer["epoch"], acked)
 
+    def _known(self, peer: str) -> tuple[str, dict[int, Version]] | None:
+        """What `peer` acknowledged (its epoch, its versions), or None when it must hear
+        from us once (we never exchanged, and we announce)."""
+        known = self.acked.get(peer)
+        if known is None and not self.announce:
+            return ("", {})  # nothing acknowledged, nothing to announce
+        return known
+
     def idle(self, peer: str, versions: dict[int, Version]) -> bool:
         """Whether `peer` acknowledged all of `versions` in its current epoch."""
-        known = self.acked.get(peer)
+        known = self._known(peer)
         return known is not None and all(known[1].get(u) == v for u, v in versions.items())
 
     def _each_peer(
@@ -238,15 +263,19 @@ class Agent:
         what: str,
         level: int = logging.DEBUG,
         skip: Callable[[str], bool] | None = None,
+        at_once: int | None = None,
     ) -> list[str]:
-        """Run `action(peer, address)` for every peer (but those `skip` names) at once, a
-        thread each; the peers for which it succeeded."""
+        """Run `action(peer, address)` for every peer (but those `skip` names), a thread
+        each, `at_once` of them at a time (default: all); the peers for which it
+        succeeded."""
         done: list[str] = []
         lock = threading.Lock()
+        slots = threading.BoundedSemaphore(at_once) if at_once else contextlib.nullcontext()
 
         def one(peer: str, address: str) -> None:
             try:
-                action(peer, address)
+                with slots:
+                    action(peer, address)
             except (OSError, urllib.error.URLError, ValueError, KeyError) as e:
                 log.log(level, "%s %s failed: %s", what, peer, e)
                 return
@@ -296,6 +325,7 @@ class Agent:
                 lambda peer, address, v=versions: self.push(peer, address, v, skip_idle=True),
                 "push to",
                 skip=partial(self.idle, versions=versions),
+                at_once=PUSHES_AT_ONCE,
             )
 
     def start(self) -> None:
