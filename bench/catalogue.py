@@ -3,13 +3,14 @@ first) at time scale 0.05, once with one worker and once with two, each into a t
 report folder; its wall time against the waits its scenarios must contain.
 
 A scenario's required waits come from what the run recorded, not from constants kept by
-hand: the union (overlaps counted once) of its fault windows (each fault's inject → heal
-in its history; a fault never healed lasts to the history's last event), its clients'
-timed-out attempts (start → end; most lie inside a fault window) and a rehearsal's
-deliberate holds (`wait` steps, a random draw's hold and gap, a rolling certificate
-rotation's pauses: the rehearsal figures' ``holds``). Everything else a scenario spends
-— its cluster's start-up (pytest's setup) and stop (teardown), the baseline and recovery
-operations, probes, audits, checkers — is overhead: duration − required waits.
+hand: the union (overlaps counted once) of its fault windows (the checkers' own,
+`fault_windows`: inject → heal, a fault never healed lasting to the history's end), its
+clients' timed-out attempts that a fault caused (begun while it was being injected or in
+effect; start → end) and a rehearsal's deliberate holds (`wait` steps, a random draw's
+hold and gap, a rolling certificate rotation's pauses: the rehearsal figures' ``holds``).
+Everything else a scenario spends — its cluster's start-up (pytest's setup) and stop
+(teardown), the baseline and recovery operations, probes, audits, checkers, timeouts no
+fault explains — is overhead: duration − required waits.
 """
 
 from __future__ import annotations
@@ -27,8 +28,9 @@ from typing import Any
 from bench import REPO
 from bench.figures import CATALOGUE_EFFICIENCY_MAX, CATALOGUE_SPEEDUP_MIN, Figure
 from bench.machine import load_and_runs
+from harness.checkers.verdict import fault_windows
 from harness.client.engine import TIMED_OUT
-from harness.history import Complete, FaultEvent, History
+from harness.history import Complete, History
 from harness.report.page import short_name
 from harness.store import ReportFolder, ScenarioFolder
 
@@ -45,8 +47,11 @@ class Waits:
     ones before it do not cover."""
 
     fault_s: float  # union of the fault windows
-    timeout_s: float  # timed-out attempts outside them
+    timeout_s: float  # timed-out attempts a fault caused, outside the windows
     hold_s: float  # rehearsal holds outside both
+    # not counted: timed-out attempts begun outside every fault (a machine too slow for
+    # the timeouts, or a scenario bug)
+    other_timeouts_s: float = 0.0
 
     @property
     def total_s(self) -> float:
@@ -71,26 +76,22 @@ def union_s(spans: list[tuple[float, float]]) -> float:
 def required_waits(folder: ScenarioFolder) -> Waits:
     """What `folder`'s scenario had to wait (zero when it recorded nothing)."""
     events = History.load(folder.history).events() if folder.history.exists() else []
-    last = max((e.end if isinstance(e, Complete) else e.t for e in events), default=0.0)
-    opened: dict[str, float] = {}
-    faults: list[tuple[float, float]] = []
+    windows = fault_windows(events)
+    faults = [(w.start, w.end) for w in windows]
     timeouts: list[tuple[float, float]] = []
+    others: list[tuple[float, float]] = []
     for e in events:
-        if isinstance(e, FaultEvent):
-            if e.phase == "inject":
-                opened.setdefault(e.fault_id, e.t)
-            elif e.fault_id in opened:
-                faults.append((opened.pop(e.fault_id), e.t))
-        elif isinstance(e, Complete):
-            timeouts += [(a.start, a.end) for a in e.attempts if a.outcome in TIMED_OUT]
-    faults += [(t, max(t, last)) for t in opened.values()]
+        for a in e.attempts if isinstance(e, Complete) else []:
+            if a.outcome in TIMED_OUT:
+                caused = any(w.began <= a.start <= w.end for w in windows)
+                (timeouts if caused else others).append((a.start, a.end))
     holds: list[tuple[float, float]] = []
     if folder.outcome.exists():
         figures = json.loads(folder.outcome.read_text()).get("figures", {})
         holds = [(float(a), float(b)) for a, b in figures.get("rehearsal", {}).get("holds", [])]
     f = union_s(faults)
     ft = union_s(faults + timeouts)
-    return Waits(f, ft - f, union_s(faults + timeouts + holds) - ft)
+    return Waits(f, ft - f, union_s(faults + timeouts + holds) - ft, union_s(others))
 
 
 def scenario_rows(report_dir: Path) -> list[dict[str, Any]]:
@@ -167,6 +168,7 @@ def run_catalogue(workers: int, report_dir: Path) -> dict[str, Any]:
         "fault_s": sum(w["fault_s"] for w in waits),
         "timeout_s": sum(w["timeout_s"] for w in waits),
         "hold_s": sum(w["hold_s"] for w in waits),
+        "other_timeouts_s": sum(w["other_timeouts_s"] for w in waits),
         "without_waits": sum(1 for w in waits if w["total_s"] == 0),
         "setup_s": sum(r["setup_s"] for r in rows),
         "teardown_s": sum(r["teardown_s"] for r in rows),
@@ -245,9 +247,11 @@ def catalogue_figures(doc: dict[str, Any]) -> list[Figure]:
             "Σ required waits (-n 1 run)",
             waits,
             "s",
-            note=f"fault windows {one['fault_s']:.1f} s + timed-out attempts outside them "
-            f"{one['timeout_s']:.1f} s + rehearsal holds outside both {one['hold_s']:.1f} s; "
-            f"{one['without_waits']} scenarios have none; the -n 2 run's: {two['waits_s']:.1f} s",
+            note=f"fault windows {one['fault_s']:.1f} s + timed-out attempts they caused, "
+            f"outside them {one['timeout_s']:.1f} s + rehearsal holds outside both "
+            f"{one['hold_s']:.1f} s; {one['without_waits']} scenarios have none; not counted: "
+            f"{one['other_timeouts_s']:.1f} s of timed-out attempts no fault caused; the -n 2 "
+            f"run's: {two['waits_s']:.1f} s",
         ),
         Figure(
             SECTION,
