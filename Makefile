@@ -9,6 +9,9 @@ TIME_SCALE ?= 0.05
 WORKERS    ?= 2
 REPORT_DIR ?= reports/demo
 BACKEND    ?= local
+RUNS       ?= 20
+# what make soak runs RUNS times (make test's local part, or a subset: ARGS="tests/test_x.py")
+ARGS       ?= tests scenarios
 # the docker-backend subset of the scenario catalogue (make test-docker)
 DOCKER_SCENARIOS := scenarios/test_steady_state.py scenarios/test_refuse.py \
 	scenarios/test_reset.py scenarios/test_blackhole.py scenarios/test_stall.py \
@@ -19,7 +22,7 @@ DOCKER_SCENARIOS := scenarios/test_steady_state.py scenarios/test_refuse.py \
 	scenarios/test_lb_health_checks.py scenarios/test_lb_down.py scenarios/test_lb_idle_timeout.py
 
 .PHONY: setup demo test test-unit test-scenarios up down status bench lint clean help \
-	images images-offline test-docker matrix-full
+	images images-offline test-docker matrix-full soak
 
 help:
 	@echo "make setup   create $(VENV), install kmschaos and Toxiproxy v2.12.0"
@@ -30,6 +33,9 @@ help:
 	@echo "make test    unit, integration and scenario tests (time scale $(TIME_SCALE), $(WORKERS) workers);"
 	@echo "             then the docker subset (make test-docker) when a Docker engine answers"
 	@echo "make test-docker  build the images, run the docker-backend tests and scenario subset"
+	@echo "make soak    make test's local part RUNS=$(RUNS) times, each a fresh pytest process (fresh"
+	@echo "             clusters, ports, xdist scheduling); tests that failed at least once ->"
+	@echo "             reports/soak/flakes.md (ARGS=\"tests/test_x.py\" soaks a subset)"
 	@echo "make up      start $(TOPOLOGY) and leave it running (TIME_SCALE=..., BACKEND=docker)"
 	@echo "make down    stop it;  make status   show endpoints"
 	@echo "make bench   benchmarks -> bench/results/"
@@ -76,6 +82,11 @@ test-docker: images
 	KMSCHAOS_REQUIRE_DOCKER=1 $(BIN)/python -m pytest tests/test_docker_backend.py \
 		tests/test_docker_balancers.py tests/test_images.py tests/test_compose.py $(DOCKER_SCENARIOS) --kms-backend docker -n $(WORKERS) \
 		--kms-time-scale $(TIME_SCALE) --kms-report-dir reports/test-docker -q -rs
+
+# plain reruns, not pytest-repeat: a plugin repeats tests inside one session (harness/soak.py)
+soak: setup
+	$(BIN)/python -m harness.soak --runs $(RUNS) --out reports/soak -- $(ARGS) -n $(WORKERS) \
+		--kms-time-scale $(TIME_SCALE) -m "not docker" -q -rs
 
 test-unit: setup
 	$(BIN)/python -m pytest tests -m "not integration" -q
