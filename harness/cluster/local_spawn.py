@@ -80,11 +80,21 @@ class ReplicaLauncher:
         def up() -> bool:
             if not self.running():
                 raise ClusterError(
-                    "the replica spawner exited while importing; last log lines:\n" + tail(self.log)
+                    f"the replica spawner (pid {self.state.spawner_pid}) {self._exit_status()} "
+                    f"while importing; last log lines of {self.log}:\n" + tail(self.log)
                 )
             return spawner.answers(self.address)
 
         wait_until(up, SPAWNER_READY_S, "the replica spawner to listen", logs=[self.log])
+
+    def _exit_status(self) -> str:
+        """How the spawner ended, when this process started it."""
+        code = self._proc.poll() if self._proc is not None else None
+        if code is None:
+            return "is gone"
+        if code < 0:
+            return f"was killed by signal {-code}"
+        return f"exited with status {code}"
 
     def ensure_spawner(self) -> None:
         """A spawner that answers: the recorded one, or a new one if it is gone (another
