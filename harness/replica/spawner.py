@@ -44,7 +44,7 @@ from typing import Any
 # the command-line marks of a replica program and of the spawner (and its children)
 REPLICA_MODULE = "harness.replica"
 SPAWNER_MODULE = "harness.replica.spawner"
-CHILD_READY_S = 10.0  # fork + setsid + redirections: milliseconds
+CHILD_READY_S = 30.0  # fork + setsid + redirections: milliseconds (a deadline, under load)
 
 
 class SpawnError(Exception):
