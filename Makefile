@@ -22,7 +22,7 @@ DOCKER_SCENARIOS := scenarios/test_steady_state.py scenarios/test_refuse.py \
 	scenarios/test_lb_health_checks.py scenarios/test_lb_down.py scenarios/test_lb_idle_timeout.py
 
 .PHONY: setup demo test test-unit test-scenarios up down status bench lint clean help \
-	images images-offline test-docker matrix-full soak
+	images images-offline test-docker matrix-full soak scale
 
 help:
 	@echo "make setup   create $(VENV), install kmschaos and Toxiproxy v2.12.0"
@@ -32,6 +32,7 @@ help:
 	@echo "             layout (scenarios/topologies/two-sites.yaml), time scale $(TIME_SCALE)"
 	@echo "make test    unit, integration and scenario tests (time scale $(TIME_SCALE), $(WORKERS) workers);"
 	@echo "             then the docker subset (make test-docker) when a Docker engine answers"
+	@echo "make scale   the scenarios that need the machine alone (40 replicas: a site partition)"
 	@echo "make test-docker  build the images, run the docker-backend tests and scenario subset"
 	@echo "make soak    make test's local part RUNS=$(RUNS) times, each a fresh pytest process (fresh"
 	@echo "             clusters, ports, xdist scheduling); tests that failed at least once ->"
@@ -74,9 +75,15 @@ matrix-full: setup
 test: setup
 	$(BIN)/python -m pytest tests scenarios -n $(WORKERS) --kms-time-scale $(TIME_SCALE) \
 		--kms-report-dir reports/test -q -rs -m "not docker"
+	$(MAKE) --no-print-directory scale
 	@if [ "$$KMSCHAOS_REQUIRE_DOCKER" = 1 ] || $(BIN)/python -m harness.cluster.docker_backend engine; \
 	then $(MAKE) --no-print-directory test-docker; \
 	else echo "make test: docker-backend tests skipped (no Docker engine; make test-docker runs them)"; fi
+
+# scenarios that need the machine to themselves (kms_alone: 40 replicas), one at a time
+scale: setup
+	$(BIN)/python -m pytest scenarios --kms-alone -m "kms_alone and not docker" \
+		--kms-time-scale $(TIME_SCALE) --kms-report-dir reports/scale -q -rs
 
 test-docker: images
 	KMSCHAOS_REQUIRE_DOCKER=1 $(BIN)/python -m pytest tests/test_docker_backend.py \

@@ -9,7 +9,10 @@ Rehearsal files (``*.yaml`` in a ``rehearsals/`` folder, or any YAML file with a
 top-level ``steps:`` named on the command line) are collected as one test each, run by
 `harness.rehearsal.run` on the same fixtures as Python scenarios.
 Markers: ``kms_topology(path)`` picks the topology; ``kms_needs(*faults)`` skips a
-test, before any cluster starts, when the machine cannot run one of its faults.
+test, before any cluster starts, when the machine cannot run one of its faults;
+``kms_alone(reason)`` marks a scenario that needs the machine to itself (40 replicas on
+2 cores): skipped, with the reason, unless ``--kms-alone`` is given (`make scale`, and
+`make test` after the suite, run those alone).
 Fixtures: ``kms_topology``, ``kms_cluster``, ``kms_history``, ``kms_scenario``,
 ``kms_faults``, ``kms_client``, ``kms_workload``. Every cluster leases its own
 loopback /24, so xdist workers never share addresses, ports or files.
@@ -94,6 +97,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "`random` for a fresh one; default: each rehearsal's `seed`",
     )
     g.addoption(
+        "--kms-alone",
+        action="store_true",
+        default=False,
+        help="run the scenarios marked kms_alone (they need the machine to themselves: "
+        "run them without other tests, e.g. make scale); skipped otherwise",
+    )
+    g.addoption(
         "--kms-interactive",
         action="store_true",
         default=False,
@@ -107,6 +117,9 @@ def pytest_configure(config: pytest.Config) -> None:
     )
     config.addinivalue_line(
         "markers", "kms_needs(*faults): skip before start-up if a fault cannot run here"
+    )
+    config.addinivalue_line(
+        "markers", "kms_alone(reason): needs the machine to itself; runs only with --kms-alone"
     )
     backend = config.getoption("--kms-backend")
     if backend not in BACKENDS:
@@ -196,6 +209,10 @@ def kms_cluster(
     kms_report_dir: Path,
     tmp_path: Path,
 ) -> Iterator[BaseCluster]:
+    alone = request.node.get_closest_marker("kms_alone")
+    if alone is not None and not request.config.getoption("--kms-alone"):
+        why = alone.args[0] if alone.args else "it needs the machine to itself"
+        pytest.skip(f"{why}; run it alone: make scale (or pytest --kms-alone FILE)")
     backend = request.config.getoption("--kms-backend")
     try:
         cluster = cluster_class(backend).create(

@@ -64,10 +64,9 @@ def test_running_hosts_keep_their_keys_a_restarted_one_waits_for_a_kms(kms_scena
         finally:
             for f in faults:
                 f.heal()
-        t_heal = time.monotonic()
         # the first read of the restarted esxi that succeeded: its cache was empty, so a KMS
-        # served it (a later one may hit the key this one cached, even right after t_heal:
-        # the links are enabled one by one, and esxi reads as soon as the first one is)
+        # served it (a later one may hit the key this one cached, even right after the
+        # heal: the links are enabled one by one, and esxi reads as soon as the first is)
         back = wl.wait_ok(1, sc.op_deadline(2), since=t_restart, client="esxi")[0]
     # the first link enabled again ends the outage: an operation after it may be served
     healing = min(f.healed_at for f in faults if f.healed_at is not None)

@@ -3,7 +3,9 @@
 reads and writes; every site keeps serving on its own replicas; after heal the keys made
 on both sides reach all 40 replicas (byte for byte), and every verdict holds.
 
-What one machine does at this size is in the README ("How far one machine goes")."""
+It needs the machine to itself (`kms_alone`): `make scale` runs it, and `make test` runs
+it alone after the suite. What one machine does at this size is in the README ("How far
+one machine goes")."""
 
 import time
 
@@ -12,6 +14,7 @@ import pytest
 pytestmark = [
     pytest.mark.kms_topology("five-sites-40-async.yaml"),
     pytest.mark.kms_needs("partition"),
+    pytest.mark.kms_alone("40 replicas on 2 cores need the machine to themselves"),
 ]
 
 CLIENTS = ["vc-a", "vc-b", "vc-c", "vc-d", "vc-e"]
