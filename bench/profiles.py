@@ -23,7 +23,7 @@ class Profile:
     docker_runs: int  # start-ups of two-sites per backend for the docker comparison
     catalogue: bool = True  # section 6 (the whole catalogue, twice: about 12 minutes)
     proxy_reps: int = 5  # independent repetitions of section 1's ABBA rounds (median judged)
-    breakdown_conns: int = 150  # connections per path timed phase by phase (section 1)
+    breakdown_conns: int = 160  # connections per path timed phase by phase (section 1)
     scale_runs: int = 3  # start-ups per size in section 7 (6, 20, 40 replicas)
     scale_keys: int = 50  # Creates per side during section 7's partition
     scale_partition_s: float = 10.0  # how long section 7 cuts site-a
@@ -31,7 +31,7 @@ class Profile:
 
 FULL = Profile("full", 8, 90, 25, 50, 20, 3, 0.05, 40, 3, lag_s=10, partition_s=30,
                partition_keys=1000, docker_runs=3, proxy_reps=5,
-               breakdown_conns=150)  # fmt: skip
+               breakdown_conns=160)  # fmt: skip
 QUICK = Profile("quick", 4, 60, 12, 30, 10, 3, 0.02, 20, 3, lag_s=4, partition_s=5,
                 partition_keys=150, docker_runs=2, catalogue=False, proxy_reps=3,
                 breakdown_conns=60, scale_runs=1, scale_keys=20,

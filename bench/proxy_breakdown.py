@@ -155,7 +155,8 @@ def bench_breakdown(
     for op in ops.values():
         for _ in range(max(10, prof.warmup // 3)):
             op()
-    per_op = timed_blocks(ops, max(2, prof.breakdown_conns // BLOCK), BLOCK, meter)
+    rounds = max(2, prof.breakdown_conns // BLOCK)
+    per_op = timed_blocks(ops, rounds + rounds % 2, BLOCK, meter)  # even: ABBA balanced
 
     with contextlib.ExitStack() as stack:
         pies = {
@@ -174,7 +175,8 @@ def bench_breakdown(
         for get in gets.values():
             for _ in range(prof.warmup):
                 get()
-        long = timed_blocks(gets, max(4, prof.breakdown_conns // 25), prof.long_ops, meter)
+        rounds = max(4, prof.breakdown_conns // 25)
+        long = timed_blocks(gets, rounds + rounds % 2, prof.long_ops, meter)
 
     def phases(name: str) -> dict[str, Any]:
         samples = per_op[name]["samples"]
