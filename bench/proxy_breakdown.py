@@ -13,9 +13,9 @@ setting up the link) delays the handshake's first round trip.
            ──TLS 1.2 handshake: 2 round trips──> ──Get: 1──> close
 
 Over the same blocks, the CPU time per operation of the client's thread, of kms-a's
-processes and of Toxiproxy. Client and replica take turns (request, answer), so an
-operation's wall time is about the sum of their CPU times: Toxiproxy's CPU is added to
-it, less what runs beside them on the second CPU. The same for Gets on one long-lived
+processes and of Toxiproxy. Client and replica mostly take turns (request, answer), so
+an operation's wall time is close to the sum of their CPU times: Toxiproxy's CPU is
+added to it, less what finds an idle CPU meanwhile. The same for Gets on one long-lived
 connection per path.
 """
 
