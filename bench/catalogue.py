@@ -223,8 +223,9 @@ def catalogue_figures(doc: dict[str, Any]) -> list[Figure]:
     waits = one["waits_s"]
     doc["efficiency"] = one["wall_s"] / waits if waits else float("inf")
     doc["speedup"] = one["wall_s"] / two["wall_s"]
-    # the catalogue is the working tree's: a scenario added or removed between the runs
-    ids = [{r["id"] for r in run["scenarios"]} for run in (one, two)]
+    # the catalogue is the working tree's: a scenario added, removed or newly skipped
+    # between the runs
+    ids = [{r["id"] for r in run["scenarios"] if r["outcome"] != "skipped"} for run in (one, two)]
     doc["only_in_n1"], doc["only_in_n2"] = sorted(ids[0] - ids[1]), sorted(ids[1] - ids[0])
     differ = ""
     if doc["only_in_n1"] or doc["only_in_n2"]:
