@@ -31,7 +31,7 @@ help:
 	@echo "make matrix-full  every client preset x every default matrix fault on the seed two-site"
 	@echo "             layout (scenarios/topologies/two-sites.yaml), time scale $(TIME_SCALE)"
 	@echo "make test    unit, integration and scenario tests (time scale $(TIME_SCALE), $(WORKERS) workers);"
-	@echo "             then the docker subset (make test-docker) when a Docker engine answers"
+	@echo "             then make scale, then the docker subset (make test-docker) when a Docker engine answers"
 	@echo "make scale   the scenarios that need the machine alone (40 replicas: a site partition)"
 	@echo "make test-docker  build the images, run the docker-backend tests and scenario subset"
 	@echo "make soak    make test's local part RUNS=$(RUNS) times, each a fresh pytest process (fresh"
