@@ -17,6 +17,7 @@ import json
 import signal
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -188,102 +189,78 @@ def main(argv: list[str] | None = None) -> int:
     return 1 if docker_error is not None or "error" in doc["catalogue"] else 0
 
 
-def only_catalogue(out: Path) -> int:
-    """`--only catalogue`: section 6 alone, into catalogue.json and catalogue.md."""
+def only_section(
+    out: Path,
+    key: str,
+    title: str,
+    facts: Callable[[dict[str, Any]], str],
+    measure: Callable[[], tuple[list[Figure], Any]],
+    prof: Profile | None = None,
+) -> int:
+    """`--only KEY`: one section alone, into KEY.json and KEY.md (latest.* are kept);
+    `facts(machine)` is what the header says beyond the machine, `measure` runs the
+    section."""
     t_start = time.perf_counter()
     doc: dict[str, Any] = {
+        **({"profile": asdict(prof)} if prof is not None else {}),
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "machine": machine_facts(),
         "noise_before": load_and_runs(),
     }
-    figures, doc["catalogue"] = bench_catalogue()
+    figures, doc[key] = measure()
     doc["noise_after"] = load_and_runs()
     doc["elapsed_s"] = time.perf_counter() - t_start
     doc["figures"] = [f.to_dict() for f in figures]
     doc["targets_missed"] = [f"{f.section}: {f.name}" for f in figures if f.met is False]
     m = doc["machine"]
     lines = [
-        "# kmschaos benchmarks (catalogue only)",
+        f"# kmschaos benchmarks ({title})",
         "",
         f"{doc['started']}, commit {m.get('git_commit', '?')}, {m['cpu_count']} CPUs "
-        f"({m.get('cpu_model', '?')}), Python {m['python']}; load average before/after "
-        f"{doc['noise_before']['loadavg'][0]:.2f}/{doc['noise_after']['loadavg'][0]:.2f}; "
-        f"run took {doc['elapsed_s']:.0f} s.",
+        f"({m.get('cpu_model', '?')}), Python {m['python']}{facts(m)}; load average "
+        f"before/after {doc['noise_before']['loadavg'][0]:.2f}/"
+        f"{doc['noise_after']['loadavg'][0]:.2f}; run took {doc['elapsed_s']:.0f} s.",
     ]
-    if "error" in doc["catalogue"]:
-        lines.append(f"\n**Catalogue section failed:** {doc['catalogue']['error']}")
+    failed = isinstance(doc[key], dict) and "error" in doc[key]
+    if failed:
+        lines.append(f"\n**{key.capitalize()} section failed:** {doc[key]['error']}")
     table = markdown(figures, lines)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "catalogue.json").write_text(json.dumps(doc, indent=2) + "\n")
-    (out / "catalogue.md").write_text(table)
+    (out / f"{key}.json").write_text(json.dumps(doc, indent=2) + "\n")
+    (out / f"{key}.md").write_text(table)
     print(table)
-    return 1 if "error" in doc["catalogue"] else 0
+    return 1 if failed else 0
+
+
+def only_catalogue(out: Path) -> int:
+    """`--only catalogue`: section 6 alone."""
+    return only_section(out, "catalogue", "catalogue only", lambda m: "", bench_catalogue)
 
 
 def only_proxy(out: Path, prof: Profile) -> int:
-    """`--only proxy`: section 1 alone, on its own one-site cluster, into proxy.json and
-    proxy.md."""
-    t_start = time.perf_counter()
-    doc: dict[str, Any] = {
-        "profile": asdict(prof),
-        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "machine": machine_facts(),
-        "noise_before": load_and_runs(),
-    }
+    """`--only proxy`: section 1 alone, on its own one-site cluster."""
     topo = load_topology(TOPOLOGIES / "one-site.yaml").with_time_scale(prof.time_scale)
-    with running_cluster(LocalCluster, topo) as (cluster, conf):
-        figures, doc["proxy"] = bench_local_proxy(cluster, topo, prof, conf)
-    doc["noise_after"] = load_and_runs()
-    doc["elapsed_s"] = time.perf_counter() - t_start
-    doc["figures"] = [f.to_dict() for f in figures]
-    doc["targets_missed"] = [f"{f.section}: {f.name}" for f in figures if f.met is False]
-    m = doc["machine"]
-    lines = [
-        f"# kmschaos benchmarks (proxy only, {prof.name})",
-        "",
-        f"{doc['started']}, commit {m.get('git_commit', '?')}, {m['cpu_count']} CPUs "
-        f"({m.get('cpu_model', '?')}), Python {m['python']}, "
-        f"Toxiproxy {m['toxiproxy']['version']}; load average before/after "
-        f"{doc['noise_before']['loadavg'][0]:.2f}/{doc['noise_after']['loadavg'][0]:.2f}; "
-        f"run took {doc['elapsed_s']:.0f} s.",
-    ]
-    table = markdown(figures, lines)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "proxy.json").write_text(json.dumps(doc, indent=2) + "\n")
-    (out / "proxy.md").write_text(table)
-    print(table)
-    return 0
+
+    def measure() -> tuple[list[Figure], Any]:
+        with running_cluster(LocalCluster, topo) as (cluster, conf):
+            return bench_local_proxy(cluster, topo, prof, conf)
+
+    def toxiproxy(m: dict[str, Any]) -> str:
+        return f", Toxiproxy {m['toxiproxy']['version']}"
+
+    return only_section(out, "proxy", f"proxy only, {prof.name}", toxiproxy, measure, prof)
 
 
 def only_scale(out: Path, prof: Profile) -> int:
-    """`--only scale`: section 7 alone (6, 20, 40 replicas), into scale.json / scale.md."""
-    t_start = time.perf_counter()
-    doc: dict[str, Any] = {
-        "profile": asdict(prof),
-        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "machine": machine_facts(),
-        "noise_before": load_and_runs(),
-    }
-    figures, doc["scale"] = bench_scale(prof)
-    doc["noise_after"] = load_and_runs()
-    doc["elapsed_s"] = time.perf_counter() - t_start
-    doc["figures"] = [f.to_dict() for f in figures]
-    doc["targets_missed"] = [f"{f.section}: {f.name}" for f in figures if f.met is False]
-    m = doc["machine"]
-    lines = [
-        f"# kmschaos benchmarks (scale only, {prof.name})",
-        "",
-        f"{doc['started']}, commit {m.get('git_commit', '?')}, {m['cpu_count']} CPUs "
-        f"({m.get('cpu_model', '?')}), Python {m['python']}; time scale {prof.time_scale}; "
-        f"load average before/after {doc['noise_before']['loadavg'][0]:.2f}/"
-        f"{doc['noise_after']['loadavg'][0]:.2f}; run took {doc['elapsed_s']:.0f} s.",
-    ]
-    table = markdown(figures, lines)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "scale.json").write_text(json.dumps(doc, indent=2) + "\n")
-    (out / "scale.md").write_text(table)
-    print(table)
-    return 0
+    """`--only scale`: section 7 alone (6, 20, 40 replicas)."""
+    return only_section(
+        out,
+        "scale",
+        f"scale only, {prof.name}",
+        lambda m: f"; time scale {prof.time_scale}",
+        lambda: bench_scale(prof),
+        prof,
+    )
 
 
 if __name__ == "__main__":
