@@ -107,18 +107,15 @@ class Bandwidth(LinkFault):
         # interleaved, so that a burst of load lands on every side: the link's handshake
         # against one through another replica's link (the proxy's cost on both sides)
         # and against the replica's direct address (a slow replica on both sides)
-        rounds = [
-            (
-                handshake_through(self.cluster, links[0], timeout + 2 * allowed),
-                self._control(control_link, timeout),
-                handshake_direct(self.cluster, self.target),
-            )
-            for _ in range(BANDWIDTH_PROBE_ROUNDS)
-        ]
-        through, control, direct = (quickest(side) for side in zip(*rounds, strict=True))
+        probes = [lambda: handshake_through(self.cluster, links[0], timeout + 2 * allowed)]
+        probes.append(lambda: handshake_direct(self.cluster, self.target))
+        if control_link is not None:  # else the direct address is the only control
+            probes.append(lambda: handshake_through(self.cluster, control_link, timeout))
+        rounds = [[probe() for probe in probes] for _ in range(BANDWIDTH_PROBE_ROUNDS)]
+        through, *sides = (quickest(side) for side in zip(*rounds, strict=True))
         if not through.answered:
             return None, f"{through.words()}: no transfer to time"
-        controls = [c for c in (control, direct) if c.answered] or [sized]
+        controls = [c for c in sides if c.answered] or [sized]
         slowest = max(controls, key=lambda c: c.seconds)
         extra = through.seconds - slowest.seconds
         said = f"{through.words()}, {ms(extra)} more than {slowest.words()}; {per}"
