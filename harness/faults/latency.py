@@ -112,7 +112,9 @@ class Bandwidth(LinkFault):
         if control_link is not None:  # else the direct address is the only control
             probes.append(lambda: handshake_through(self.cluster, control_link, timeout))
         rounds = [[probe() for probe in probes] for _ in range(BANDWIDTH_PROBE_ROUNDS)]
-        through, *sides = (quickest(side) for side in zip(*rounds, strict=True))
+        # each side's quickest by whole handshake, the measure compared below (by first
+        # byte, a round whose first byte came early and whose rest came late was chosen)
+        through, *sides = (quickest(side, whole=True) for side in zip(*rounds, strict=True))
         if not through.answered:
             return None, f"{through.words()}: no transfer to time"
         controls = [c for c in sides if c.answered] or [sized]

@@ -265,12 +265,16 @@ def handshake_direct(
     )
 
 
-def quickest(seen: Iterable[Seen]) -> Seen:
-    """The probe whose answer came first (by first byte, then in all); else the last."""
+def quickest(seen: Iterable[Seen], whole: bool = False) -> Seen:
+    """The probe whose answer came first (by first byte, then in all; with `whole`, by
+    when its exchange was complete: the measure of a probe that compares `seconds`);
+    else the last."""
     tried = list(seen)
     answered = [s for s in tried if s.answered]
     if not answered:
         return tried[-1]
+    if whole:
+        return min(answered, key=lambda s: s.seconds)
     return min(answered, key=lambda s: (s.first_byte_s or s.seconds, s.seconds))
 
 
