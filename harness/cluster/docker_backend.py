@@ -160,11 +160,10 @@ class DockerCluster(BaseCluster):
         self._register()
         self._plan_replicas(extra_addresses=())
         sites = self._sites()
+        self._check_sites(sites, kms_image)
         names = list(st.replicas)
         for site in sites:
-            client.networks.create(
-                self.network_name(site), driver="bridge", labels=run_labels(st.run_id, "network")
-            )
+            self._create_network(site)
         profile = str(st.replication.get("profile", "none"))
 
         # links: the host side is the local plan; inside, Toxiproxy listens on port C
@@ -218,6 +217,10 @@ class DockerCluster(BaseCluster):
         ports: dict[str, tuple[str, int]] = {f"{TOXIPROXY_API_PORT}/tcp": (api_host, api_port)}
         for link in [*links, *repl_links]:
             ports[f"{inner[link.name]}/tcp"] = (link.host, link.port)
+        direct = self._direct_paths(next_port)
+        for name, inner_port in direct.items():
+            rs = st.replicas[name]
+            ports[f"{inner_port}/tcp"] = (rs.host, rs.port)
         site_list = list(sites)
         toxi = client.containers.run(
             toxi_image,
@@ -234,27 +237,16 @@ class DockerCluster(BaseCluster):
         self._save()
 
         # holders first (they own the addresses), then the replicas in them
-        def holder(name: str) -> None:
-            rs = st.replicas[name]
-            rs.port = free_port([rs.host])
+        for rs in st.replicas.values():
             rs.repl_port = REPL_PORT if profile != "none" else 0
-            client.containers.run(
-                kms_image,
-                ["sleep", "infinity"],
-                name=self.holder_name(name),
-                hostname=name,
-                labels={**run_labels(st.run_id, "holder"), "kmschaos.replica": name},
-                network=self.network_name(rs.site),
-                ports={f"{KMIP_PORT}/tcp": (rs.host, rs.port)},
-                detach=True,
-            )
-            client.volumes.create(self.volume_name(name), labels=run_labels(st.run_id, "data"))
-            self._run_replica(name, kms_image)
-
         with ThreadPoolExecutor(max_workers=min(8, len(names))) as pool:
-            list(pool.map(holder, names))
+            list(pool.map(lambda name: self._start_replica_host(name, kms_image), names))
         self._save()
         self._await_toxiproxy()
+        for name, inner_port in direct.items():
+            self.api.create_proxy(
+                f"direct:{name}", f"0.0.0.0:{inner_port}", self._upstream(st.replicas[name])
+            )
         for link in lb_links:
             self._open_link(link, inner[link.name], st.links)
         for plan in plans:
@@ -274,6 +266,53 @@ class DockerCluster(BaseCluster):
         self._save()
         return self
 
+    # ---- what the swarm backend does otherwise ----------------------------------------
+
+    def _check_sites(self, sites: dict[str, list[str]], kms_image: str) -> None:
+        """Before anything starts: can every site run here (one engine: yes)."""
+
+    def _create_network(self, site: str) -> None:
+        self.docker.networks.create(
+            self.network_name(site),
+            driver="bridge",
+            labels=run_labels(self.state.run_id, "network"),
+        )
+
+    def _direct_paths(self, first_port: int) -> dict[str, int]:
+        """Replicas whose direct address Toxiproxy serves (no link, never a fault), with
+        its port inside: none here, each holder publishes its own."""
+        return {}
+
+    def _start_replica_host(self, name: str, kms_image: str) -> None:
+        """The holder of `name` (its address), its volume, then the replica in it."""
+        st = self.state
+        rs = st.replicas[name]
+        rs.port = free_port([rs.host])
+        self.docker.containers.run(
+            kms_image,
+            ["sleep", "infinity"],
+            name=self.holder_name(name),
+            hostname=name,
+            labels={**run_labels(st.run_id, "holder"), "kmschaos.replica": name},
+            network=self.network_name(rs.site),
+            ports={f"{KMIP_PORT}/tcp": (rs.host, rs.port)},
+            detach=True,
+        )
+        self.docker.volumes.create(self.volume_name(name), labels=run_labels(st.run_id, "data"))
+        self._run_replica(name, kms_image)
+
+    def _engine(self, replica: str) -> Any:
+        """The engine that runs `replica`'s containers and holds its volume."""
+        return self.docker
+
+    def _engine_of_container(self, container: str) -> Any:
+        """The engine that runs the container named `container` (of this run)."""
+        return self.docker
+
+    def _holder_ref(self, replica: str) -> str:
+        """The container whose network namespace `replica` joins (name or id)."""
+        return self.holder_name(replica)
+
     def _upstream(self, server: ReplicaState | BalancerState) -> str:
         """Where a link to a replica or a balancer leads, inside Docker."""
         if isinstance(server, BalancerState):
@@ -287,12 +326,12 @@ class DockerCluster(BaseCluster):
         st = self.state
         rs = st.replicas[name]
         cmd = replica_command(st, name)
-        self.docker.containers.run(
+        self._engine(name).containers.run(
             image,
             cmd,
             name=self.container_name(name),
             labels={**run_labels(st.run_id, "replica"), "kmschaos.replica": name},
-            network_mode=f"container:{self.holder_name(name)}",
+            network_mode=f"container:{self._holder_ref(name)}",
             volumes={
                 self.volume_name(name): {"bind": "/data", "mode": "rw"},
                 # rw: the program acknowledges live controls there (applied.json)
@@ -349,7 +388,7 @@ class DockerCluster(BaseCluster):
         import docker.errors
 
         try:
-            return self.docker.containers.get(name)
+            return self._engine_of_container(name).containers.get(name)
         except docker.errors.NotFound:
             return None
 
@@ -444,11 +483,10 @@ class DockerCluster(BaseCluster):
 
         self.kill_replica(name)
         self._replica_container(name).remove(force=True)
+        engine = self._engine(name)
         with contextlib.suppress(Exception):
-            self.docker.volumes.get(self.volume_name(name)).remove(force=True)
-        self.docker.volumes.create(
-            self.volume_name(name), labels=run_labels(self.state.run_id, "data")
-        )
+            engine.volumes.get(self.volume_name(name)).remove(force=True)
+        engine.volumes.create(self.volume_name(name), labels=run_labels(self.state.run_id, "data"))
         self._run_replica(name, images.kms_image())
         self._await_replica(name)
         self._set_status(name, "running")

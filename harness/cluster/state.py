@@ -49,6 +49,7 @@ class ReplicaState:
     data_dir: str = ""
     cert: str = ""
     key: str = ""
+    node: str = ""  # the swarm node that runs it (swarm backend), else ""
 
 
 @dataclass
