@@ -34,6 +34,8 @@ Log = Callable[[str], None]
 class SwarmError(ClusterError):
     """The swarm cannot run this topology as it is (bad input, not a fault of ours)."""
 
+    bad_input = True
+
 
 @dataclass(frozen=True)
 class SwarmNode:
