@@ -9,6 +9,7 @@ kmschaos swarm lab up|down|status           a two-node swarm on this machine (te
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 from typing import Any
 
@@ -86,6 +87,10 @@ def cmd_label(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _say(node: str, line: str) -> None:
+    print(f"{node}: {line}", flush=True)
+
+
 def cmd_images(args: argparse.Namespace) -> int:
     from harness.swarm.nodes import copy_images, list_nodes, node_engine
 
@@ -95,9 +100,8 @@ def cmd_images(args: argparse.Namespace) -> int:
         if node.local or not node.site:
             continue
         engine = node_engine(node, manager)
-        prefix = f"{node.name}: "
         try:
-            copied = copy_images(manager, engine, wanted, lambda line: print(prefix + line))
+            copied = copy_images(manager, engine, wanted, functools.partial(_say, node.name))
         finally:
             engine.close()
         if not copied:
