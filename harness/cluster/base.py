@@ -101,6 +101,12 @@ class BaseCluster(ClusterPlanning, ABC):
     supports_external: ClassVar[bool] = False
     capabilities: frozenset[str] = frozenset()
 
+    @classmethod
+    def unavailable_reason(cls) -> str | None:
+        """Why this backend cannot start a cluster on this machine (with what to do), or
+        None; asked once before a run, not per scenario."""
+        return None
+
     def __init__(self, state: ClusterState) -> None:
         self.state = state
         self._api: ToxiproxyAPI | None = None

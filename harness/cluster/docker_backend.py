@@ -102,6 +102,10 @@ class DockerCluster(BaseCluster):
             caps.add(CAP_RESETS)
         self.capabilities = frozenset(caps)
 
+    @classmethod
+    def unavailable_reason(cls) -> str | None:
+        return unavailable_reason()
+
     def _balancers(self) -> DockerBalancers:
         return DockerBalancers(self, self)
 

@@ -85,6 +85,20 @@ class SwarmCluster(DockerCluster):
         self._nodes: dict[str, SwarmNode] = {}
         self._holders: dict[str, str] = {}  # replica -> its holder task's container id
 
+    @classmethod
+    def unavailable_reason(cls) -> str | None:
+        reason = super().unavailable_reason()
+        if reason:
+            return reason
+        client = docker_client()
+        try:
+            require_manager(client, "DOCKER_HOST")
+        except SwarmError as e:
+            return str(e)
+        finally:
+            client.close()
+        return None
+
     # ---- the swarm ---------------------------------------------------------------------
 
     def _swarm_nodes(self) -> dict[str, SwarmNode]:
