@@ -346,17 +346,36 @@ def reap_swarm(run_id: str) -> int:
             for engine in engines[1:]:
                 engine.close()
         n += reap_docker(run_id)
-        # a swarm network is removed asynchronously: `down` returns once it is gone
-        with contextlib.suppress(WaitTimeout):
-            wait_until(
-                lambda: not manager.networks.list(filters=flt),
-                TASKS_GONE_S,
-                f"the overlay networks of {run_id} to be removed",
-                poll_s=0.1,
-            )
+        n += _remove_networks(manager, flt, run_id)
     finally:
         manager.close()
     return n
+
+
+def _remove_networks(manager: Any, flt: dict[str, str], run_id: str) -> int:
+    """Remove the run's networks, again until they are gone: a site's overlay is refused
+    while a node still holds an endpoint of a task being removed, and a removed one
+    leaves the manager's list asynchronously."""
+    import docker.errors
+
+    removed: set[str] = set()
+
+    def gone() -> bool:
+        for net in manager.networks.list(filters=flt):
+            with contextlib.suppress(docker.errors.APIError):
+                net.remove()
+                removed.add(net.id)
+        return not manager.networks.list(filters=flt)
+
+    with contextlib.suppress(WaitTimeout):  # the next reap tries again
+        wait_until(
+            gone,
+            TASKS_GONE_S,
+            f"the networks of {run_id} to be removed",
+            poll_s=0.2,
+            transient=(docker.errors.NotFound,),
+        )
+    return len(removed)
 
 
 def _task_containers(engine: Any, flt: dict[str, str]) -> list[Any]:

@@ -385,4 +385,32 @@ def _unmount_under(root: Path) -> None:
         subprocess.run(["umount", "-l", point], capture_output=True, check=False)
 
 
-__all__ = ["LABEL_ENGINE", "LabState", "down", "read_state", "unavailable_reason", "up"]
+__all__ = ["LABEL_ENGINE", "LabState", "down", "main", "read_state", "unavailable_reason", "up"]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m harness.swarm.lab check``: exit 0 when the lab can start here (root,
+    the tools, an engine answers), else 1 with the reason."""
+    import sys
+
+    args = sys.argv[1:] if argv is None else argv
+    if args != ["check"]:
+        print("usage: python -m harness.swarm.lab check", file=sys.stderr)
+        return 2
+    from harness.cluster.docker_engine import docker_client
+
+    reason = unavailable_reason()
+    if reason is None:
+        try:
+            docker_client().close()
+        except Exception as e:  # noqa: BLE001 - ClusterError: no engine answers
+            reason = str(e)
+    if reason:
+        print(f"swarm lab: {reason}")
+        return 1
+    print("swarm lab: can start here")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
