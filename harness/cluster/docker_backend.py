@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import secrets
 import shutil
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -56,6 +55,7 @@ from harness.cluster.docker_replica import (
     CONTROL_MOUNT,
     KMIP_PORT,
     REPL_PORT,
+    VolumeMark,
     distinct_free_ports,
     replica_command,
     replica_environment,
@@ -330,7 +330,7 @@ class DockerCluster(BaseCluster):
         st = self.state
         rs = st.replicas[name]
         cmd = replica_command(st, name)
-        self._engine(name).containers.run(
+        container = self._engine(name).containers.create(
             image,
             cmd,
             name=self.container_name(name),
@@ -338,13 +338,22 @@ class DockerCluster(BaseCluster):
             network_mode=f"container:{self._holder_ref(name)}",
             volumes={
                 self.volume_name(name): {"bind": "/data", "mode": "rw"},
-                # rw: the program acknowledges live controls there (applied.json)
-                str(self._config_dir(name)): {"bind": CONTROL_MOUNT, "mode": "rw"},
+                **self._control_mount(name),
             },
             environment=replica_environment(),
             detach=True,
         )
+        self._before_start(name, container)
+        container.start()
         rs.status = "starting"
+
+    def _control_mount(self, name: str) -> dict[str, dict[str, str]]:
+        """The replica's control folder at /config: this host's folder, bound (rw: the
+        program acknowledges live controls there, applied.json)."""
+        return {str(self._config_dir(name)): {"bind": CONTROL_MOUNT, "mode": "rw"}}
+
+    def _before_start(self, name: str, container: Any) -> None:
+        """The replica's container exists and has not started."""
 
     def _open_link(self, link: Link, inner_port: int, into: list[dict[str, str]]) -> None:
         self.api.create_proxy(link.name, f"0.0.0.0:{inner_port}", link.upstream)
@@ -446,7 +455,7 @@ class DockerCluster(BaseCluster):
     def store_witness(self, name: str) -> StoreWitness:
         """A mark left in the replica's volume (``/data``): a wipe gives the replica a
         new volume, without it."""
-        return _VolumeMark(self, name)
+        return VolumeMark(self, name)
 
     def pause_replica(self, name: str) -> None:
         """`docker pause`, then check that the engine reports the container paused;
@@ -509,31 +518,6 @@ class DockerCluster(BaseCluster):
         net = self.docker.networks.get(self.network_name(rs.site))
         with contextlib.suppress(docker.errors.APIError):  # already connected: fine
             net.connect(self.holder_name(name))
-
-
-class _VolumeMark(StoreWitness):
-    """A file left in a replica container's ``/data`` before a wipe."""
-
-    def __init__(self, cluster: DockerCluster, replica: str) -> None:
-        self.cluster = cluster
-        self.replica = replica
-        self.path = f"/data/.kmschaos-witness-{secrets.token_hex(4)}"
-        c = cluster._replica_container(replica)
-        self.left = c.status == "running" and c.exec_run(["touch", self.path]).exit_code == 0
-
-    def replaced(self) -> tuple[bool | None, str]:
-        if not self.left:
-            return None, f"no mark could be left in {self.replica}'s volume before the wipe"
-        c = self.cluster._container(self.cluster.container_name(self.replica))
-        if c is None or c.status != "running":
-            return None, f"{self.replica}'s container does not run: its volume cannot be read"
-        found = c.exec_run(["test", "-e", self.path]).exit_code
-        mark = f"the mark {self.path} left in {self.replica}'s volume before the wipe"
-        if found == 0:
-            return False, f"{mark} is still there"
-        if found == 1:
-            return True, f"{mark} is gone: it runs on a new volume"
-        return None, f"`test -e {self.path}` in {self.replica}'s container exited {found}"
 
 
 # importing the backend registers its reaper (the registry imports no backend)

@@ -37,9 +37,12 @@ import contextlib
 from typing import Any
 
 from harness import registry
+from harness.cluster.controls import ReplicaControls
 from harness.cluster.docker_backend import KMIP_PORT, DockerCluster
 from harness.cluster.docker_engine import LABEL_RUN, docker_client, reap_docker, run_labels
+from harness.cluster.docker_replica import CONTROL_MOUNT
 from harness.cluster.state import ClusterError, ClusterState
+from harness.cluster.swarm_controls import CopiedControls, folder_archive
 from harness.swarm.nodes import (
     LABEL_SITE,
     SwarmError,
@@ -178,7 +181,33 @@ class SwarmCluster(DockerCluster):
         self._holders[name] = container_id
         engine = self._engine(name)
         engine.volumes.create(self.volume_name(name), labels=run_labels(st.run_id, "data"))
+        if self._remote(name):
+            engine.volumes.create(self.config_volume(name), labels=run_labels(st.run_id, "config"))
         self._run_replica(name, kms_image)
+
+    def config_volume(self, name: str) -> str:
+        return self._name(f"{name}-config")
+
+    def _remote(self, name: str) -> bool:
+        """Whether `name` runs on another node than the manager's (its control folder is
+        copied there, not bound)."""
+        node = self._swarm_nodes().get(self._replica(name).node)
+        return node is None or not node.local
+
+    def _control_mount(self, name: str) -> dict[str, dict[str, str]]:
+        if not self._remote(name):
+            return super()._control_mount(name)
+        return {self.config_volume(name): {"bind": CONTROL_MOUNT, "mode": "rw"}}
+
+    def _before_start(self, name: str, container: Any) -> None:
+        if self._remote(name):
+            if not container.put_archive(CONTROL_MOUNT, folder_archive(self._config_dir(name))):
+                raise ClusterError(f"replica {name}: copying its control folder was refused")
+
+    def controls(self, name: str) -> ReplicaControls:
+        if not self._remote(name):
+            return super().controls(name)
+        return CopiedControls(self._replica(name), lambda: self._replica_container(name))
 
     def _await_task(self, name: str) -> tuple[str, str]:
         """The node and container of the holder service's running task."""
