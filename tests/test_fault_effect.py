@@ -434,3 +434,33 @@ def test_a_fault_without_effect_is_said_loudly_after_inject(
     err = capsys.readouterr().err.splitlines()
     assert err[0] == f"NO EFFECT SEEN: {said}"
     assert "kmschaos heal blackhole-kms-a-1" in err[1]
+
+
+@pytest.mark.parametrize("slow", ["replica", "link"])
+def test_bandwidth_takes_a_slow_replica_for_no_slow_link(
+    one_site: Cluster, slow: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A soak run's false "seen" (bandwidth sabotaged, no toxic): kms-a's handshakes were
+    122 ms slow for a moment on a loaded machine, the other replica's link quick. A slow
+    replica is as slow at its direct address: not seen. A slow link (only through it) is."""
+    import dataclasses
+
+    from harness.faults import latency
+
+    through, direct = latency.handshake_through, latency.handshake_direct
+    late = 0.122
+
+    def slow_through(cluster: Cluster, link: Any, timeout_s: float) -> Any:
+        seen = through(cluster, link, timeout_s)
+        return dataclasses.replace(seen, seconds=seen.seconds + late * (link.replica == "kms-a"))
+
+    def slow_direct(cluster: Cluster, replica: str, *args: Any, **kwargs: Any) -> Any:
+        seen = direct(cluster, replica, *args, **kwargs)
+        hit = replica == "kms-a" and slow == "replica"
+        return dataclasses.replace(seen, seconds=seen.seconds + late * hit)
+
+    monkeypatch.setattr(latency, "handshake_through", slow_through)
+    monkeypatch.setattr(latency, "handshake_direct", slow_direct)
+    fault = make_fault("bandwidth", one_site, "kms-a", History(), kbps=64)
+    effect, detail = fault.observe()  # no toxic: only the probes' delays
+    assert effect is (slow == "link"), detail
