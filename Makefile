@@ -20,9 +20,13 @@ DOCKER_SCENARIOS := scenarios/test_steady_state.py scenarios/test_refuse.py \
 	scenarios/test_idle_and_clock.py scenarios/test_kmip_go_resend.py \
 	scenarios/test_client_presets.py scenarios/test_key_cache.py \
 	scenarios/test_lb_health_checks.py scenarios/test_lb_down.py scenarios/test_lb_idle_timeout.py
+# the swarm backend's subset: the seed two-site layout with site-b on node 2 (faults on a
+# remote node), a site partition with async replication across the nodes (make test-swarm)
+SWARM_SCENARIOS := scenarios/test_two_sites_order.py scenarios/test_second_site_faults.py \
+	scenarios/test_async_partition.py
 
 .PHONY: setup demo test test-unit test-scenarios up down status bench lint clean help \
-	images images-offline test-docker matrix-full soak scale
+	images images-offline test-docker test-swarm matrix-full soak scale
 
 help:
 	@echo "make setup   create $(VENV), install kmschaos and Toxiproxy v2.12.0"
@@ -31,9 +35,11 @@ help:
 	@echo "make matrix-full  every client preset x every default matrix fault on the seed two-site"
 	@echo "             layout (scenarios/topologies/two-sites.yaml), time scale $(TIME_SCALE)"
 	@echo "make test    unit, integration and scenario tests (time scale $(TIME_SCALE), $(WORKERS) workers);"
-	@echo "             then make scale, then the docker subset (make test-docker) when a Docker engine answers"
+	@echo "             then make scale, then the docker subset (make test-docker) when a Docker engine answers,"
+	@echo "             then the swarm subset (make test-swarm) when a second engine can start"
 	@echo "make scale   the scenarios that need the machine alone (40 replicas: a site partition)"
 	@echo "make test-docker  build the images, run the docker-backend tests and scenario subset"
+	@echo "make test-swarm   start a two-node swarm on this machine (root), run the swarm subset, remove it"
 	@echo "make soak    make test's local part RUNS=$(RUNS) times, each a fresh pytest process (fresh"
 	@echo "             clusters, ports, xdist scheduling); tests that failed at least once ->"
 	@echo "             reports/soak/flakes.md (ARGS=\"tests/test_x.py\" soaks a subset)"
@@ -74,11 +80,14 @@ matrix-full: setup
 
 test: setup
 	$(BIN)/python -m pytest tests scenarios -n $(WORKERS) --kms-time-scale $(TIME_SCALE) \
-		--kms-report-dir reports/test -q -rs -m "not docker"
+		--kms-report-dir reports/test -q -rs -m "not docker and not swarm"
 	$(MAKE) --no-print-directory scale
 	@if [ "$$KMSCHAOS_REQUIRE_DOCKER" = 1 ] || $(BIN)/python -m harness.cluster.docker_backend engine; \
 	then $(MAKE) --no-print-directory test-docker; \
 	else echo "make test: docker-backend tests skipped (no Docker engine; make test-docker runs them)"; fi
+	@if [ "$$KMSCHAOS_REQUIRE_SWARM" = 1 ] || $(BIN)/python -m harness.swarm.lab check; \
+	then $(MAKE) --no-print-directory test-swarm; \
+	else echo "make test: swarm-backend tests skipped (make test-swarm runs them, as root)"; fi
 
 # scenarios that need the machine to themselves (kms_alone: 40 replicas), one at a time
 scale: setup
@@ -90,10 +99,18 @@ test-docker: images
 		tests/test_docker_balancers.py tests/test_images.py tests/test_compose.py $(DOCKER_SCENARIOS) --kms-backend docker -n $(WORKERS) \
 		--kms-time-scale $(TIME_SCALE) --kms-report-dir reports/test-docker -q -rs
 
+# a two-node swarm on this machine (a second engine in a network namespace), removed
+# afterwards whatever happens; one process: the bad-set-up tests relabel node 2 for a moment
+test-swarm: images
+	@trap '$(BIN)/kmschaos swarm lab down' EXIT INT TERM; \
+	$(BIN)/kmschaos swarm lab up && \
+	KMSCHAOS_REQUIRE_SWARM=1 $(BIN)/python -m pytest tests/test_swarm_backend.py $(SWARM_SCENARIOS) \
+		--kms-backend swarm --kms-time-scale $(TIME_SCALE) --kms-report-dir reports/test-swarm -q -rs
+
 # plain reruns, not pytest-repeat: a plugin repeats tests inside one session (harness/soak.py)
 soak: setup
 	$(BIN)/python -m harness.soak --runs $(RUNS) --out reports/soak -- $(ARGS) -n $(WORKERS) \
-		--kms-time-scale $(TIME_SCALE) -m "not docker" -q -rs
+		--kms-time-scale $(TIME_SCALE) -m "not docker and not swarm" -q -rs
 
 test-unit: setup
 	$(BIN)/python -m pytest tests -m "not integration" -q

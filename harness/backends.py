@@ -16,8 +16,11 @@ from harness.cluster.base import BaseCluster
 from harness.cluster.docker_backend import DockerCluster
 from harness.cluster.local import LocalCluster
 from harness.cluster.state import ClusterError, load_state
+from harness.cluster.swarm_backend import SwarmCluster
 
-_CLASSES: dict[str, type[BaseCluster]] = {c.backend: c for c in (LocalCluster, DockerCluster)}
+_CLASSES: dict[str, type[BaseCluster]] = {
+    c.backend: c for c in (LocalCluster, DockerCluster, SwarmCluster)
+}
 BACKENDS = tuple(_CLASSES)
 
 __all__ = ["BACKENDS", "attach_cluster", "cluster_class"]

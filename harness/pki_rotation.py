@@ -34,7 +34,6 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from harness.cluster.base import CAP_TLS, Cluster
-from harness.cluster.controls import ReplicaControls
 from harness.faults.certificates import replica_names
 from harness.faults.tls_probes import client_handshake, fingerprint, served_certificate
 from harness.pki import BACKDATE, CA_CERT, CA_KEY, VALIDITY, CertificateAuthority
@@ -143,7 +142,7 @@ class PkiRotation:
         cn, ips, dns = replica_names(rs.cert)
         n = self._next()
         files = self._ca(ca).issue(f"{replica}-{n}", cn, server=True, addresses=ips, dns_names=dns)
-        controls = ReplicaControls(rs)
+        controls = self.cluster.controls(replica)
         cert = controls.install(files.cert, f"rotation-{n}.pem")
         key = controls.install(files.key, f"rotation-{n}.key")
         self._mark()
@@ -274,14 +273,14 @@ class PkiRotation:
         src = self.folder / name
         src.write_bytes(bundle)
         for r in self.replicas:
-            ReplicaControls(self.cluster.state.replicas[r]).install(src, name)
+            self.cluster.controls(r).install(src, name)
             self._set(r, ca=name)
         _replace(self.files["ca"], bundle)
 
     def _set(self, replica: str, **fields: Any) -> None:
         """Set controls, waiting for a running replica to apply them (no session is
         closed: a graceful reload); a stopped one reads them when it starts again."""
-        controls = ReplicaControls(self.cluster.state.replicas[replica])
+        controls = self.cluster.controls(replica)
         try:
             controls.set(**fields)
         except WaitTimeout:
@@ -291,7 +290,7 @@ class PkiRotation:
 
     def _clear(self, *names: str) -> None:
         for r in self.replicas:
-            controls = ReplicaControls(self.cluster.state.replicas[r])
+            controls = self.cluster.controls(r)
             try:
                 controls.clear(*names)
             except WaitTimeout:

@@ -1,7 +1,7 @@
 """The kmschaos pytest plugin (entry point `pytest11: kmschaos`): options, markers,
 fixtures. Logic lives in the package; this module only wires it.
 
-Options: ``--kms-backend`` (local | docker; default ``$KMSCHAOS_BACKEND``),
+Options: ``--kms-backend`` (local | docker | swarm; default ``$KMSCHAOS_BACKEND``),
 ``--kms-time-scale`` (default ``$KMSCHAOS_TIME_SCALE``), ``--kms-report-dir``,
 ``--kms-seed`` and ``--kms-interactive`` (rehearsals); their help texts and checks are
 `harness.options`' and `harness.topology.check_time_scale`.
@@ -126,8 +126,11 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError(
             f"--kms-backend {backend}: unknown backend (available: {', '.join(BACKENDS)})"
         )
-    if backend == "docker" and not hasattr(config, "workerinput"):
-        _check_docker_ready()
+    if backend != "local" and not hasattr(config, "workerinput"):
+        # the whole run fails at once (not scenario by scenario): no engine, no images
+        reason = cluster_class(backend).unavailable_reason()
+        if reason:
+            raise pytest.UsageError(f"--kms-backend {backend}: {reason}")
     config.stash[TIME_SCALE] = _time_scale(config)
     try:
         check_seed_option(config.getoption("--kms-seed"))
@@ -151,15 +154,6 @@ def _time_scale(config: pytest.Config) -> float | None:
         return None if scale is None else check_time_scale(scale, flag)
     except (ValueError, TopologyError) as e:
         raise pytest.UsageError(str(e)) from None
-
-
-def _check_docker_ready() -> None:
-    """Fail the whole run at once (not scenario by scenario) when no engine or image."""
-    from harness.cluster.docker_backend import unavailable_reason
-
-    reason = unavailable_reason()
-    if reason:
-        raise pytest.UsageError(f"--kms-backend docker: {reason}")
 
 
 def resolve_topology(ref: str, test_file: Path) -> Path:

@@ -13,6 +13,7 @@
     kmschaos probe [HOST[:PORT] ...]   certificates, TLS, KMIP versions, clock of KMIP servers
     kmschaos schema topology|rehearsal [-o FILE]   JSON Schema of a file format (editors)
     kmschaos trend RUN_DIR... [--fail-on-drift]   figures over several runs, drift flagged
+    kmschaos swarm nodes|label|images|lab   the swarm backend's nodes, sites and images
 
     kmschaos matrix | report | images | compose   see each one's --help
 
@@ -32,7 +33,7 @@ import sys
 from typing import Any
 
 from harness import options
-from harness.cli import audit, catalogue, cluster, faults, lb, probe, trend
+from harness.cli import audit, catalogue, cluster, faults, lb, probe, swarm, trend
 from harness.cli.common import EXIT_FAIL, EXIT_OK, EXIT_USAGE, UserError, print_err
 from harness.cli.faults import _fault_params, add_fault_arguments, join_signed_values
 
@@ -62,6 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
     audit.add_parsers(sub)
     probe.add_parsers(sub)
     trend.add_parsers(sub)
+    swarm.add_parsers(sub)
     return ap
 
 
@@ -122,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
     except (ClusterError, FaultError, ToolchainError, ToxiproxyError, WaitTimeout) as e:
         print_err(str(e))
-        return EXIT_FAIL
+        return EXIT_USAGE if getattr(e, "bad_input", False) else EXIT_FAIL
     except Exception as e:
         # a docker-backend step the engine refused; docker's SDK is only imported (and
         # can only have raised) when the command used the docker backend

@@ -31,6 +31,7 @@ from harness.client.operations import empty_client_config
 from harness.client.policies import TlsFiles
 from harness.client.transport import Endpoint
 from harness.client.walker import VCenterPolicy
+from harness.cluster.controls import ReplicaControls
 from harness.cluster.observed import ReplicaObservation, StoreWitness, status_document
 from harness.cluster.plan import ClientPlan, ClusterPlanning, free_port
 from harness.cluster.state import (
@@ -100,6 +101,16 @@ class BaseCluster(ClusterPlanning, ABC):
     backend: ClassVar[str] = ""
     supports_external: ClassVar[bool] = False
     capabilities: frozenset[str] = frozenset()
+
+    def controls(self, name: str) -> ReplicaControls:
+        """Replica `name`'s live controls (TLS, connections, clock)."""
+        return ReplicaControls(self._replica(name))
+
+    @classmethod
+    def unavailable_reason(cls) -> str | None:
+        """Why this backend cannot start a cluster on this machine (with what to do), or
+        None; asked once before a run, not per scenario."""
+        return None
 
     def __init__(self, state: ClusterState) -> None:
         self.state = state

@@ -91,6 +91,7 @@ class ReplicaControls:
         shutil.copyfile(source, dst)
         if name.endswith(".key"):
             os.chmod(dst, 0o600)
+        self.published(name)
         return name
 
     def set(self, **fields: Any) -> int:
@@ -114,6 +115,7 @@ class ReplicaControls:
         tmp = self.dir / (TLS_CONTROL + ".tmp")
         tmp.write_text(json.dumps(doc, indent=2))
         os.replace(tmp, self.dir / TLS_CONTROL)
+        self.published(TLS_CONTROL)
         wait_until(
             lambda: self.applied() >= generation,
             APPLY_WITHIN_S,
@@ -122,10 +124,18 @@ class ReplicaControls:
         )
         return generation
 
+    def published(self, name: str) -> None:
+        """File `name` of the folder changed: the program reads this folder itself here;
+        a replica on another host gets it copied (`harness.cluster.swarm_controls`)."""
+
     def applied(self) -> int:
         with contextlib.suppress(FileNotFoundError, ValueError, KeyError, TypeError):
-            return int(json.loads((self.dir / APPLIED).read_text())["generation"])
+            return int(json.loads(self.applied_text())["generation"])
         return -1
+
+    def applied_text(self) -> str:
+        """What the program wrote in applied.json (`FileNotFoundError` before)."""
+        return (self.dir / APPLIED).read_text()
 
     # ---- the clock -------------------------------------------------------------------
 
@@ -136,6 +146,7 @@ class ReplicaControls:
         tmp = self.dir / (CLOCK_FILE + ".tmp")
         tmp.write_text(offset_text(offset_s))
         os.replace(tmp, self.dir / CLOCK_FILE)
+        self.published(CLOCK_FILE)
 
     def clock(self) -> str:
         with contextlib.suppress(FileNotFoundError):

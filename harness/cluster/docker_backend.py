@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import secrets
 import shutil
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -56,6 +55,7 @@ from harness.cluster.docker_replica import (
     CONTROL_MOUNT,
     KMIP_PORT,
     REPL_PORT,
+    VolumeMark,
     distinct_free_ports,
     replica_command,
     replica_environment,
@@ -101,6 +101,10 @@ class DockerCluster(BaseCluster):
         if not userland_proxy():
             caps.add(CAP_RESETS)
         self.capabilities = frozenset(caps)
+
+    @classmethod
+    def unavailable_reason(cls) -> str | None:
+        return unavailable_reason()
 
     def _balancers(self) -> DockerBalancers:
         return DockerBalancers(self, self)
@@ -160,11 +164,10 @@ class DockerCluster(BaseCluster):
         self._register()
         self._plan_replicas(extra_addresses=())
         sites = self._sites()
+        self._check_sites(sites, kms_image)
         names = list(st.replicas)
         for site in sites:
-            client.networks.create(
-                self.network_name(site), driver="bridge", labels=run_labels(st.run_id, "network")
-            )
+            self._create_network(site)
         profile = str(st.replication.get("profile", "none"))
 
         # links: the host side is the local plan; inside, Toxiproxy listens on port C
@@ -218,6 +221,10 @@ class DockerCluster(BaseCluster):
         ports: dict[str, tuple[str, int]] = {f"{TOXIPROXY_API_PORT}/tcp": (api_host, api_port)}
         for link in [*links, *repl_links]:
             ports[f"{inner[link.name]}/tcp"] = (link.host, link.port)
+        direct = self._direct_paths(next_port)
+        for name, inner_port in direct.items():
+            rs = st.replicas[name]
+            ports[f"{inner_port}/tcp"] = (rs.host, rs.port)
         site_list = list(sites)
         toxi = client.containers.run(
             toxi_image,
@@ -234,27 +241,16 @@ class DockerCluster(BaseCluster):
         self._save()
 
         # holders first (they own the addresses), then the replicas in them
-        def holder(name: str) -> None:
-            rs = st.replicas[name]
-            rs.port = free_port([rs.host])
+        for rs in st.replicas.values():
             rs.repl_port = REPL_PORT if profile != "none" else 0
-            client.containers.run(
-                kms_image,
-                ["sleep", "infinity"],
-                name=self.holder_name(name),
-                hostname=name,
-                labels={**run_labels(st.run_id, "holder"), "kmschaos.replica": name},
-                network=self.network_name(rs.site),
-                ports={f"{KMIP_PORT}/tcp": (rs.host, rs.port)},
-                detach=True,
-            )
-            client.volumes.create(self.volume_name(name), labels=run_labels(st.run_id, "data"))
-            self._run_replica(name, kms_image)
-
         with ThreadPoolExecutor(max_workers=min(8, len(names))) as pool:
-            list(pool.map(holder, names))
+            list(pool.map(lambda name: self._start_replica_host(name, kms_image), names))
         self._save()
         self._await_toxiproxy()
+        for name, inner_port in direct.items():
+            self.api.create_proxy(
+                f"direct:{name}", f"0.0.0.0:{inner_port}", self._upstream(st.replicas[name])
+            )
         for link in lb_links:
             self._open_link(link, inner[link.name], st.links)
         for plan in plans:
@@ -274,6 +270,53 @@ class DockerCluster(BaseCluster):
         self._save()
         return self
 
+    # ---- what the swarm backend does otherwise ----------------------------------------
+
+    def _check_sites(self, sites: dict[str, list[str]], kms_image: str) -> None:
+        """Before anything starts: can every site run here (one engine: yes)."""
+
+    def _create_network(self, site: str) -> None:
+        self.docker.networks.create(
+            self.network_name(site),
+            driver="bridge",
+            labels=run_labels(self.state.run_id, "network"),
+        )
+
+    def _direct_paths(self, first_port: int) -> dict[str, int]:
+        """Replicas whose direct address Toxiproxy serves (no link, never a fault), with
+        its port inside: none here, each holder publishes its own."""
+        return {}
+
+    def _start_replica_host(self, name: str, kms_image: str) -> None:
+        """The holder of `name` (its address), its volume, then the replica in it."""
+        st = self.state
+        rs = st.replicas[name]
+        rs.port = free_port([rs.host])
+        self.docker.containers.run(
+            kms_image,
+            ["sleep", "infinity"],
+            name=self.holder_name(name),
+            hostname=name,
+            labels={**run_labels(st.run_id, "holder"), "kmschaos.replica": name},
+            network=self.network_name(rs.site),
+            ports={f"{KMIP_PORT}/tcp": (rs.host, rs.port)},
+            detach=True,
+        )
+        self.docker.volumes.create(self.volume_name(name), labels=run_labels(st.run_id, "data"))
+        self._run_replica(name, kms_image)
+
+    def _engine(self, replica: str) -> Any:
+        """The engine that runs `replica`'s containers and holds its volume."""
+        return self.docker
+
+    def _engine_of_container(self, container: str) -> Any:
+        """The engine that runs the container named `container` (of this run)."""
+        return self.docker
+
+    def _holder_ref(self, replica: str) -> str:
+        """The container whose network namespace `replica` joins (name or id)."""
+        return self.holder_name(replica)
+
     def _upstream(self, server: ReplicaState | BalancerState) -> str:
         """Where a link to a replica or a balancer leads, inside Docker."""
         if isinstance(server, BalancerState):
@@ -287,21 +330,30 @@ class DockerCluster(BaseCluster):
         st = self.state
         rs = st.replicas[name]
         cmd = replica_command(st, name)
-        self.docker.containers.run(
+        container = self._engine(name).containers.create(
             image,
             cmd,
             name=self.container_name(name),
             labels={**run_labels(st.run_id, "replica"), "kmschaos.replica": name},
-            network_mode=f"container:{self.holder_name(name)}",
+            network_mode=f"container:{self._holder_ref(name)}",
             volumes={
                 self.volume_name(name): {"bind": "/data", "mode": "rw"},
-                # rw: the program acknowledges live controls there (applied.json)
-                str(self._config_dir(name)): {"bind": CONTROL_MOUNT, "mode": "rw"},
+                **self._control_mount(name),
             },
             environment=replica_environment(),
             detach=True,
         )
+        self._before_start(name, container)
+        container.start()
         rs.status = "starting"
+
+    def _control_mount(self, name: str) -> dict[str, dict[str, str]]:
+        """The replica's control folder at /config: this host's folder, bound (rw: the
+        program acknowledges live controls there, applied.json)."""
+        return {str(self._config_dir(name)): {"bind": CONTROL_MOUNT, "mode": "rw"}}
+
+    def _before_start(self, name: str, container: Any) -> None:
+        """The replica's container exists and has not started."""
 
     def _open_link(self, link: Link, inner_port: int, into: list[dict[str, str]]) -> None:
         self.api.create_proxy(link.name, f"0.0.0.0:{inner_port}", link.upstream)
@@ -349,7 +401,7 @@ class DockerCluster(BaseCluster):
         import docker.errors
 
         try:
-            return self.docker.containers.get(name)
+            return self._engine_of_container(name).containers.get(name)
         except docker.errors.NotFound:
             return None
 
@@ -403,7 +455,7 @@ class DockerCluster(BaseCluster):
     def store_witness(self, name: str) -> StoreWitness:
         """A mark left in the replica's volume (``/data``): a wipe gives the replica a
         new volume, without it."""
-        return _VolumeMark(self, name)
+        return VolumeMark(self, name)
 
     def pause_replica(self, name: str) -> None:
         """`docker pause`, then check that the engine reports the container paused;
@@ -444,11 +496,10 @@ class DockerCluster(BaseCluster):
 
         self.kill_replica(name)
         self._replica_container(name).remove(force=True)
+        engine = self._engine(name)
         with contextlib.suppress(Exception):
-            self.docker.volumes.get(self.volume_name(name)).remove(force=True)
-        self.docker.volumes.create(
-            self.volume_name(name), labels=run_labels(self.state.run_id, "data")
-        )
+            engine.volumes.get(self.volume_name(name)).remove(force=True)
+        engine.volumes.create(self.volume_name(name), labels=run_labels(self.state.run_id, "data"))
         self._run_replica(name, images.kms_image())
         self._await_replica(name)
         self._set_status(name, "running")
@@ -467,31 +518,6 @@ class DockerCluster(BaseCluster):
         net = self.docker.networks.get(self.network_name(rs.site))
         with contextlib.suppress(docker.errors.APIError):  # already connected: fine
             net.connect(self.holder_name(name))
-
-
-class _VolumeMark(StoreWitness):
-    """A file left in a replica container's ``/data`` before a wipe."""
-
-    def __init__(self, cluster: DockerCluster, replica: str) -> None:
-        self.cluster = cluster
-        self.replica = replica
-        self.path = f"/data/.kmschaos-witness-{secrets.token_hex(4)}"
-        c = cluster._replica_container(replica)
-        self.left = c.status == "running" and c.exec_run(["touch", self.path]).exit_code == 0
-
-    def replaced(self) -> tuple[bool | None, str]:
-        if not self.left:
-            return None, f"no mark could be left in {self.replica}'s volume before the wipe"
-        c = self.cluster._container(self.cluster.container_name(self.replica))
-        if c is None or c.status != "running":
-            return None, f"{self.replica}'s container does not run: its volume cannot be read"
-        found = c.exec_run(["test", "-e", self.path]).exit_code
-        mark = f"the mark {self.path} left in {self.replica}'s volume before the wipe"
-        if found == 0:
-            return False, f"{mark} is still there"
-        if found == 1:
-            return True, f"{mark} is gone: it runs on a new volume"
-        return None, f"`test -e {self.path}` in {self.replica}'s container exited {found}"
 
 
 # importing the backend registers its reaper (the registry imports no backend)

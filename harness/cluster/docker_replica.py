@@ -4,10 +4,12 @@ the local backend passes too); free host ports for a run's published links."""
 
 from __future__ import annotations
 
+import secrets
 import socket
 from typing import Any
 
 from harness.cluster.controls import FAKETIME_SO, faketime_env
+from harness.cluster.observed import StoreWitness
 from harness.cluster.state import ClusterState
 from harness.replica import versions
 from harness.topology.model import replica_kmip_versions
@@ -87,3 +89,28 @@ def replica_environment() -> dict[str, str]:
     """The replica container's environment (also docker/compose.yaml's): libfaketime,
     which the kms image has, reading its offset from the mounted control folder."""
     return {"PYTHONWARNINGS": "ignore", **faketime_env(FAKETIME_SO, CONTROL_MOUNT)}
+
+
+class VolumeMark(StoreWitness):
+    """A file left in a replica container's ``/data`` before a wipe."""
+
+    def __init__(self, cluster: Any, replica: str) -> None:
+        self.cluster = cluster
+        self.replica = replica
+        self.path = f"/data/.kmschaos-witness-{secrets.token_hex(4)}"
+        c = cluster._replica_container(replica)
+        self.left = c.status == "running" and c.exec_run(["touch", self.path]).exit_code == 0
+
+    def replaced(self) -> tuple[bool | None, str]:
+        if not self.left:
+            return None, f"no mark could be left in {self.replica}'s volume before the wipe"
+        c = self.cluster._container(self.cluster.container_name(self.replica))
+        if c is None or c.status != "running":
+            return None, f"{self.replica}'s container does not run: its volume cannot be read"
+        found = c.exec_run(["test", "-e", self.path]).exit_code
+        mark = f"the mark {self.path} left in {self.replica}'s volume before the wipe"
+        if found == 0:
+            return False, f"{mark} is still there"
+        if found == 1:
+            return True, f"{mark} is gone: it runs on a new volume"
+        return None, f"`test -e {self.path}` in {self.replica}'s container exited {found}"

@@ -33,6 +33,8 @@ CAP_CLOCK = "clock"  # libfaketime preloaded into every replica: its clock can b
 class ClusterError(RuntimeError):
     """The cluster could not be started, found, or acted on; the message says why."""
 
+    bad_input = False  # the user's setup is at fault (the command line exits 2)
+
 
 @dataclass
 class ReplicaState:
@@ -49,6 +51,7 @@ class ReplicaState:
     data_dir: str = ""
     cert: str = ""
     key: str = ""
+    node: str = ""  # the swarm node that runs it (swarm backend), else ""
 
 
 @dataclass

@@ -73,7 +73,7 @@ class TlsControlFault(Fault):
 
     @property
     def controls(self) -> ReplicaControls:
-        return ReplicaControls(self.cluster.state.replicas[self.target])
+        return self.cluster.controls(self.target)
 
     def _controls(self) -> dict[str, Any]:
         """The values of `control_keys` to set (files installed into the folder first)."""

@@ -228,11 +228,9 @@ def preflight(plan: MatrixPlan) -> None:
 
         find_toxiproxy_server()
     else:
-        from harness.cluster.docker_backend import unavailable_reason
-
-        reason = unavailable_reason()
+        reason = cluster_class(plan.backend).unavailable_reason()
         if reason:
-            raise ClusterError(f"--backend docker: {reason}")
+            raise ClusterError(f"--backend {plan.backend}: {reason}")
     probe = cluster_class(plan.backend).create(plan.topology, plan.folder.probe)
     for f in plan.faults:
         reason = FAULTS[f].unsupported_reason(probe)
