@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from harness.backends import BACKENDS
 from harness.toolchain import repo_root
 
 ONE_SITE = repo_root() / "scenarios" / "topologies" / "one-site.yaml"
@@ -134,7 +135,7 @@ def test_up_with_unknown_backend(tmp_path: Path) -> None:
     r = kmschaos(tmp_path, "up", str(ONE_SITE), "--backend", "podman")
     assert r.returncode == 2
     assert one_error_line(r) == (
-        "kmschaos: --backend podman: unknown backend (available: local, docker)"
+        f"kmschaos: --backend podman: unknown backend (available: {', '.join(BACKENDS)})"
     )
     assert_nothing_started(tmp_path)
 

@@ -15,6 +15,7 @@ from harness.cluster.base import BaseCluster, Cluster, backend_classes
 from harness.cluster.docker_backend import DockerCluster, docker_run_ids, reap_docker
 from harness.cluster.local import LocalCluster
 from harness.cluster.state import ClusterError, load_state, save_state
+from harness.cluster.swarm_backend import SwarmCluster, reap_swarm, swarm_run_ids
 from harness.toolchain import repo_root
 from harness.topology import load_topology
 
@@ -74,18 +75,21 @@ def test_the_interface_is_one_abstract_class() -> None:
 
 
 def test_the_factory_names_every_backend() -> None:
-    assert backends.BACKENDS == ("local", "docker")
+    assert backends.BACKENDS == ("local", "docker", "swarm")
     assert backends.cluster_class("local") is LocalCluster
     assert backends.cluster_class("docker") is DockerCluster
+    assert backends.cluster_class("swarm") is SwarmCluster
     with pytest.raises(ClusterError, match=r"unknown backend 'podman' \(available: local, docker"):
         backends.cluster_class("podman")
     found = backend_classes()
     assert found["local"] is LocalCluster and found["docker"] is DockerCluster
+    assert found["swarm"] is SwarmCluster
 
 
 def test_importing_the_backends_registers_their_reapers() -> None:
-    docker = {r.name: r for r in registry.reapers()}["docker"]
-    assert docker.run_ids is docker_run_ids and docker.reap is reap_docker
+    found = {r.name: r for r in registry.reapers()}
+    assert found["docker"].run_ids is docker_run_ids and found["docker"].reap is reap_docker
+    assert found["swarm"].run_ids is swarm_run_ids and found["swarm"].reap is reap_swarm
 
 
 def _old_state(state_dir: Path, backend: str, status: str = "ready") -> None:

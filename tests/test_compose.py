@@ -84,11 +84,16 @@ def test_replica_containers_are_those_the_docker_backend_runs(planned: ClusterSt
     doc = compose.render(planned)
     backend = DockerCluster(planned)
     runs: list[tuple[list[str], dict[str, Any]]] = []
-    backend._client = SimpleNamespace(
-        containers=SimpleNamespace(run=lambda image, cmd, **kw: runs.append((cmd, kw)))
-    )
+    started: list[str] = []
+
+    def create(image: str, cmd: list[str], **kw: Any) -> Any:
+        runs.append((cmd, kw))
+        return SimpleNamespace(start=lambda: started.append(kw["name"]))
+
+    backend._client = SimpleNamespace(containers=SimpleNamespace(create=create))
     for name in planned.replicas:
         backend._run_replica(name, "kmschaos/kms:test")
+    assert started == [kw["name"] for _, kw in runs]  # created, then started: each of them
     sdir = Path(planned.state_dir)
     for name, (cmd, kw) in zip(planned.replicas, runs, strict=True):
         svc, holder = doc["services"][name], doc["services"][f"{name}-net"]

@@ -22,6 +22,7 @@ import pytest
 from rich.console import Console
 
 from harness import registry
+from harness.backends import BACKENDS
 from harness.history import Attempt, Complete, FaultEvent, History, OpOutcome
 from harness.matrix import (
     COLUMNS,
@@ -70,7 +71,7 @@ def run_main(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:
         ),
         (["--target", "kms-x"], "--target kms-x: unknown replica in"),
         (["-j", "0"], "-j 0: must be at least 1"),
-        (["--backend", "k8s"], "--backend k8s: unknown (available: local, docker)"),
+        (["--backend", "k8s"], f"--backend k8s: unknown (available: {', '.join(BACKENDS)})"),
         (["--time-scale", "0"], "time_scale: must be > 0 and <= 10, got 0"),
     ],
 )
