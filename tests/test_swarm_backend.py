@@ -220,3 +220,71 @@ def test_a_node_without_the_image_is_refused_naming_it(cli: Any, swarm: dict[str
 def test_label_refuses_an_unknown_node(swarm: dict[str, Any]) -> None:
     with pytest.raises(SwarmError, match="no swarm node 'no-such-node'"):
         label_node(swarm["manager"], "no-such-node", "site-a", None)
+
+
+# ---- verdicts on node 2: each fault's effect seen there, and its sabotage caught --------
+
+
+@pytest.fixture(scope="module")
+def remote(swarm: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """The seed two-site layout on swarm, in process (kms-d runs on node 2)."""
+    from harness.cluster.swarm_backend import SwarmCluster
+    from harness.topology import load_topology
+
+    folder = tmp_path_factory.mktemp("remote")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("KMSCHAOS_REGISTRY", str(folder / "registry"))
+        topo = load_topology(TOPOLOGIES / "two-sites.yaml").with_time_scale(0.05)
+        with SwarmCluster.create(topo, folder / "cluster") as cluster:
+            assert cluster.state.replicas["kms-d"].node == swarm["site_b"].id
+            yield cluster
+
+
+def _bookkeeping_only(cluster: Any, name: str, status: str) -> None:
+    """What a fault that reached no engine would leave: the state file says it acted."""
+    cluster._update_replica(name, status=status)
+
+
+REMOTE_SABOTAGE = {
+    # fault: (the replica method that acts on node 2's engine, the status it records,
+    #         what the fault's probe says when nothing happened there)
+    "stall": ("pause_replica", "paused", "kms-d is running"),
+    "kill": ("kill_replica", "stopped", "kms-d is still running"),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(REMOTE_SABOTAGE))
+def test_a_fault_on_node_2_is_seen_there_and_its_sabotage_caught(
+    remote: Any, kind: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The fault acts through node 2's engine and its probe asks that engine and the
+    network (seen); a fault that only wrote down that it acted is caught by the
+    fault-effect verdict, naming the replica that still runs."""
+    from harness.checkers.fault_effect import check_fault_effect
+    from harness.faults import make_fault
+    from harness.history import History
+
+    def window(h: History) -> Any:
+        f = make_fault(kind, remote, "kms-d", h)
+        f.inject()
+        try:
+            assert f.observation is not None
+            return f.observation
+        finally:
+            f.heal()
+
+    h = History()
+    seen = window(h)
+    assert seen.effect is True, seen.detail
+    assert check_fault_effect(h).status == "pass"
+    method, status, said = REMOTE_SABOTAGE[kind]
+    with monkeypatch.context() as mp:
+        mp.setattr(type(remote), method, lambda self, name: _bookkeeping_only(self, name, status))
+        h = History()
+        caught = window(h)
+    assert caught.effect is False, caught.detail
+    assert said in caught.detail, caught.detail
+    v = check_fault_effect(h)
+    assert v.status == "fail"
+    assert v.summary.startswith(f"{kind} on kms-d had no effect: "), v.summary
+    assert remote.observe_replica("kms-d").state == "running"
