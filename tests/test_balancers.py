@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from harness.checkers.lb_ejection import back_bound, check_lb_ejection, eject_bounds
+from harness.faults.base import INJECTING_FROM
 from harness.history import Attempt, BalancerEvent, Complete, FaultEvent
 from harness.lb.haproxy import (
     KMIP_CHECK_REQUEST,
@@ -205,6 +206,50 @@ def test_lb_ejection_fails_naming_what_went_wrong(states, ops, status, said) -> 
     v = check_lb_ejection(_history("blackhole", T0 + 3, states, ops), TOPO)
     assert v.status == status, v.summary
     assert said in " ".join([v.summary, *v.details])
+
+
+def test_an_ejection_is_no_sooner_than_allowed_from_when_applying_the_fault_began() -> None:
+    """A docker run (fresh-clone CI): lb-kmip took kms-b out 0.27 s after a refuse was
+    whole, under (fall - 1) x interval = 0.35 s, and 0.35 s or more after the harness began
+    disabling its links. The verdict measures the earliest bound from the beginning
+    (a link may go the moment it starts) and the latest from the whole fault; its figures
+    say both, so that a test asserts each bound on its own clock."""
+    began = 0.2  # disabling the links took this long
+    down = EARLIEST - began / 2  # sooner than allowed after the fault was whole
+    evs = _history("refuse", T0 + 3, [(down, "DOWN"), (3 + BACK / 2, "UP")], [])
+    evs[1] = FaultEvent("f1", "inject", "refuse", "kms-b", T0, {INJECTING_FROM: T0 - began})
+    v = check_lb_ejection(evs, TOPO)
+    fig = v.figures["f1/lb-a/kms-b"]
+    assert v.status == "pass", v.summary
+    assert fig["detect_s"] == pytest.approx(down, abs=0.001)
+    assert fig["detect_s"] < fig["earliest_s"] <= fig["detect_since_began_s"]
+    assert fig["detect_since_began_s"] == pytest.approx(down + began, abs=0.001)
+    evs[1] = FaultEvent("f1", "inject", "refuse", "kms-b", T0, {INJECTING_FROM: T0 - began / 4})
+    v = check_lb_ejection(evs, TOPO)  # out before fall checks could fail, on either clock
+    assert v.status == "fail" and "out for another reason?" in " ".join(v.details), v.summary
+
+
+@pytest.mark.parametrize("before", [True, False])
+def test_checks_failed_before_the_fault_leave_fewer_to_fail(before: bool) -> None:
+    """A docker CI run: lb-kmip's check of kms-b timed out (L7TOUT, "UP 2/3") 0.12 s
+    before a refuse began, and HAProxy took kms-b out 0.29 s after it began, sooner than
+    (fall - 1) x interval. Two failed checks were the fault's, one was not: fine, and
+    named. Without that earlier failure the same ejection is out for another reason."""
+    down = EARLIEST - 0.05  # one interval sooner than three failures allow, and then some
+    states = [(-0.12, "UP 2/3")] if before else []
+    evs = _history("refuse", T0 + 3, [*states, (down, "DOWN"), (3 + BACK / 2, "UP")], [])
+    if before:
+        evs[3] = BalancerEvent(T0 - 0.12, "lb-a", "kms-b", "UP 2/3", "L7TOUT", "Layer7 timeout")
+    v = check_lb_ejection(evs, TOPO)
+    fig = v.figures["f1/lb-a/kms-b"]
+    said = " ".join([v.summary, *v.details])
+    if before:
+        assert v.status == "pass", said
+        assert fig["failed_checks_before"] == 1 and fig["earliest_s"] < EARLIEST
+        assert "1 check(s) had failed before the fault (L7TOUT: Layer7 timeout)" in said
+    else:
+        assert v.status == "fail" and "out for another reason?" in said, said
+        assert fig["failed_checks_before"] == 0
 
 
 def test_a_reused_connection_after_the_ejection_is_no_contradiction() -> None:
