@@ -4,6 +4,8 @@ answers: ≈ 3 × response_s per request (3 minutes at vCenter's 60 s)."""
 
 import pytest
 
+from harness.checkers.failover import client_figures
+
 pytestmark = [pytest.mark.kms_topology("two-sites.yaml"), pytest.mark.kms_needs("blackhole")]
 
 UNSCALED_RESPONSE_S = 60
@@ -17,11 +19,7 @@ def test_stalled_local_site_costs_three_response_timeouts(kms_scenario):
     kms_scenario.expect(failover="pass", order="pass", availability="pass")
     t = kms_scenario.topology.response_timeout
     measured = [
-        c
-        for f in verdicts["failover"].figures.values()
-        if isinstance(f, dict)
-        for c in f.get("clients", {}).values()
-        if c.get("status") == "pass"
+        c for c in client_figures(verdicts["failover"].figures) if c.get("status") == "pass"
     ]
     assert measured, "no judged failover"
     assert all(abs(c["expected_wait_s"] - 3 * t) < 1e-6 for c in measured)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 
 def kmschaos(env: dict[str, str], cwd: Path, *args: str, timeout: float = 120) -> str:
@@ -19,3 +20,13 @@ def kmschaos(env: dict[str, str], cwd: Path, *args: str, timeout: float = 120) -
     )
     assert r.returncode == 0, f"kmschaos {' '.join(args)} -> {r.returncode}\n{r.stdout}\n{r.stderr}"
     return r.stdout
+
+
+def json_shape(doc: Any) -> Any:
+    """The keys of a JSON document, recursively (lists by their first item): what two
+    backends' `status --json` must share."""
+    if isinstance(doc, dict):
+        return {k: json_shape(v) for k, v in doc.items()}
+    if isinstance(doc, list):
+        return [json_shape(doc[0])] if doc else []
+    return type(doc).__name__ if doc is not None else "null"

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cli_runs import json_shape
 from docker_ready import docker_engine_or_skip
 from kmip_clients import holdings, pykmip
 
@@ -84,15 +85,6 @@ def cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, docker_engine: Any) -> 
     yield run
     run("down", check=False)
     registry.reap(all_runs=True)
-
-
-def shape(doc: Any) -> Any:
-    """The keys of a JSON document, recursively (lists by their first item)."""
-    if isinstance(doc, dict):
-        return {k: shape(v) for k, v in doc.items()}
-    if isinstance(doc, list):
-        return [shape(doc[0])] if doc else []
-    return type(doc).__name__ if doc is not None else "null"
 
 
 def vcenter(status: dict[str, Any], client: str, tmp_path: Path) -> VCenterPolicy:
@@ -161,7 +153,7 @@ def test_two_sites_on_docker_same_status_pykmip_works_pause_fails_over_down_is_c
     cli("up", topo, "--time-scale", str(SCALE), "--state-dir", str(local_dir))
     local = json.loads(cli("status", "--json", "--state-dir", str(local_dir)))
     cli("down", "--state-dir", str(local_dir))
-    assert shape(status) == shape(local)
+    assert json_shape(status) == json_shape(local)
 
     # everything labelled and published on the run's loopback /24 only
     objs = objects(docker_engine, run_id)

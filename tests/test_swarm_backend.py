@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cli_runs import json_shape
 
 from harness import images, registry
 from harness.swarm.nodes import SwarmError, connect_engine, label_node, list_nodes
@@ -96,15 +97,6 @@ def cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, swarm: Any) -> Iterator
     registry.reap(all_runs=True)
 
 
-def shape(doc: Any) -> Any:
-    """The keys of a JSON document, recursively (lists by their first item)."""
-    if isinstance(doc, dict):
-        return {k: shape(v) for k, v in doc.items()}
-    if isinstance(doc, list):
-        return [shape(doc[0])] if doc else []
-    return type(doc).__name__ if doc is not None else "null"
-
-
 def test_status_has_the_shape_of_the_local_backends_and_site_b_runs_on_node_2(
     cli: Any, swarm: dict[str, Any]
 ) -> None:
@@ -116,7 +108,7 @@ def test_status_has_the_shape_of_the_local_backends_and_site_b_runs_on_node_2(
     cli("down", state="local")
     assert on_swarm["backend"] == "swarm"
     on_local["backend"] = "swarm"
-    assert shape(on_swarm) == shape(on_local)
+    assert json_shape(on_swarm) == json_shape(on_local)
     run_id = on_swarm["run_id"]
     remote = objects(swarm["node2"], run_id)["containers"]
     for name in ("kms-d", "kms-e", "kms-f"):

@@ -527,17 +527,26 @@ def served_elsewhere_after(w: FaultWindow, ops: Sequence[Complete]) -> float | N
     return min(ends) - w.start if ends else None
 
 
-def failover_times(v: dict[str, Any]) -> list[float]:
-    """Every client's failover time in a verdict dict (`Verdict.to_dict()`)."""
-    f = v.get("figures") or {}
-    if not isinstance(f, dict):
+def client_figures(figures: Any) -> list[dict[str, Any]]:
+    """Every client's figures in a failover verdict's figures (one dict per fault
+    window, each with its "clients")."""
+    if not isinstance(figures, dict):
         return []
     return [
-        c["failover_s"]
-        for w in f.values()
+        c
+        for w in figures.values()
         if isinstance(w, dict)
         for c in (w.get("clients") or {}).values()
-        if isinstance(c, dict) and isinstance(c.get("failover_s"), int | float)
+        if isinstance(c, dict)
+    ]
+
+
+def failover_times(v: dict[str, Any]) -> list[float]:
+    """Every client's failover time in a verdict dict (`Verdict.to_dict()`)."""
+    return [
+        c["failover_s"]
+        for c in client_figures(v.get("figures"))
+        if isinstance(c.get("failover_s"), int | float)
     ]
 
 

@@ -8,6 +8,8 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+from harness.checkers.failover import client_figures
+
 # What a row's status can be: measured, or why nothing was measured.
 MEASURED = ("pass", "finding", "unknown")
 STATUSES = (*MEASURED, "unsupported", "crashed", "interrupted", "not run")
@@ -88,12 +90,7 @@ def summarise_cell(
 
     fo = verdicts.get("failover")
     if fo is not None:
-        clients = [
-            c
-            for w in fo.get("figures", {}).values()
-            if isinstance(w, dict)
-            for c in w.get("clients", {}).values()
-        ]
+        clients = client_figures(fo.get("figures"))
         times = [c["failover_s"] for c in clients if c.get("failover_s") is not None]
         detects = [c["detect_s"] for c in clients if c.get("detect_s") is not None]
         waits = [c["expected_wait_s"] for c in clients if c.get("expected_wait_s") is not None]
